@@ -1,0 +1,180 @@
+//! Errors: what went wrong and where, as a byte offset and a JSON path.
+//!
+//! Every error Heft returns for bad input names the byte offset in the (decompressed) input and,
+//! where it is known, the JSON path of the value being read, such as
+//! `configs[1].dynamic_active_clusters[532].cluster.name`. Paths are built while an error unwinds
+//! through the decoders, so reading valid input pays nothing for them.
+
+use std::fmt;
+
+/// One step of a JSON path: an object key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSegment {
+    /// An object member, by its key as it appeared in the input.
+    Key(Box<str>),
+    /// An array element, by its zero-based index.
+    Index(u64),
+}
+
+/// What kind of failure an [`Error`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input could not be opened or read.
+    Io,
+    /// The input is empty (or only whitespace).
+    Empty,
+    /// The input is not valid JSON (or protobuf), or ends early.
+    Syntax,
+    /// The input is valid but holds something Heft does not read (a Kubernetes manifest, `/stats`).
+    WrongDocument,
+    /// A value has the wrong type or an impossible value for its field.
+    InvalidValue,
+    /// The input nests deeper than Heft follows.
+    TooDeep,
+    /// The input is not valid UTF-8.
+    Utf8,
+}
+
+/// An error reading a dump: what happened, at which byte, on which JSON path.
+///
+/// ```
+/// let err = heft::Dump::from_slice(br#"{"configs": [ {"@type": 1 "#).unwrap_err();
+/// assert_eq!(err.kind(), heft::ErrorKind::Syntax);
+/// assert!(err.offset().is_some());
+/// assert!(err.to_string().contains("configs[0]"), "{err}");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    offset: Option<u64>,
+    /// Path segments, innermost first (they are pushed while unwinding).
+    path_rev: Vec<PathSegment>,
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            offset: None,
+            path_rev: Vec::new(),
+        }
+    }
+
+    pub(crate) fn at(kind: ErrorKind, offset: u64, message: impl Into<String>) -> Error {
+        Error::new(kind, message).with_offset(offset)
+    }
+
+    pub(crate) fn io(what: &str, err: std::io::Error) -> Error {
+        Error::new(ErrorKind::Io, format!("{what}: {err}"))
+    }
+
+    pub(crate) fn with_offset(mut self, offset: u64) -> Error {
+        if self.offset.is_none() {
+            self.offset = Some(offset);
+        }
+        self
+    }
+
+    /// Adds the enclosing object key while the error unwinds outwards.
+    pub(crate) fn in_key(mut self, key: &str) -> Error {
+        self.path_rev.push(PathSegment::Key(key.into()));
+        self
+    }
+
+    /// Adds the enclosing array index while the error unwinds outwards.
+    pub(crate) fn in_index(mut self, index: u64) -> Error {
+        self.path_rev.push(PathSegment::Index(index));
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The byte offset in the decompressed input, when known.
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
+    }
+
+    /// What went wrong, without the location.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The JSON path of the value being read, outermost first; empty at the top level.
+    pub fn path(&self) -> impl Iterator<Item = &PathSegment> {
+        self.path_rev.iter().rev()
+    }
+
+    /// The JSON path rendered as `configs[1].dynamic_active_clusters[532].cluster.name`.
+    pub fn path_string(&self) -> String {
+        let mut out = String::new();
+        for seg in self.path() {
+            match seg {
+                PathSegment::Key(k) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                PathSegment::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path_string();
+        match (self.offset, path.is_empty()) {
+            (Some(off), false) => write!(f, "at byte {off}, {path}: {}", self.message),
+            (Some(off), true) => write!(f, "at byte {off}: {}", self.message),
+            (None, false) => write!(f, "at {path}: {}", self.message),
+            (None, true) => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_renders_outermost_first() {
+        let e = Error::at(ErrorKind::InvalidValue, 7, "expected a string")
+            .in_key("name")
+            .in_key("cluster")
+            .in_index(532)
+            .in_key("dynamic_active_clusters")
+            .in_index(1)
+            .in_key("configs");
+        assert_eq!(
+            e.path_string(),
+            "configs[1].dynamic_active_clusters[532].cluster.name"
+        );
+        assert_eq!(
+            e.to_string(),
+            "at byte 7, configs[1].dynamic_active_clusters[532].cluster.name: expected a string"
+        );
+    }
+
+    #[test]
+    fn first_offset_wins() {
+        let e = Error::at(ErrorKind::Syntax, 3, "x").with_offset(9);
+        assert_eq!(e.offset(), Some(3));
+    }
+}

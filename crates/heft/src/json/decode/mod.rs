@@ -1,0 +1,372 @@
+//! Decoders from one JSON resource (or dump entry) to the model.
+//!
+//! The outer walk (`json::walk`) finds each entry of each section and hands its bytes here, on
+//! whichever thread is free. An entry (`{"version_info", "cluster", "last_updated", …}`) becomes
+//! one or more [`Item`]s: a dynamic listener entry can hold an active, a warming and a draining
+//! listener at once.
+
+mod bootstrap;
+mod cluster;
+pub(crate) mod common;
+mod endpoint;
+mod listener;
+mod route;
+pub(crate) mod secret;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::json::parser::Parser;
+use crate::model::{
+    Bootstrap, Cluster, ClusterStatus, Listener, LoadAssignment, Meta, Opaque, OpaqueResource,
+    RouteConfig, Secret, Span, State,
+};
+
+/// A decoded piece of the dump, in input order.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Bootstrap(Box<Bootstrap>),
+    Cluster(Box<Cluster>),
+    Listener(Box<Listener>),
+    RouteConfig(Box<RouteConfig>),
+    LoadAssignment(Box<LoadAssignment>),
+    Secret(Box<Secret>),
+    ClusterStatus(Box<ClusterStatus>),
+    Rejected(&'static str, Box<str>, Box<Meta>),
+    Opaque(Box<OpaqueResource>),
+}
+
+/// What an array element (or value) of the dump is, which says how to decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    /// `static_clusters[i]`, `dynamic_active_clusters[i]`, `dynamic_warming_clusters[i]`.
+    Cluster(State),
+    StaticListener,
+    /// `dynamic_listeners[i]`: holds up to three states.
+    DynamicListener,
+    RouteConfig(State),
+    EndpointConfig(State),
+    Secret(State),
+    /// The `bootstrap` value of a BootstrapConfigDump.
+    Bootstrap,
+    /// `cluster_statuses[i]` of `/clusters?format=json`.
+    ClusterStatus,
+    /// An entry of a section Heft keeps opaque (ECDS, scoped routes).
+    OpaqueEntry(&'static str),
+    /// A bare resource in an array (istioctl output); its kind is read from its keys.
+    Bare,
+}
+
+/// Decodes one entry whose bytes are `buf` (starting at input offset `base`) into `out`.
+pub(crate) fn entry(kind: EntryKind, buf: &[u8], base: u64, out: &mut Vec<Item>) -> Result<()> {
+    let mut p = Parser::new(buf, base);
+    let span = Some(Span {
+        offset: base,
+        len: buf.len() as u64,
+    });
+    let meta = |state| Meta {
+        span,
+        ..Meta::new(state)
+    };
+    match kind {
+        EntryKind::Cluster(state) => wrapped(&mut p, meta(state), "cluster", out, |p, m| {
+            Ok(Item::Cluster(Box::new(cluster::cluster(p, m)?)))
+        })?,
+        EntryKind::StaticListener => {
+            wrapped(&mut p, meta(State::Static), "listener", out, |p, m| {
+                Ok(Item::Listener(Box::new(listener::listener(p, m)?)))
+            })?
+        }
+        EntryKind::DynamicListener => dynamic_listener(&mut p, span, out)?,
+        EntryKind::RouteConfig(state) => {
+            wrapped(&mut p, meta(state), "route_config", out, |p, m| {
+                Ok(Item::RouteConfig(Box::new(route::route_config(p, m)?)))
+            })?
+        }
+        EntryKind::EndpointConfig(state) => {
+            wrapped(&mut p, meta(state), "endpoint_config", out, |p, m| {
+                Ok(Item::LoadAssignment(Box::new(endpoint::load_assignment(
+                    p, m,
+                )?)))
+            })?
+        }
+        EntryKind::Secret(state) => secret_entry(&mut p, meta(state), out)?,
+        EntryKind::Bootstrap => out.push(Item::Bootstrap(Box::new(bootstrap::bootstrap(
+            &mut p,
+            meta(State::Static),
+        )?))),
+        EntryKind::ClusterStatus => out.push(Item::ClusterStatus(Box::new(
+            endpoint::cluster_status(&mut p, meta(State::Active))?,
+        ))),
+        EntryKind::OpaqueEntry(type_url) => {
+            out.push(opaque_entry(&mut p, meta(State::Active), type_url)?)
+        }
+        EntryKind::Bare => bare(&mut p, meta(State::Active), out)?,
+    }
+    p.finish()
+}
+
+/// The common dump entry shape: the resource under `field`, beside version and status fields
+/// (which may come before or after it).
+fn wrapped(
+    p: &mut Parser,
+    mut meta: Meta,
+    field: &str,
+    out: &mut Vec<Item>,
+    decode: impl FnOnce(&mut Parser, Meta) -> Result<Item>,
+) -> Result<()> {
+    let mut decode = Some(decode);
+    let mut item = None;
+    let mut name = None;
+    p.fields(|p, k| {
+        match k {
+            "version_info" => meta.version_info = Some(p.string()?),
+            "last_updated" => meta.last_updated = Some(p.string()?),
+            "error_state" => meta.error = Some(common::update_failure(p)?),
+            "client_status" => meta.client_status = Some(p.string()?),
+            "name" => name = Some(p.string()?),
+            k if k == field => match decode.take() {
+                Some(decode) => item = Some(decode(p, Meta::new(meta.state))?),
+                None => p.skip()?,
+            },
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    match item {
+        Some(mut item) => {
+            if let Some(m) = item.meta_mut() {
+                *m = meta;
+            }
+            out.push(item);
+        }
+        None if meta.error.is_some() => {
+            let kind = match field {
+                "cluster" => "cluster",
+                "listener" => "listener",
+                "route_config" => "route_config",
+                _ => "endpoint_config",
+            };
+            out.push(Item::Rejected(
+                kind,
+                name.unwrap_or_default(),
+                Box::new(meta),
+            ));
+        }
+        None => {
+            return Err(Error::new(
+                ErrorKind::InvalidValue,
+                format!("entry has no `{field}`"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+impl Item {
+    fn meta_mut(&mut self) -> Option<&mut Meta> {
+        Some(match self {
+            Item::Bootstrap(b) => &mut b.meta,
+            Item::Cluster(c) => &mut c.meta,
+            Item::Listener(l) => &mut l.meta,
+            Item::RouteConfig(r) => &mut r.meta,
+            Item::LoadAssignment(l) => &mut l.meta,
+            Item::Secret(s) => &mut s.meta,
+            Item::ClusterStatus(c) => &mut c.meta,
+            Item::Opaque(o) => &mut o.meta,
+            Item::Rejected(..) => return None,
+        })
+    }
+}
+
+/// `DynamicListener`: `{name, active_state, warming_state, draining_state, error_state}`.
+fn dynamic_listener(p: &mut Parser, span: Option<Span>, out: &mut Vec<Item>) -> Result<()> {
+    let mut name = None;
+    let mut error = None;
+    let mut client_status = None;
+    let mut states = Vec::new();
+    p.fields(|p, k| {
+        let state = match k {
+            "name" => {
+                name = Some(p.string()?);
+                return Ok(());
+            }
+            "error_state" => {
+                error = Some(common::update_failure(p)?);
+                return Ok(());
+            }
+            "client_status" => {
+                client_status = Some(p.string()?);
+                return Ok(());
+            }
+            "active_state" => State::Active,
+            "warming_state" => State::Warming,
+            "draining_state" => State::Draining,
+            _ => return p.skip(),
+        };
+        let mut meta = Meta {
+            span,
+            ..Meta::new(state)
+        };
+        let mut listener = None;
+        p.fields(|p, k| {
+            match k {
+                "version_info" => meta.version_info = Some(p.string()?),
+                "last_updated" => meta.last_updated = Some(p.string()?),
+                "listener" => listener = Some(listener::listener(p, Meta::new(state))?),
+                _ => p.skip()?,
+            }
+            Ok(())
+        })?;
+        if let Some(mut l) = listener {
+            l.meta = meta;
+            states.push(l);
+        }
+        Ok(())
+    })?;
+    if states.is_empty() {
+        if let Some(error) = error {
+            let meta = Meta {
+                span,
+                error: Some(error),
+                client_status,
+                ..Meta::new(State::Active)
+            };
+            out.push(Item::Rejected(
+                "listener",
+                name.unwrap_or_default(),
+                Box::new(meta),
+            ));
+        }
+        return Ok(());
+    }
+    for mut l in states {
+        l.meta.error.clone_from(&error);
+        l.meta.client_status.clone_from(&client_status);
+        out.push(Item::Listener(Box::new(l)));
+    }
+    Ok(())
+}
+
+/// Secret entries carry their name beside the secret (warming ones often have no secret body).
+fn secret_entry(p: &mut Parser, mut meta: Meta, out: &mut Vec<Item>) -> Result<()> {
+    let mut name = None;
+    let mut secret = None;
+    p.fields(|p, k| {
+        match k {
+            "name" => name = Some(p.string()?),
+            "version_info" => meta.version_info = Some(p.string()?),
+            "last_updated" => meta.last_updated = Some(p.string()?),
+            "error_state" => meta.error = Some(common::update_failure(p)?),
+            "client_status" => meta.client_status = Some(p.string()?),
+            "secret" => secret = Some(secret::secret(p, Meta::new(meta.state), None)?),
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    let mut s = secret.unwrap_or_else(|| Secret {
+        meta: Meta::new(meta.state),
+        name: "".into(),
+        kind: crate::model::SecretKind::Unknown,
+        certificates: Vec::new(),
+        certificate_error: None,
+    });
+    if let Some(name) = name {
+        s.name = name;
+    }
+    s.meta = meta;
+    out.push(Item::Secret(Box::new(s)));
+    Ok(())
+}
+
+fn opaque_entry(p: &mut Parser, mut meta: Meta, type_url: &'static str) -> Result<Item> {
+    let mut name = None;
+    let start = {
+        p.peek()?;
+        p.pos()
+    };
+    p.fields(|p, k| {
+        match k {
+            "name" => name = common::opt_string(p)?,
+            "version_info" => meta.version_info = Some(p.string()?),
+            "last_updated" => meta.last_updated = Some(p.string()?),
+            "error_state" => meta.error = Some(common::update_failure(p)?),
+            "client_status" => meta.client_status = Some(p.string()?),
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(Item::Opaque(Box::new(OpaqueResource {
+        meta,
+        name,
+        payload: Opaque {
+            type_url: type_url.into(),
+            bytes: (p.pos() - start) as u64,
+        },
+    })))
+}
+
+/// What a bare resource is, from its `@type` or, failing that, its keys.
+fn bare_kind(p: &mut Parser) -> Result<Option<&'static str>> {
+    if let Some(t) = p.peek_type_url()? {
+        let kind = match t.rsplit('.').next().unwrap_or("") {
+            "Cluster" => "cluster",
+            "Listener" => "listener",
+            "RouteConfiguration" => "route_config",
+            "ClusterLoadAssignment" => "endpoint_config",
+            "Secret" => "secret",
+            "Bootstrap" => "bootstrap",
+            _ => return Ok(None),
+        };
+        return Ok(Some(kind));
+    }
+    let mut probe = Parser::new(&p.buf()[p.pos()..], 0);
+    let mut kind = None;
+    probe.fields(|q, k| {
+        let guess = match k {
+            "host_statuses" | "added_via_api" => Some("cluster_status"),
+            "virtual_hosts" | "vhds" | "validate_clusters" => Some("route_config"),
+            "filter_chains" | "listener_filters" | "default_filter_chain" | "address" => {
+                Some("listener")
+            }
+            "type"
+            | "eds_cluster_config"
+            | "connect_timeout"
+            | "lb_policy"
+            | "cluster_type"
+            | "transport_socket_matches"
+            | "load_assignment" => Some("cluster"),
+            "cluster_name" | "endpoints" => Some("endpoint_config"),
+            "tls_certificate" | "validation_context" | "session_ticket_keys" => Some("secret"),
+            "node" | "static_resources" | "dynamic_resources" => Some("bootstrap"),
+            _ => None,
+        };
+        if kind.is_none() {
+            kind = guess;
+        }
+        q.skip()
+    })?;
+    Ok(kind)
+}
+
+fn bare(p: &mut Parser, meta: Meta, out: &mut Vec<Item>) -> Result<()> {
+    let item = match bare_kind(p)? {
+        Some("cluster") => Item::Cluster(Box::new(cluster::cluster(p, meta)?)),
+        Some("listener") => Item::Listener(Box::new(listener::listener(p, meta)?)),
+        Some("route_config") => Item::RouteConfig(Box::new(route::route_config(p, meta)?)),
+        Some("endpoint_config") => {
+            Item::LoadAssignment(Box::new(endpoint::load_assignment(p, meta)?))
+        }
+        Some("secret") => Item::Secret(Box::new(secret::secret(p, meta, None)?)),
+        Some("bootstrap") => Item::Bootstrap(Box::new(bootstrap::bootstrap(p, meta)?)),
+        Some("cluster_status") => Item::ClusterStatus(Box::new(endpoint::cluster_status(p, meta)?)),
+        _ => {
+            let payload = common::opaque(p)?;
+            Item::Opaque(Box::new(OpaqueResource {
+                meta,
+                name: None,
+                payload,
+            }))
+        }
+    };
+    out.push(item);
+    Ok(())
+}

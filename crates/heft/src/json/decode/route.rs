@@ -1,0 +1,309 @@
+//! Decodes `envoy.config.route.v3.RouteConfiguration` down to each route.
+
+use super::common::{opaque, regex, string_matcher, typed_extension};
+use crate::error::Result;
+use crate::json::parser::Parser;
+use crate::model::{
+    Action, HeaderMatch, Meta, PathMatch, QueryParameterMatch, RetryPolicy, Route, RouteAction,
+    RouteConfig, RouteMatch, RouteTarget, StringMatch, VirtualHost, WeightedCluster,
+};
+
+pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
+    let mut rc = RouteConfig {
+        meta,
+        name: "".into(),
+        virtual_hosts: Vec::new(),
+        validate_clusters: None,
+    };
+    p.fields(|p, k| {
+        match k {
+            "name" => rc.name = p.string()?,
+            "virtual_hosts" => rc.virtual_hosts = p.list(virtual_host)?,
+            "validate_clusters" => rc.validate_clusters = Some(p.wrapped_bool()?),
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(rc)
+}
+
+fn virtual_host(p: &mut Parser) -> Result<VirtualHost> {
+    let mut v = VirtualHost {
+        name: "".into(),
+        domains: Vec::new(),
+        routes: Vec::new(),
+        retry_policy: None,
+        require_tls: None,
+        extensions: Vec::new(),
+    };
+    p.fields(|p, k| {
+        match k {
+            "name" => v.name = p.string()?,
+            "domains" => v.domains = p.strings()?,
+            "routes" => v.routes = p.list(route)?,
+            "retry_policy" => v.retry_policy = Some(retry_policy(p)?),
+            "require_tls" => {
+                v.require_tls = Some(p.enum_name(&["NONE", "EXTERNAL_ONLY", "ALL"])?)
+            }
+            "typed_per_filter_config" => p.entries(|p, _| {
+                v.extensions.push(opaque(p)?);
+                Ok(())
+            })?,
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(v)
+}
+
+fn route(p: &mut Parser) -> Result<Route> {
+    let mut r = Route {
+        name: None,
+        route_match: RouteMatch {
+            path: PathMatch::Any,
+            case_sensitive: None,
+            headers: Vec::new(),
+            query_parameters: Vec::new(),
+            grpc: false,
+            runtime_fraction: false,
+        },
+        action: Action::Other,
+        decorator: None,
+        istio_config: None,
+        extensions: Vec::new(),
+    };
+    p.fields(|p, k| {
+        match k {
+            "name" => r.name = Some(p.string()?),
+            "match" => r.route_match = route_match(p)?,
+            "route" => r.action = Action::Route(route_action(p)?),
+            "redirect" => r.action = redirect(p)?,
+            "direct_response" => r.action = direct_response(p)?,
+            "decorator" => p.fields(|p, k| {
+                if k == "operation" {
+                    r.decorator = Some(p.string()?);
+                } else {
+                    p.skip()?;
+                }
+                Ok(())
+            })?,
+            "metadata" => r.istio_config = super::common::metadata(p)?.istio_config,
+            "typed_per_filter_config" => p.entries(|p, _| {
+                r.extensions.push(opaque(p)?);
+                Ok(())
+            })?,
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(r)
+}
+
+fn route_match(p: &mut Parser) -> Result<RouteMatch> {
+    let mut m = RouteMatch {
+        path: PathMatch::Any,
+        case_sensitive: None,
+        headers: Vec::new(),
+        query_parameters: Vec::new(),
+        grpc: false,
+        runtime_fraction: false,
+    };
+    p.fields(|p, k| {
+        match k {
+            "prefix" => m.path = PathMatch::Prefix(p.string()?),
+            "path" => m.path = PathMatch::Path(p.string()?),
+            "safe_regex" => m.path = PathMatch::SafeRegex(regex(p)?),
+            "path_separated_prefix" => m.path = PathMatch::PathSeparatedPrefix(p.string()?),
+            "path_match_policy" => {
+                let (name, config) = typed_extension(p)?;
+                m.path = PathMatch::PathMatchPolicy(config.unwrap_or(crate::model::Opaque {
+                    type_url: name,
+                    bytes: 0,
+                }));
+            }
+            "connect_matcher" => {
+                p.skip()?;
+                m.path = PathMatch::Connect;
+            }
+            "case_sensitive" => m.case_sensitive = Some(p.wrapped_bool()?),
+            "headers" => m.headers = p.list(header_matcher)?,
+            "query_parameters" => m.query_parameters = p.list(query_parameter)?,
+            "grpc" => {
+                p.skip()?;
+                m.grpc = true;
+            }
+            "runtime_fraction" => {
+                p.skip()?;
+                m.runtime_fraction = true;
+            }
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(m)
+}
+
+fn header_matcher(p: &mut Parser) -> Result<HeaderMatch> {
+    let mut h = HeaderMatch {
+        name: "".into(),
+        rule: StringMatch::Present(true),
+        invert: false,
+    };
+    p.fields(|p, k| {
+        match k {
+            "name" => h.name = p.string()?,
+            "exact_match" => h.rule = StringMatch::Exact(p.string()?),
+            "prefix_match" => h.rule = StringMatch::Prefix(p.string()?),
+            "suffix_match" => h.rule = StringMatch::Suffix(p.string()?),
+            "contains_match" => h.rule = StringMatch::Contains(p.string()?),
+            "safe_regex_match" => h.rule = StringMatch::Regex(regex(p)?),
+            "present_match" => h.rule = StringMatch::Present(p.bool()?),
+            "string_match" => h.rule = string_matcher(p)?,
+            "range_match" => {
+                let (mut start, mut end) = (0, 0);
+                p.fields(|p, k| {
+                    match k {
+                        "start" => start = p.i64()?,
+                        "end" => end = p.i64()?,
+                        _ => p.skip()?,
+                    }
+                    Ok(())
+                })?;
+                h.rule = StringMatch::Range(start, end);
+            }
+            "invert_match" => h.invert = p.bool()?,
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(h)
+}
+
+fn query_parameter(p: &mut Parser) -> Result<QueryParameterMatch> {
+    let mut q = QueryParameterMatch {
+        name: "".into(),
+        rule: StringMatch::Present(true),
+    };
+    p.fields(|p, k| {
+        match k {
+            "name" => q.name = p.string()?,
+            "string_match" => q.rule = string_matcher(p)?,
+            "present_match" => q.rule = StringMatch::Present(p.bool()?),
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(q)
+}
+
+pub(crate) fn retry_policy(p: &mut Parser) -> Result<RetryPolicy> {
+    let mut r = RetryPolicy::default();
+    p.fields(|p, k| {
+        match k {
+            "retry_on" => r.retry_on = Some(p.string()?),
+            "num_retries" => r.num_retries = Some(p.wrapped_u32()?),
+            "per_try_timeout" => r.per_try_timeout = Some(p.duration()?),
+            "retriable_status_codes" => r.retriable_status_codes = p.list(|p| p.u32())?,
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(r)
+}
+
+fn route_action(p: &mut Parser) -> Result<RouteAction> {
+    let mut a = RouteAction {
+        target: RouteTarget::None,
+        timeout: None,
+        retry_policy: None,
+        prefix_rewrite: None,
+        host_rewrite: None,
+    };
+    p.fields(|p, k| {
+        match k {
+            "cluster" => a.target = RouteTarget::Cluster(p.string()?),
+            "cluster_header" => a.target = RouteTarget::ClusterHeader(p.string()?),
+            "cluster_specifier_plugin" => a.target = RouteTarget::Plugin(p.string()?),
+            "weighted_clusters" => {
+                let mut clusters = Vec::new();
+                p.fields(|p, k| {
+                    if k == "clusters" {
+                        p.array(|p| {
+                            let mut w = WeightedCluster {
+                                name: "".into(),
+                                weight: 0,
+                            };
+                            p.fields(|p, k| {
+                                match k {
+                                    "name" => w.name = p.string()?,
+                                    "weight" => w.weight = p.wrapped_u32()?,
+                                    _ => p.skip()?,
+                                }
+                                Ok(())
+                            })?;
+                            clusters.push(w);
+                            Ok(())
+                        })?;
+                    } else {
+                        p.skip()?;
+                    }
+                    Ok(())
+                })?;
+                a.target = RouteTarget::Weighted(clusters);
+            }
+            "timeout" => a.timeout = Some(p.duration()?),
+            "retry_policy" => a.retry_policy = Some(retry_policy(p)?),
+            "prefix_rewrite" => a.prefix_rewrite = Some(p.string()?),
+            "host_rewrite_literal" => a.host_rewrite = Some(p.string()?),
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(a)
+}
+
+fn redirect(p: &mut Parser) -> Result<Action> {
+    let (mut host, mut path, mut https) = (None, None, false);
+    let mut response_code = Box::<str>::from("MOVED_PERMANENTLY");
+    p.fields(|p, k| {
+        match k {
+            "host_redirect" => host = Some(p.string()?),
+            "path_redirect" => path = Some(p.string()?),
+            "https_redirect" => https = p.bool()?,
+            "scheme_redirect" => https = &*p.string()? == "https",
+            "response_code" => {
+                response_code = p.enum_name(&[
+                    "MOVED_PERMANENTLY",
+                    "FOUND",
+                    "SEE_OTHER",
+                    "TEMPORARY_REDIRECT",
+                    "PERMANENT_REDIRECT",
+                ])?
+            }
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(Action::Redirect {
+        host,
+        path,
+        https,
+        response_code,
+    })
+}
+
+fn direct_response(p: &mut Parser) -> Result<Action> {
+    let (mut status, mut body_bytes) = (0, 0);
+    p.fields(|p, k| {
+        match k {
+            "status" => status = p.u32()?,
+            "body" => {
+                let (start, end) = p.skip_span()?;
+                body_bytes = (end - start) as u64;
+            }
+            _ => p.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(Action::DirectResponse { status, body_bytes })
+}

@@ -1,0 +1,760 @@
+//! A pull parser over one complete JSON value held in memory (one resource of a dump).
+//!
+//! Decoders drive it field by field: [`Parser::fields`] hands each member's key, normalised to the
+//! proto field name (`lbEndpoints` → `lb_endpoints`), to a closure that reads the values it wants
+//! and skips the rest. Strings are borrowed from the input unless they hold escapes. It accepts the
+//! proto3 JSON liberties: `null` for a default, 64-bit integers as strings, enums as names or
+//! numbers, durations as `"1.5s"`. Nesting is limited to [`MAX_DEPTH`], so no input can exhaust
+//! the stack.
+
+use super::scan::skip_value;
+use crate::error::{Error, ErrorKind, Result};
+use memchr::memchr2;
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// Deepest nesting a decoder follows (the scanner allows more for values that are only skipped).
+pub(crate) const MAX_DEPTH: u32 = 100;
+
+pub(crate) struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: u64,
+    depth: u32,
+}
+
+/// Converts a lowerCamelCase proto3 JSON name to the proto field name; other keys pass unchanged.
+pub(crate) fn field_name<'k>(key: &'k str, scratch: &'k mut [u8; 64]) -> &'k str {
+    let bytes = key.as_bytes();
+    if !bytes.iter().any(u8::is_ascii_uppercase) || key.starts_with('@') {
+        return key;
+    }
+    let mut n = 0;
+    for &b in bytes {
+        let lower = b.to_ascii_lowercase();
+        let need = if b.is_ascii_uppercase() { 2 } else { 1 };
+        if n + need > scratch.len() {
+            return key;
+        }
+        if b.is_ascii_uppercase() {
+            scratch[n] = b'_';
+            n += 1;
+        }
+        scratch[n] = lower;
+        n += 1;
+    }
+    std::str::from_utf8(&scratch[..n]).unwrap_or(key)
+}
+
+impl<'a> Parser<'a> {
+    /// A parser over `buf`, whose first byte sits at `base` in the input.
+    pub(crate) fn new(buf: &'a [u8], base: u64) -> Parser<'a> {
+        Parser {
+            buf,
+            pos: 0,
+            base,
+            depth: 0,
+        }
+    }
+
+    /// Offset in the input of the next unread byte.
+    pub(crate) fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn buf(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error::at(kind, self.offset(), message)
+    }
+
+    fn ws(&mut self) {
+        while let Some(&b) = self.buf.get(self.pos) {
+            if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The next significant byte, without consuming it.
+    pub(crate) fn peek(&mut self) -> Result<u8> {
+        self.ws();
+        match self.buf.get(self.pos) {
+            Some(&b) => Ok(b),
+            None => Err(self.error(ErrorKind::Syntax, "unexpected end of input")),
+        }
+    }
+
+    fn found(b: u8) -> String {
+        match b {
+            b'{' => "an object".into(),
+            b'[' => "an array".into(),
+            b'"' => "a string".into(),
+            b't' | b'f' => "a boolean".into(),
+            b'n' => "null".into(),
+            b'-' | b'0'..=b'9' => "a number".into(),
+            b if b.is_ascii_graphic() => format!("'{}'", b as char),
+            b => format!("byte 0x{b:02x}"),
+        }
+    }
+
+    fn expect_byte(&mut self, want: u8, what: &str) -> Result<()> {
+        let b = self.peek()?;
+        if b != want {
+            return Err(self.error(
+                ErrorKind::Syntax,
+                format!("expected {what}, found {}", Self::found(b)),
+            ));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// Consumes a `null` if one is next.
+    pub(crate) fn null(&mut self) -> Result<bool> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.buf[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error(ErrorKind::Syntax, "invalid literal"))
+        }
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(
+                ErrorKind::TooDeep,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Iterates over an object's members with their raw keys (map entries, `Struct` fields).
+    /// `null` reads as an empty object.
+    pub(crate) fn entries(
+        &mut self,
+        mut f: impl FnMut(&mut Self, &str) -> Result<()>,
+    ) -> Result<()> {
+        if self.null()? {
+            return Ok(());
+        }
+        self.expect_byte(b'{', "an object")?;
+        self.enter()?;
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            let key_at = self.offset();
+            let key = self.str()?;
+            self.expect_byte(b':', "':' after an object key")?;
+            f(self, &key).map_err(|e| e.with_offset(key_at).in_key(&key))?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    break;
+                }
+                b => {
+                    return Err(self
+                        .error(
+                            ErrorKind::Syntax,
+                            format!(
+                                "expected ',' or '}}' in an object, found {}",
+                                Self::found(b)
+                            ),
+                        )
+                        .in_key(&key))
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// Iterates over a message's fields: keys become proto field names, `@type` is skipped.
+    pub(crate) fn fields(
+        &mut self,
+        mut f: impl FnMut(&mut Self, &str) -> Result<()>,
+    ) -> Result<()> {
+        self.entries(|p, key| {
+            if key == "@type" {
+                return p.skip();
+            }
+            let mut scratch = [0u8; 64];
+            f(p, field_name(key, &mut scratch))
+        })
+    }
+
+    /// Iterates over an array's elements. `null` reads as an empty array.
+    pub(crate) fn array(&mut self, mut f: impl FnMut(&mut Self) -> Result<()>) -> Result<()> {
+        if self.null()? {
+            return Ok(());
+        }
+        self.expect_byte(b'[', "an array")?;
+        self.enter()?;
+        if self.peek()? == b']' {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        let mut index = 0u64;
+        loop {
+            self.peek()?;
+        let at = self.offset();
+            f(self).map_err(|e| e.with_offset(at).in_index(index))?;
+            index += 1;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    break;
+                }
+                b => {
+                    return Err(self
+                        .error(
+                            ErrorKind::Syntax,
+                            format!("expected ',' or ']' in an array, found {}", Self::found(b)),
+                        )
+                        .in_index(index - 1))
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// Reads an array of messages or scalars into a vector.
+    pub(crate) fn list<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T>) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.array(|p| {
+            out.push(f(p)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Skips one value of any kind.
+    pub(crate) fn skip(&mut self) -> Result<()> {
+        self.ws();
+        self.pos = skip_value(self.buf, self.pos, self.base)?;
+        Ok(())
+    }
+
+    /// Skips one value and returns its byte range in this parser's buffer.
+    pub(crate) fn skip_span(&mut self) -> Result<(usize, usize)> {
+        self.ws();
+        let start = self.pos;
+        self.skip()?;
+        Ok((start, self.pos))
+    }
+
+    /// Reads a string, borrowed from the input when it holds no escapes.
+    pub(crate) fn str(&mut self) -> Result<Cow<'a, str>> {
+        self.expect_byte(b'"', "a string")?;
+        let start = self.pos;
+        let rest = &self.buf[start..];
+        match memchr2(b'"', b'\\', rest) {
+            Some(i) if rest[i] == b'"' => {
+                self.pos = start + i + 1;
+                let s = std::str::from_utf8(&rest[..i]).map_err(|e| {
+                    Error::at(
+                        ErrorKind::Utf8,
+                        self.base + (start + e.valid_up_to()) as u64,
+                        "invalid UTF-8 in a string",
+                    )
+                })?;
+                Ok(Cow::Borrowed(s))
+            }
+            Some(_) => self.unescape(start).map(Cow::Owned),
+            None => Err(Error::at(
+                ErrorKind::Syntax,
+                self.base + self.buf.len() as u64,
+                "unexpected end of input inside a string",
+            )),
+        }
+    }
+
+    fn unescape(&mut self, start: usize) -> Result<String> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut i = start;
+        loop {
+            let rest = &self.buf[i..];
+            let Some(j) = memchr2(b'"', b'\\', rest) else {
+                return Err(Error::at(
+                    ErrorKind::Syntax,
+                    self.base + self.buf.len() as u64,
+                    "unexpected end of input inside a string",
+                ));
+            };
+            out.extend_from_slice(&rest[..j]);
+            i += j;
+            if self.buf[i] == b'"' {
+                self.pos = i + 1;
+                break;
+            }
+            let esc_at = i;
+            let Some(&c) = self.buf.get(i + 1) else {
+                return Err(Error::at(
+                    ErrorKind::Syntax,
+                    self.base + self.buf.len() as u64,
+                    "unexpected end of input inside a string",
+                ));
+            };
+            i += 2;
+            match c {
+                b'"' | b'\\' | b'/' => out.push(c),
+                b'b' => out.push(8),
+                b'f' => out.push(12),
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b't' => out.push(b'\t'),
+                b'u' => {
+                    let mut code = self.hex4(i)?;
+                    i += 4;
+                    // A high surrogate followed by a low one encodes one character.
+                    let pair =
+                        (0xD800..0xDC00).contains(&code) && self.buf.get(i..i + 2) == Some(b"\\u");
+                    if pair {
+                        let low = self.hex4(i + 2)?;
+                        if (0xDC00..0xE000).contains(&low) {
+                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                            i += 6;
+                        }
+                    }
+                    let ch = char::from_u32(code).unwrap_or('\u{FFFD}');
+                    let mut tmp = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+                }
+                _ => {
+                    return Err(Error::at(
+                        ErrorKind::Syntax,
+                        self.base + esc_at as u64,
+                        "invalid escape in a string",
+                    ))
+                }
+            }
+        }
+        String::from_utf8(out).map_err(|e| {
+            Error::at(
+                ErrorKind::Utf8,
+                self.base + start as u64 + e.utf8_error().valid_up_to() as u64,
+                "invalid UTF-8 in a string",
+            )
+        })
+    }
+
+    fn hex4(&self, at: usize) -> Result<u32> {
+        let digits = self
+            .buf
+            .get(at..at + 4)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| u32::from_str_radix(d, 16).ok());
+        digits.ok_or_else(|| {
+            Error::at(
+                ErrorKind::Syntax,
+                self.base + at as u64,
+                "invalid \\u escape",
+            )
+        })
+    }
+
+    /// Reads an owned string; `null` reads as empty.
+    pub(crate) fn string(&mut self) -> Result<Box<str>> {
+        if self.null()? {
+            return Ok("".into());
+        }
+        Ok(self.str()?.into())
+    }
+
+    /// Reads a string list.
+    pub(crate) fn strings(&mut self) -> Result<Vec<Box<str>>> {
+        self.list(|p| p.string())
+    }
+
+    /// The text of a number, or of a string that holds one (proto3 JSON writes 64-bit integers as
+    /// strings). `None` for `null`.
+    fn number_text(&mut self) -> Result<Option<Cow<'a, str>>> {
+        match self.peek()? {
+            b'n' => {
+                self.literal(b"null")?;
+                Ok(None)
+            }
+            b'"' => Ok(Some(self.str()?)),
+            b'-' | b'0'..=b'9' => {
+                let start = self.pos;
+                while let Some(&b) = self.buf.get(self.pos) {
+                    if matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                        self.pos += 1;
+                    } else {
+                        break;
+                    }
+                }
+                // Only ASCII was consumed, so this cannot fail.
+                let text = std::str::from_utf8(&self.buf[start..self.pos]).unwrap_or("");
+                Ok(Some(Cow::Borrowed(text)))
+            }
+            b => Err(self.error(
+                ErrorKind::InvalidValue,
+                format!("expected a number, found {}", Self::found(b)),
+            )),
+        }
+    }
+
+    /// Reads an unsigned integer (number or numeric string); `null` reads as 0.
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        self.peek()?;
+        let at = self.offset();
+        let Some(text) = self.number_text()? else {
+            return Ok(0);
+        };
+        if let Ok(v) = text.parse::<u64>() {
+            return Ok(v);
+        }
+        // proto3 JSON allows integral values written as floats, e.g. `1e3` or `5.0`.
+        match text.parse::<f64>() {
+            Ok(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
+            _ => Err(Error::at(
+                ErrorKind::InvalidValue,
+                at,
+                format!("expected an unsigned integer, found {text:?}"),
+            )),
+        }
+    }
+
+    /// Reads a `uint32` field.
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        self.peek()?;
+        let at = self.offset();
+        let v = self.u64()?;
+        u32::try_from(v).map_err(|_| {
+            Error::at(
+                ErrorKind::InvalidValue,
+                at,
+                format!("{v} is out of range for a 32-bit field"),
+            )
+        })
+    }
+
+    /// Reads a signed integer (number or numeric string); `null` reads as 0.
+    pub(crate) fn i64(&mut self) -> Result<i64> {
+        self.peek()?;
+        let at = self.offset();
+        let Some(text) = self.number_text()? else {
+            return Ok(0);
+        };
+        if let Ok(v) = text.parse::<i64>() {
+            return Ok(v);
+        }
+        match text.parse::<f64>() {
+            Ok(f) if f.fract() == 0.0 && f.abs() <= i64::MAX as f64 => Ok(f as i64),
+            _ => Err(Error::at(
+                ErrorKind::InvalidValue,
+                at,
+                format!("expected an integer, found {text:?}"),
+            )),
+        }
+    }
+
+    /// Reads a boolean; `null` reads as false.
+    pub(crate) fn bool(&mut self) -> Result<bool> {
+        match self.peek()? {
+            b't' => self.literal(b"true").map(|_| true),
+            b'f' => self.literal(b"false").map(|_| false),
+            b'n' => self.literal(b"null").map(|_| false),
+            b => Err(self.error(
+                ErrorKind::InvalidValue,
+                format!("expected a boolean, found {}", Self::found(b)),
+            )),
+        }
+    }
+
+    /// Reads a wrapper such as `google.protobuf.UInt32Value`: a bare value, or `{"value": …}`.
+    pub(crate) fn wrapped_u32(&mut self) -> Result<u32> {
+        if self.peek()? == b'{' {
+            let mut v = 0;
+            self.fields(|p, k| match k {
+                "value" => {
+                    v = p.u32()?;
+                    Ok(())
+                }
+                _ => p.skip(),
+            })?;
+            return Ok(v);
+        }
+        self.u32()
+    }
+
+    /// Reads a `google.protobuf.BoolValue` (bare or `{"value": …}`).
+    pub(crate) fn wrapped_bool(&mut self) -> Result<bool> {
+        if self.peek()? == b'{' {
+            let mut v = false;
+            self.fields(|p, k| match k {
+                "value" => {
+                    v = p.bool()?;
+                    Ok(())
+                }
+                _ => p.skip(),
+            })?;
+            return Ok(v);
+        }
+        self.bool()
+    }
+
+    /// Reads an enum written as its name or its number; numbers are mapped through `names`
+    /// (index = number). Unknown numbers keep their digits.
+    pub(crate) fn enum_name(&mut self, names: &[&str]) -> Result<Box<str>> {
+        match self.peek()? {
+            b'"' => Ok(self.str()?.into()),
+            b'n' => {
+                self.literal(b"null")?;
+                Ok(names.first().copied().unwrap_or("").into())
+            }
+            _ => {
+                let n = self.i64()?;
+                Ok(usize::try_from(n)
+                    .ok()
+                    .and_then(|i| names.get(i))
+                    .map(|s| Box::<str>::from(*s))
+                    .unwrap_or_else(|| n.to_string().into()))
+            }
+        }
+    }
+
+    /// Reads a `google.protobuf.Duration`: `"1.5s"` (proto3 JSON) or `{"seconds": …, "nanos": …}`.
+    pub(crate) fn duration(&mut self) -> Result<Duration> {
+        self.peek()?;
+        let at = self.offset();
+        match self.peek()? {
+            b'{' => {
+                let (mut secs, mut nanos) = (0i64, 0i64);
+                self.fields(|p, k| {
+                    match k {
+                        "seconds" => secs = p.i64()?,
+                        "nanos" => nanos = p.i64()?,
+                        _ => p.skip()?,
+                    }
+                    Ok(())
+                })?;
+                let total = secs as f64 + nanos as f64 / 1e9;
+                duration_from_secs(total, at)
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                Ok(Duration::ZERO)
+            }
+            _ => {
+                let text = self.str()?;
+                let Some(num) = text.strip_suffix('s') else {
+                    return Err(Error::at(
+                        ErrorKind::InvalidValue,
+                        at,
+                        format!("expected a duration such as \"1.5s\", found {text:?}"),
+                    ));
+                };
+                let secs: f64 = num.parse().map_err(|_| {
+                    Error::at(
+                        ErrorKind::InvalidValue,
+                        at,
+                        format!("expected a duration such as \"1.5s\", found {text:?}"),
+                    )
+                })?;
+                duration_from_secs(secs, at)
+            }
+        }
+    }
+
+    /// Reads any value into a `serde_json::Value` (for `Struct` payloads such as node metadata).
+    pub(crate) fn value(&mut self) -> Result<serde_json::Value> {
+        use serde_json::Value;
+        Ok(match self.peek()? {
+            b'{' => {
+                let mut map = serde_json::Map::new();
+                self.entries(|p, k| {
+                    map.insert(k.to_owned(), p.value()?);
+                    Ok(())
+                })?;
+                Value::Object(map)
+            }
+            b'[' => Value::Array(self.list(|p| p.value())?),
+            b'"' => Value::String(self.str()?.into_owned()),
+            b't' | b'f' => Value::Bool(self.bool()?),
+            b'n' => {
+                self.literal(b"null")?;
+                Value::Null
+            }
+            _ => {
+                self.peek()?;
+        let at = self.offset();
+                let text = self.number_text()?.unwrap_or(Cow::Borrowed("0"));
+                let n: serde_json::Number = text.parse().map_err(|_| {
+                    Error::at(ErrorKind::Syntax, at, format!("invalid number {text:?}"))
+                })?;
+                Value::Number(n)
+            }
+        })
+    }
+
+    /// Finds the `@type` of the `Any` that starts here, without consuming anything. Envoy prints
+    /// `@type` first; when it is not, the object's keys are scanned for it.
+    pub(crate) fn peek_type_url(&mut self) -> Result<Option<Cow<'a, str>>> {
+        if self.peek()? != b'{' {
+            return Ok(None);
+        }
+        let saved = (self.pos, self.depth);
+        let mut found = None;
+        let result = self.entries(|p, k| {
+            if found.is_none() && k == "@type" {
+                found = Some(p.str()?);
+            } else {
+                p.skip()?;
+            }
+            Ok(())
+        });
+        (self.pos, self.depth) = saved;
+        result?;
+        Ok(found)
+    }
+
+    /// Fails unless only whitespace remains.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        self.ws();
+        if self.pos < self.buf.len() {
+            let b = self.buf[self.pos];
+            return Err(self.error(
+                ErrorKind::Syntax,
+                format!("unexpected {} after the end of the value", Self::found(b)),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn duration_from_secs(secs: f64, at: u64) -> Result<Duration> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        Error::at(
+            ErrorKind::InvalidValue,
+            at,
+            format!("duration {secs}s is out of range"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_keys_become_field_names() {
+        let mut s = [0u8; 64];
+        assert_eq!(
+            field_name("dynamicActiveClusters", &mut s),
+            "dynamic_active_clusters"
+        );
+        let mut s = [0u8; 64];
+        assert_eq!(
+            field_name("http2ProtocolOptions", &mut s),
+            "http2_protocol_options"
+        );
+        let mut s = [0u8; 64];
+        assert_eq!(field_name("lb_endpoints", &mut s), "lb_endpoints");
+    }
+
+    #[test]
+    fn reads_proto3_json_liberties() {
+        let mut p = Parser::new(
+            br#"["18446744073709551615", 7, null, "2.5s", {"value": 3}]"#,
+            0,
+        );
+        let mut got = Vec::new();
+        let mut i = 0;
+        p.array(|p| {
+            match i {
+                0..=2 => got.push(p.u64()?.to_string()),
+                3 => got.push(format!("{:?}", p.duration()?)),
+                _ => got.push(p.wrapped_u32()?.to_string()),
+            }
+            i += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, ["18446744073709551615", "7", "0", "2.5s", "3"]);
+    }
+
+    #[test]
+    fn enums_read_as_names_or_numbers() {
+        let names = ["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS"];
+        assert_eq!(&*Parser::new(b"3", 0).enum_name(&names).unwrap(), "EDS");
+        assert_eq!(
+            &*Parser::new(b"\"EDS\"", 0).enum_name(&names).unwrap(),
+            "EDS"
+        );
+        assert_eq!(&*Parser::new(b"9", 0).enum_name(&names).unwrap(), "9");
+    }
+
+    #[test]
+    fn unescapes_strings_and_surrogate_pairs() {
+        let mut p = Parser::new(br#""a\"b\u00e9\ud83d\ude00\n""#, 0);
+        assert_eq!(p.str().unwrap(), "a\"b\u{e9}\u{1F600}\n");
+    }
+
+    #[test]
+    fn invalid_utf8_reports_its_offset() {
+        let mut p = Parser::new(b"\"ab\xff\"", 100);
+        let e = p.str().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Utf8);
+        assert_eq!(e.offset(), Some(103));
+    }
+
+    #[test]
+    fn errors_carry_the_path() {
+        let text = br#"{"a": [{"b": 1}, {"b": "x"}]}"#;
+        let mut p = Parser::new(text, 0);
+        let e = p
+            .fields(|p, k| match k {
+                "a" => p.array(|p| {
+                    p.fields(|p, k| match k {
+                        "b" => p.u64().map(drop),
+                        _ => p.skip(),
+                    })
+                }),
+                _ => p.skip(),
+            })
+            .unwrap_err();
+        assert_eq!(e.path_string(), "a[1].b");
+        assert_eq!(e.offset(), Some(23));
+    }
+
+    #[test]
+    fn depth_is_limited() {
+        let text = "[".repeat(1000) + &"]".repeat(1000);
+        let mut p = Parser::new(text.as_bytes(), 0);
+        assert_eq!(p.value().unwrap_err().kind(), ErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn finds_type_url_anywhere() {
+        let mut p = Parser::new(br#"{"a": {"@type": "inner"}, "@type": "outer"}"#, 0);
+        assert_eq!(p.peek_type_url().unwrap().as_deref(), Some("outer"));
+        assert_eq!(p.pos(), 0);
+    }
+}

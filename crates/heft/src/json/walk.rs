@@ -1,0 +1,665 @@
+//! The outer walk of a JSON document: finds every dump entry and decodes them in parallel.
+//!
+//! The walk reads only the document's skeleton (`configs`, each section's `@type` and its
+//! resource arrays) and never builds a tree of the document. Each entry's bytes are located with
+//! the fast scanner and grouped into batches; rayon decodes batches while the walk goes on. From
+//! a mapped file, batches borrow the mapping; from a stream, they own a copy of their entries, and
+//! at most [`in_flight_limit`] batches exist at once, so memory stays bounded.
+
+use super::decode::{self, EntryKind, Item};
+use super::parser::field_name;
+use super::window::{describe, Window};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Skipped, State};
+use std::sync::{Condvar, Mutex};
+
+/// A batch is sent for decoding once it holds this many input bytes…
+const BATCH_BYTES: u64 = 2 << 20;
+/// …or this many entries.
+const BATCH_ENTRIES: usize = 2048;
+
+/// Where an entry sits, for error paths: `configs[c].<section>[i]`.
+#[derive(Debug, Clone, Copy)]
+struct EntryPath {
+    config: Option<u64>,
+    section: &'static str,
+    index: Option<u64>,
+}
+
+impl EntryPath {
+    fn wrap(&self, mut e: Error) -> Error {
+        if let Some(i) = self.index {
+            e = e.in_index(i);
+        }
+        if !self.section.is_empty() {
+            e = e.in_key(self.section);
+        }
+        if let Some(c) = self.config {
+            e = e.in_index(c).in_key("configs");
+        }
+        e
+    }
+}
+
+struct Entry {
+    kind: EntryKind,
+    /// Input offsets of the entry.
+    start: u64,
+    end: u64,
+    path: EntryPath,
+}
+
+enum Bytes<'a> {
+    /// The whole input; entries index it by input offset.
+    Whole(&'a [u8]),
+    /// Copies of the entries, with where each entry starts in the copy.
+    Copied(Vec<u8>, Vec<u64>),
+}
+
+struct Batch<'a> {
+    bytes: Bytes<'a>,
+    entries: Vec<Entry>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(whole: Option<&'a [u8]>) -> Batch<'a> {
+        Batch {
+            bytes: match whole {
+                Some(w) => Bytes::Whole(w),
+                None => Bytes::Copied(Vec::new(), Vec::new()),
+            },
+            entries: Vec::new(),
+        }
+    }
+
+    fn input_bytes(&self) -> u64 {
+        self.entries.iter().map(|e| e.end - e.start).sum()
+    }
+
+    fn entry_bytes(&self, i: usize) -> &[u8] {
+        let e = &self.entries[i];
+        match &self.bytes {
+            Bytes::Whole(w) => &w[e.start as usize..e.end as usize],
+            Bytes::Copied(data, starts) => {
+                let s = starts[i] as usize;
+                &data[s..s + (e.end - e.start) as usize]
+            }
+        }
+    }
+}
+
+/// What decoding one batch produced.
+#[derive(Default)]
+pub(crate) struct Decoded {
+    pub(crate) items: Vec<Item>,
+    pub(crate) skipped: Vec<Skipped>,
+    pub(crate) error: Option<Error>,
+}
+
+fn decode_batch(batch: &Batch, keep_going: bool) -> Decoded {
+    let mut out = Decoded::default();
+    for (i, e) in batch.entries.iter().enumerate() {
+        let bytes = batch.entry_bytes(i);
+        let result = match std::str::from_utf8(bytes) {
+            Ok(_) => decode::entry(e.kind, bytes, e.start, &mut out.items),
+            Err(u) => Err(Error::at(
+                ErrorKind::Utf8,
+                e.start + u.valid_up_to() as u64,
+                "invalid UTF-8",
+            )),
+        };
+        if let Err(err) = result {
+            let err = e.path.wrap(err.with_offset(e.start));
+            if keep_going {
+                out.skipped.push(Skipped {
+                    path: err.path_string(),
+                    offset: err.offset(),
+                    reason: err.message().to_string(),
+                });
+            } else {
+                out.error = Some(err);
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn in_flight_limit() -> usize {
+    rayon::current_num_threads() * 2 + 1
+}
+
+/// What the walk learnt besides the entries.
+#[derive(Default)]
+pub(crate) struct Skeleton {
+    pub(crate) format: Option<crate::model::DocumentKind>,
+    pub(crate) sections: Vec<crate::model::Section>,
+    pub(crate) opaque_sections: Vec<crate::model::OpaqueResource>,
+    pub(crate) bootstrap_last_updated: Option<Box<str>>,
+    pub(crate) bytes: u64,
+}
+
+/// Walks the document and decodes its entries; returns the skeleton facts and decoded batches in
+/// input order. A walk error under `keep_going` ends the walk but keeps what came before it.
+pub(crate) fn walk(window: &mut Window, keep_going: bool) -> Result<(Skeleton, Vec<Decoded>)> {
+    let results: Mutex<Vec<Option<Decoded>>> = Mutex::new(Vec::new());
+    let in_flight = (Mutex::new(0usize), Condvar::new());
+    let whole = window.whole();
+    let mut skeleton = Skeleton::default();
+    let inline = rayon::current_thread_index().is_some();
+    let walked = rayon::in_place_scope(|scope| {
+        let mut sink = Sink {
+            batch: Batch::new(whole),
+            submit: &mut |batch: Batch<'_>| {
+                let slot = {
+                    let mut r = results.lock().unwrap_or_else(|p| p.into_inner());
+                    r.push(None);
+                    r.len() - 1
+                };
+                if inline {
+                    let d = decode_batch(&batch, keep_going);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[slot] = Some(d);
+                    return;
+                }
+                {
+                    let (count, cv) = &in_flight;
+                    let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
+                    while *n >= in_flight_limit() {
+                        n = cv.wait(n).unwrap_or_else(|p| p.into_inner());
+                    }
+                    *n += 1;
+                }
+                let results = &results;
+                let in_flight = &in_flight;
+                scope.spawn(move |_| {
+                    let d = decode_batch(&batch, keep_going);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[slot] = Some(d);
+                    let (count, cv) = in_flight;
+                    *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                    cv.notify_one();
+                });
+            },
+        };
+        let walked = document(window, &mut sink, &mut skeleton);
+        sink.flush();
+        walked
+    });
+    skeleton.bytes = window.offset();
+    let decoded: Vec<Decoded> = results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
+    match walked {
+        Ok(()) => Ok((skeleton, decoded)),
+        Err(e) if keep_going => {
+            let mut decoded = decoded;
+            let mut last = Decoded::default();
+            last.skipped.push(Skipped {
+                path: e.path_string(),
+                offset: e.offset(),
+                reason: format!("reading stopped: {}", e.message()),
+            });
+            decoded.push(last);
+            Ok((skeleton, decoded))
+        }
+        Err(e) => {
+            // An entry error earlier in the input is the one to report.
+            if let Some(first) = decoded.into_iter().find_map(|d| d.error) {
+                if first.offset() < e.offset() {
+                    return Err(first);
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+struct Sink<'a, 'f> {
+    batch: Batch<'a>,
+    submit: &'f mut dyn FnMut(Batch<'a>),
+}
+
+impl<'a> Sink<'a, '_> {
+    /// Adds the entry whose bytes the window has just scanned (and still holds).
+    fn push(&mut self, window: &Window, kind: EntryKind, start: u64, end: u64, path: EntryPath) {
+        if let Bytes::Copied(data, starts) = &mut self.batch.bytes {
+            starts.push(data.len() as u64);
+            data.extend_from_slice(window.slice(start, end));
+        }
+        self.batch.entries.push(Entry {
+            kind,
+            start,
+            end,
+            path,
+        });
+        if self.batch.entries.len() >= BATCH_ENTRIES || self.batch.input_bytes() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.entries.is_empty() {
+            return;
+        }
+        let whole = match &self.batch.bytes {
+            Bytes::Whole(w) => Some(*w),
+            Bytes::Copied(..) => None,
+        };
+        let full = std::mem::replace(&mut self.batch, Batch::new(whole));
+        (self.submit)(full);
+    }
+}
+
+fn document(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> {
+    // A UTF-8 byte order mark is allowed before the document.
+    if w.peek()? == Some(0xEF) && w.data()[w.pos()..].starts_with(b"\xEF\xBB\xBF") {
+        for _ in 0..3 {
+            w.bump();
+        }
+    }
+    let Some(first) = w.peek()? else {
+        return Err(Error::at(ErrorKind::Empty, 0, "the input is empty"));
+    };
+    match first {
+        b'{' => top_object(w, sink, sk)?,
+        b'[' => {
+            sk.format = Some(crate::model::DocumentKind::ResourceList);
+            entry_array(w, sink, None, "", EntryKind::Bare)?;
+        }
+        _ => return Err(not_json(w)),
+    }
+    if let Some(b) = w.peek()? {
+        return Err(Error::at(
+            ErrorKind::Syntax,
+            w.offset(),
+            format!("unexpected {} after the end of the document", describe(b)),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for input that does not start like JSON, with a guess at what it is.
+fn not_json(w: &Window) -> Error {
+    let head = &w.data()[w.pos()..w.data().len().min(w.pos() + 4096)];
+    let text = String::from_utf8_lossy(head);
+    let first_line = text.lines().next().unwrap_or("");
+    let what = if text.starts_with("apiVersion:")
+        || text.contains("\napiVersion:")
+        || text.starts_with("kind:")
+    {
+        "it looks like a Kubernetes YAML manifest, not an Envoy config dump".to_string()
+    } else if first_line.contains(": ")
+        && first_line
+            .rsplit(": ")
+            .next()
+            .is_some_and(|v| v.trim().parse::<f64>().is_ok() || v.starts_with("P0("))
+    {
+        "it looks like Envoy's /stats text output, not a config dump".to_string()
+    } else if first_line.starts_with("# HELP") || first_line.starts_with("# TYPE") {
+        "it looks like Prometheus metrics, not a config dump".to_string()
+    } else if first_line.starts_with("configs:") || text.contains("\nconfigs:") {
+        "it looks like a YAML config dump; this build reads JSON".to_string()
+    } else {
+        let b = head.first().copied().unwrap_or(0);
+        format!("expected a JSON object or array, found {}", describe(b))
+    };
+    Error::at(
+        ErrorKind::WrongDocument,
+        w.offset(),
+        format!("not an Envoy config dump: {what}"),
+    )
+}
+
+/// Maps a section key (proto field name) to the entries it holds.
+fn section_key(key: &str) -> Option<(&'static str, EntryKind, &'static str)> {
+    use EntryKind as K;
+    const CLUSTERS: &str = "type.googleapis.com/envoy.admin.v3.ClustersConfigDump";
+    const LISTENERS: &str = "type.googleapis.com/envoy.admin.v3.ListenersConfigDump";
+    const ROUTES: &str = "type.googleapis.com/envoy.admin.v3.RoutesConfigDump";
+    const ENDPOINTS: &str = "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump";
+    const SECRETS: &str = "type.googleapis.com/envoy.admin.v3.SecretsConfigDump";
+    const SCOPED: &str = "type.googleapis.com/envoy.admin.v3.ScopedRoutesConfigDump";
+    const ECDS: &str = "type.googleapis.com/envoy.admin.v3.EcdsConfigDump";
+    Some(match key {
+        "static_clusters" => ("static_clusters", K::Cluster(State::Static), CLUSTERS),
+        "dynamic_active_clusters" => (
+            "dynamic_active_clusters",
+            K::Cluster(State::Active),
+            CLUSTERS,
+        ),
+        "dynamic_warming_clusters" => (
+            "dynamic_warming_clusters",
+            K::Cluster(State::Warming),
+            CLUSTERS,
+        ),
+        "static_listeners" => ("static_listeners", K::StaticListener, LISTENERS),
+        "dynamic_listeners" => ("dynamic_listeners", K::DynamicListener, LISTENERS),
+        "static_route_configs" => (
+            "static_route_configs",
+            K::RouteConfig(State::Static),
+            ROUTES,
+        ),
+        "dynamic_route_configs" => (
+            "dynamic_route_configs",
+            K::RouteConfig(State::Active),
+            ROUTES,
+        ),
+        "static_endpoint_configs" => (
+            "static_endpoint_configs",
+            K::EndpointConfig(State::Static),
+            ENDPOINTS,
+        ),
+        "dynamic_endpoint_configs" => (
+            "dynamic_endpoint_configs",
+            K::EndpointConfig(State::Active),
+            ENDPOINTS,
+        ),
+        "static_secrets" => ("static_secrets", K::Secret(State::Static), SECRETS),
+        "dynamic_active_secrets" => ("dynamic_active_secrets", K::Secret(State::Active), SECRETS),
+        "dynamic_warming_secrets" => (
+            "dynamic_warming_secrets",
+            K::Secret(State::Warming),
+            SECRETS,
+        ),
+        "inline_scoped_route_configs" => (
+            "inline_scoped_route_configs",
+            K::OpaqueEntry("type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration"),
+            SCOPED,
+        ),
+        "dynamic_scoped_route_configs" => (
+            "dynamic_scoped_route_configs",
+            K::OpaqueEntry("type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration"),
+            SCOPED,
+        ),
+        "ecds_filters" => (
+            "ecds_filters",
+            K::OpaqueEntry("type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"),
+            ECDS,
+        ),
+        _ => return None,
+    })
+}
+
+const BOOTSTRAP_DUMP: &str = "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump";
+
+/// The types of `configs` elements Heft reads (others are kept opaque whole).
+fn known_section(type_url: &str) -> bool {
+    type_url == BOOTSTRAP_DUMP
+        || [
+            "ClustersConfigDump",
+            "ListenersConfigDump",
+            "RoutesConfigDump",
+            "EndpointsConfigDump",
+            "SecretsConfigDump",
+            "ScopedRoutesConfigDump",
+            "EcdsConfigDump",
+        ]
+        .iter()
+        .any(|t| type_url.strip_prefix("type.googleapis.com/envoy.admin.v3.") == Some(t))
+}
+
+fn key(w: &mut Window) -> Result<String> {
+    let k = w.string()?;
+    w.expect(b':', "':' after an object key")?;
+    Ok(k)
+}
+
+/// Iterates an object's members in the window: `f` must consume each value.
+fn members(w: &mut Window, mut f: impl FnMut(&mut Window, &str) -> Result<()>) -> Result<()> {
+    w.expect(b'{', "an object")?;
+    if w.next_byte("inside an object")? == b'}' {
+        w.bump();
+        return Ok(());
+    }
+    loop {
+        let raw = key(w)?;
+        let mut scratch = [0u8; 64];
+        let name = field_name(&raw, &mut scratch);
+        f(w, name).map_err(|e| e.in_key(&raw))?;
+        match w.next_byte("inside an object")? {
+            b',' => w.bump(),
+            b'}' => {
+                w.bump();
+                return Ok(());
+            }
+            b => {
+                return Err(Error::at(
+                    ErrorKind::Syntax,
+                    w.offset(),
+                    format!("expected ',' or '}}' in an object, found {}", describe(b)),
+                )
+                .in_key(&raw))
+            }
+        }
+    }
+}
+
+/// Iterates an array's elements in the window: `f` must consume each element.
+fn elements(w: &mut Window, mut f: impl FnMut(&mut Window, u64) -> Result<()>) -> Result<()> {
+    if w.next_byte("where an array was expected")? == b'n' {
+        w.value(false)?;
+        return Ok(());
+    }
+    w.expect(b'[', "an array")?;
+    if w.next_byte("inside an array")? == b']' {
+        w.bump();
+        return Ok(());
+    }
+    let mut i = 0;
+    loop {
+        f(w, i).map_err(|e| e.in_index(i))?;
+        i += 1;
+        match w.next_byte("inside an array")? {
+            b',' => w.bump(),
+            b']' => {
+                w.bump();
+                return Ok(());
+            }
+            b => {
+                return Err(Error::at(
+                    ErrorKind::Syntax,
+                    w.offset(),
+                    format!("expected ',' or ']' in an array, found {}", describe(b)),
+                ))
+            }
+        }
+    }
+}
+
+fn entry_array(
+    w: &mut Window,
+    sink: &mut Sink,
+    config: Option<u64>,
+    section: &'static str,
+    kind: EntryKind,
+) -> Result<()> {
+    elements(w, |w, i| {
+        let (start, end) = w.value(true)?;
+        let path = EntryPath {
+            config,
+            section,
+            index: Some(i),
+        };
+        sink.push(w, kind, start, end, path);
+        w.release();
+        Ok(())
+    })
+}
+
+fn top_object(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> {
+    let start = w.offset();
+    let mut seen: Vec<String> = Vec::new();
+    let mut found = false;
+    let mut section = SectionState::default();
+    members(w, |w, k| {
+        match k {
+            "configs" => {
+                found = true;
+                sk.format = Some(crate::model::DocumentKind::ConfigDump);
+                elements(w, |w, i| config_element(w, sink, sk, i))?;
+            }
+            "cluster_statuses" => {
+                found = true;
+                sk.format = Some(crate::model::DocumentKind::ClusterStatuses);
+                elements(w, |w, i| {
+                    let (s, e) = w.value(true)?;
+                    let path = EntryPath {
+                        config: None,
+                        section: "cluster_statuses",
+                        index: Some(i),
+                    };
+                    sink.push(w, EntryKind::ClusterStatus, s, e, path);
+                    w.release();
+                    Ok(())
+                })?;
+            }
+            _ => {
+                if section.member(w, sink, sk, k, None)? {
+                    found = true;
+                } else {
+                    if seen.len() < 8 {
+                        seen.push(k.to_string());
+                    }
+                    w.value(false)?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if section.type_url.is_some() || section.saw_section_key {
+        sk.format.get_or_insert(crate::model::DocumentKind::Section);
+        section.finish(sk, start, w.offset());
+    }
+    if !found {
+        return Err(Error::at(
+            ErrorKind::WrongDocument,
+            start,
+            format!("not an Envoy config dump: {}", wrong_object_hint(&seen)),
+        ));
+    }
+    Ok(())
+}
+
+fn wrong_object_hint(keys: &[String]) -> String {
+    let has = |k: &str| keys.iter().any(|x| x == k);
+    if has("stats") {
+        "this is Envoy's /stats?format=json output".into()
+    } else if has("command_line_options") || has("hot_restart_version") {
+        "this is Envoy's /server_info output".into()
+    } else if has("allocated") && has("heap_size") {
+        "this is Envoy's /memory output".into()
+    } else if has("api_version") || has("kind") {
+        "it looks like a Kubernetes object".into()
+    } else if keys.is_empty() {
+        "the object is empty".into()
+    } else {
+        format!(
+            "no configs or dump sections found (top-level keys: {})",
+            keys.join(", ")
+        )
+    }
+}
+
+/// What one section object has shown so far.
+#[derive(Default)]
+struct SectionState {
+    type_url: Option<String>,
+    saw_section_key: bool,
+    inferred: Option<&'static str>,
+}
+
+impl SectionState {
+    /// Handles one member of a section object; false if the key is not a section member.
+    fn member(
+        &mut self,
+        w: &mut Window,
+        sink: &mut Sink,
+        sk: &mut Skeleton,
+        k: &str,
+        config: Option<u64>,
+    ) -> Result<bool> {
+        match k {
+            "@type" => {
+                self.type_url = Some(w.string()?);
+                return Ok(true);
+            }
+            "bootstrap" => {
+                self.saw_section_key = true;
+                self.inferred = Some(BOOTSTRAP_DUMP);
+                let (s, e) = w.value(true)?;
+                let path = EntryPath {
+                    config,
+                    section: "bootstrap",
+                    index: None,
+                };
+                sink.push(w, EntryKind::Bootstrap, s, e, path);
+                w.release();
+                return Ok(true);
+            }
+            "last_updated"
+                if self.inferred == Some(BOOTSTRAP_DUMP)
+                    || self.type_url.as_deref() == Some(BOOTSTRAP_DUMP) =>
+            {
+                sk.bootstrap_last_updated = Some(w.string()?.into());
+                return Ok(true);
+            }
+            _ => {}
+        }
+        let Some((name, kind, type_url)) = section_key(k) else {
+            return Ok(false);
+        };
+        self.saw_section_key = true;
+        self.inferred.get_or_insert(type_url);
+        entry_array(w, sink, config, name, kind)?;
+        Ok(true)
+    }
+
+    fn finish(self, sk: &mut Skeleton, start: u64, end: u64) {
+        let type_url: Box<str> = self
+            .type_url
+            .as_deref()
+            .or(self.inferred)
+            .unwrap_or("")
+            .into();
+        let span = crate::model::Span {
+            offset: start,
+            len: end - start,
+        };
+        if !known_section(&type_url) {
+            sk.opaque_sections.push(crate::model::OpaqueResource {
+                meta: crate::model::Meta {
+                    span: Some(span),
+                    ..crate::model::Meta::new(State::Active)
+                },
+                name: None,
+                payload: crate::model::Opaque {
+                    type_url: type_url.clone(),
+                    bytes: span.len,
+                },
+            });
+        }
+        sk.sections.push(crate::model::Section { type_url, span });
+    }
+}
+
+fn config_element(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton, index: u64) -> Result<()> {
+    if w.next_byte("inside configs")? != b'{' {
+        return Err(Error::at(
+            ErrorKind::Syntax,
+            w.offset(),
+            "expected an object in configs".to_string(),
+        ));
+    }
+    let start = w.offset();
+    let mut section = SectionState::default();
+    members(w, |w, k| {
+        if !section.member(w, sink, sk, k, Some(index))? {
+            w.value(false)?;
+        }
+        Ok(())
+    })?;
+    section.finish(sk, start, w.offset());
+    Ok(())
+}
