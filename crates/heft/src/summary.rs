@@ -186,7 +186,13 @@ impl Summary {
             endpoints += 1;
             *by_health.entry(h.health.name().to_string()).or_default() += 1;
         }
-        let clusters = Counted::of(dump.clusters.iter().map(|c| &c.meta.state));
+        // `/clusters` output names clusters without their config: count them too.
+        let clusters = Counted::of(
+            dump.clusters
+                .iter()
+                .map(|c| &c.meta.state)
+                .chain(dump.cluster_statuses.iter().map(|c| &c.meta.state)),
+        );
         let node = dump
             .bootstrap
             .as_ref()

@@ -109,10 +109,18 @@ impl<'a> Parser<'a> {
     fn expect_byte(&mut self, want: u8, what: &str) -> Result<()> {
         let b = self.peek()?;
         if b != want {
-            return Err(self.error(
-                ErrorKind::Syntax,
-                format!("expected {what}, found {}", Self::found(b)),
-            ));
+            // A value of the wrong type is valid JSON that Heft cannot use; anything else is
+            // broken JSON.
+            let starts_value = matches!(
+                b,
+                b'{' | b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9'
+            );
+            let kind = if starts_value && matches!(want, b'{' | b'[' | b'"') {
+                ErrorKind::InvalidValue
+            } else {
+                ErrorKind::Syntax
+            };
+            return Err(self.error(kind, format!("expected {what}, found {}", Self::found(b))));
         }
         self.pos += 1;
         Ok(())
@@ -220,7 +228,7 @@ impl<'a> Parser<'a> {
         let mut index = 0u64;
         loop {
             self.peek()?;
-        let at = self.offset();
+            let at = self.offset();
             f(self).map_err(|e| e.with_offset(at).in_index(index))?;
             index += 1;
             match self.peek()? {
@@ -604,7 +612,7 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 self.peek()?;
-        let at = self.offset();
+                let at = self.offset();
                 let text = self.number_text()?.unwrap_or(Cow::Borrowed("0"));
                 let n: serde_json::Number = text.parse().map_err(|_| {
                     Error::at(ErrorKind::Syntax, at, format!("invalid number {text:?}"))

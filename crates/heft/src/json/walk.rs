@@ -268,7 +268,7 @@ fn document(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> {
             sk.format = Some(crate::model::DocumentKind::ResourceList);
             entry_array(w, sink, None, "", EntryKind::Bare)?;
         }
-        _ => return Err(not_json(w)),
+        _ => return Err(not_json(w)?),
     }
     if let Some(b) = w.peek()? {
         return Err(Error::at(
@@ -281,35 +281,37 @@ fn document(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> {
 }
 
 /// The error for input that does not start like JSON, with a guess at what it is.
-fn not_json(w: &Window) -> Error {
-    let head = &w.data()[w.pos()..w.data().len().min(w.pos() + 4096)];
+fn not_json(w: &mut Window) -> Result<Error> {
+    let at = w.offset();
+    let held = w.lookahead(4096)?;
+    let head = &held[..held.len().min(4096)];
     let text = String::from_utf8_lossy(head);
     let first_line = text.lines().next().unwrap_or("");
     let what = if text.starts_with("apiVersion:")
         || text.contains("\napiVersion:")
         || text.starts_with("kind:")
     {
-        "it looks like a Kubernetes YAML manifest, not an Envoy config dump".to_string()
+        "it looks like a Kubernetes YAML manifest".to_string()
     } else if first_line.contains(": ")
         && first_line
             .rsplit(": ")
             .next()
             .is_some_and(|v| v.trim().parse::<f64>().is_ok() || v.starts_with("P0("))
     {
-        "it looks like Envoy's /stats text output, not a config dump".to_string()
+        "it looks like Envoy's /stats text output".to_string()
     } else if first_line.starts_with("# HELP") || first_line.starts_with("# TYPE") {
-        "it looks like Prometheus metrics, not a config dump".to_string()
+        "it looks like Prometheus metrics".to_string()
     } else if first_line.starts_with("configs:") || text.contains("\nconfigs:") {
         "it looks like a YAML config dump; this build reads JSON".to_string()
     } else {
         let b = head.first().copied().unwrap_or(0);
         format!("expected a JSON object or array, found {}", describe(b))
     };
-    Error::at(
+    Ok(Error::at(
         ErrorKind::WrongDocument,
-        w.offset(),
+        at,
         format!("not an Envoy config dump: {what}"),
-    )
+    ))
 }
 
 /// Maps a section key (proto field name) to the entries it holds.

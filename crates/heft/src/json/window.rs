@@ -15,7 +15,9 @@ const CHUNK: usize = 1 << 20;
 enum Buf<'a> {
     Borrowed(&'a [u8]),
     Owned {
+        /// Allocated (and zeroed) once per growth; only `..filled` holds input.
         data: Vec<u8>,
+        filled: usize,
         reader: Box<dyn Read + 'a>,
         eof: bool,
     },
@@ -44,6 +46,7 @@ impl<'a> Window<'a> {
         Window {
             buf: Buf::Owned {
                 data: Vec::new(),
+                filled: 0,
                 reader,
                 eof: false,
             },
@@ -64,7 +67,7 @@ impl<'a> Window<'a> {
     pub(crate) fn data(&self) -> &[u8] {
         match &self.buf {
             Buf::Borrowed(b) => b,
-            Buf::Owned { data, .. } => data,
+            Buf::Owned { data, filled, .. } => &data[..*filled],
         }
     }
 
@@ -84,7 +87,13 @@ impl<'a> Window<'a> {
 
     /// Reads more input; false at the end. Positions before `keep` (or `pos`) may move.
     fn fill(&mut self) -> Result<bool> {
-        let Buf::Owned { data, reader, eof } = &mut self.buf else {
+        let Buf::Owned {
+            data,
+            filled,
+            reader,
+            eof,
+        } = &mut self.buf
+        else {
             return Ok(false);
         };
         if *eof {
@@ -92,19 +101,23 @@ impl<'a> Window<'a> {
         }
         let drop = self.keep.unwrap_or(self.pos).min(self.pos);
         if drop > 0 {
-            data.drain(..drop);
+            data.copy_within(drop..*filled, 0);
+            *filled -= drop;
             self.start += drop as u64;
             self.pos -= drop;
             if let Some(k) = &mut self.keep {
                 *k -= drop;
             }
         }
-        let len = data.len();
-        data.resize(len + CHUNK, 0);
+        if *filled == data.len() {
+            // Grows only while one value being captured is larger than the buffer.
+            let grow = data.len().max(CHUNK);
+            data.resize(data.len() + grow, 0);
+        }
         loop {
-            match reader.read(&mut data[len..]) {
+            match reader.read(&mut data[*filled..]) {
                 Ok(n) => {
-                    data.truncate(len + n);
+                    *filled += n;
                     if n == 0 {
                         *eof = true;
                     }
@@ -112,8 +125,7 @@ impl<'a> Window<'a> {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    data.truncate(len);
-                    let at = self.start + len as u64;
+                    let at = self.start + *filled as u64;
                     return Err(Error::io(&format!("reading input at byte {at}"), e));
                 }
             }
@@ -207,7 +219,8 @@ impl<'a> Window<'a> {
     }
 
     /// Skips one value and returns its input offsets `(start, end)`. With `capture`, its bytes
-    /// stay readable through [`Window::slice`] until [`Window::release`].
+    /// stay readable through [`Window::slice`] until [`Window::release`]; the caller validates
+    /// them. Without, the bytes are checked to be UTF-8 here, as they go by.
     pub(crate) fn value(&mut self, capture: bool) -> Result<(u64, u64)> {
         self.next_byte("where a value was expected")?;
         let start = self.offset();
@@ -216,17 +229,23 @@ impl<'a> Window<'a> {
         }
         let mut scan = Scan::default();
         let mut from = self.pos;
+        let mut checked = start;
         loop {
             match scan.run(self.data(), from, self.start)? {
                 Step::Done(end) => {
                     self.pos = end;
-                    return Ok((start, self.offset()));
+                    let end = self.offset();
+                    if !capture {
+                        self.check_utf8(checked, end, true)?;
+                    }
+                    return Ok((start, end));
                 }
                 Step::More => {
                     let scanned = self.offset_of(self.data().len());
                     if !capture {
-                        // Everything scanned so far may be dropped.
-                        self.pos = self.data().len();
+                        // Everything scanned and checked so far may be dropped.
+                        checked = self.check_utf8(checked, scanned, false)?;
+                        self.pos = (checked - self.start) as usize;
                     }
                     if !self.fill()? {
                         return Err(Error::at(
@@ -239,6 +258,31 @@ impl<'a> Window<'a> {
                 }
             }
         }
+    }
+
+    /// Checks that the held bytes `start..end` are UTF-8; returns how far they are known good.
+    /// Unless `complete`, a character cut off at `end` is left for the next call.
+    fn check_utf8(&self, start: u64, end: u64, complete: bool) -> Result<u64> {
+        match std::str::from_utf8(self.slice(start, end)) {
+            Ok(_) => Ok(end),
+            Err(e) if !complete && e.error_len().is_none() => Ok(start + e.valid_up_to() as u64),
+            Err(e) => Err(Error::at(
+                ErrorKind::Utf8,
+                start + e.valid_up_to() as u64,
+                "invalid UTF-8",
+            )),
+        }
+    }
+
+    /// Reads until at least `n` bytes from the current position are held, or the input ends;
+    /// returns the bytes held from the current position.
+    pub(crate) fn lookahead(&mut self, n: usize) -> Result<&[u8]> {
+        while self.data().len() - self.pos < n {
+            if !self.fill()? {
+                break;
+            }
+        }
+        Ok(&self.data()[self.pos..])
     }
 
     /// The bytes between two input offsets, which must still be held.

@@ -38,6 +38,8 @@ pub struct Certificate {
     pub subject: Box<str>,
     /// Whether it is a CA certificate.
     pub is_ca: bool,
+    /// The SPIFFE trust domain whose bundle holds it, for SPIFFE validation contexts.
+    pub trust_domain: Option<Box<str>>,
 }
 
 /// A secret.

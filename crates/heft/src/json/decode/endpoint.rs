@@ -3,6 +3,7 @@
 use super::common::{address, locality, metadata, opt_string};
 use crate::error::Result;
 use crate::json::parser::Parser;
+use crate::model::State;
 use crate::model::{
     ClusterStatus, Endpoint, HealthStatus, HostStatus, LoadAssignment, Locality, LocalityEndpoints,
     Meta,
@@ -93,10 +94,13 @@ fn lb_endpoint(p: &mut Parser) -> Result<Endpoint> {
     Ok(e)
 }
 
-/// One element of `cluster_statuses`.
+/// One element of `cluster_statuses`: static unless `added_via_api`.
 pub(crate) fn cluster_status(p: &mut Parser, meta: Meta) -> Result<ClusterStatus> {
     let mut c = ClusterStatus {
-        meta,
+        meta: Meta {
+            state: State::Static,
+            ..meta
+        },
         name: "".into(),
         added_via_api: false,
         hosts: Vec::new(),
@@ -104,7 +108,14 @@ pub(crate) fn cluster_status(p: &mut Parser, meta: Meta) -> Result<ClusterStatus
     p.fields(|p, k| {
         match k {
             "name" => c.name = p.string()?,
-            "added_via_api" => c.added_via_api = p.bool()?,
+            "added_via_api" => {
+                c.added_via_api = p.bool()?;
+                c.meta.state = if c.added_via_api {
+                    State::Active
+                } else {
+                    State::Static
+                };
+            }
             "host_statuses" => c.hosts = p.list(host_status)?,
             _ => p.skip()?,
         }

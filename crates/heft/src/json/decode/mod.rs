@@ -304,7 +304,8 @@ fn opaque_entry(p: &mut Parser, mut meta: Meta, type_url: &'static str) -> Resul
     })))
 }
 
-/// What a bare resource is, from its `@type` or, failing that, its keys.
+/// What a bare resource is, from its `@type` or, failing that, its keys. Keys are weighed by a
+/// fixed priority, not by their order, so field order cannot change the verdict.
 fn bare_kind(p: &mut Parser) -> Result<Option<&'static str>> {
     if let Some(t) = p.peek_type_url()? {
         let kind = match t.rsplit('.').next().unwrap_or("") {
@@ -318,37 +319,78 @@ fn bare_kind(p: &mut Parser) -> Result<Option<&'static str>> {
         };
         return Ok(Some(kind));
     }
+    // Most telling first: a dump entry wraps its resource under one of the first keys.
+    const PRIORITY: [(&str, &str); 32] = [
+        ("cluster", "entry:cluster"),
+        ("active_state", "entry:listener"),
+        ("warming_state", "entry:listener"),
+        ("draining_state", "entry:listener"),
+        ("listener", "entry:static_listener"),
+        ("route_config", "entry:route_config"),
+        ("endpoint_config", "entry:endpoint_config"),
+        ("secret", "entry:secret"),
+        ("host_statuses", "cluster_status"),
+        ("added_via_api", "cluster_status"),
+        ("virtual_hosts", "route_config"),
+        ("vhds", "route_config"),
+        ("validate_clusters", "route_config"),
+        ("cluster_name", "endpoint_config"),
+        ("filter_chains", "listener"),
+        ("listener_filters", "listener"),
+        ("default_filter_chain", "listener"),
+        ("address", "listener"),
+        ("tls_certificate", "secret"),
+        ("validation_context", "secret"),
+        ("session_ticket_keys", "secret"),
+        ("generic_secret", "secret"),
+        ("node", "bootstrap"),
+        ("static_resources", "bootstrap"),
+        ("dynamic_resources", "bootstrap"),
+        ("type", "cluster"),
+        ("eds_cluster_config", "cluster"),
+        ("connect_timeout", "cluster"),
+        ("lb_policy", "cluster"),
+        ("cluster_type", "cluster"),
+        ("transport_socket_matches", "cluster"),
+        ("load_assignment", "cluster"),
+    ];
     let mut probe = Parser::new(&p.buf()[p.pos()..], 0);
-    let mut kind = None;
+    let mut best: Option<usize> = None;
     probe.fields(|q, k| {
-        let guess = match k {
-            "host_statuses" | "added_via_api" => Some("cluster_status"),
-            "virtual_hosts" | "vhds" | "validate_clusters" => Some("route_config"),
-            "filter_chains" | "listener_filters" | "default_filter_chain" | "address" => {
-                Some("listener")
-            }
-            "type"
-            | "eds_cluster_config"
-            | "connect_timeout"
-            | "lb_policy"
-            | "cluster_type"
-            | "transport_socket_matches"
-            | "load_assignment" => Some("cluster"),
-            "cluster_name" | "endpoints" => Some("endpoint_config"),
-            "tls_certificate" | "validation_context" | "session_ticket_keys" => Some("secret"),
-            "node" | "static_resources" | "dynamic_resources" => Some("bootstrap"),
-            _ => None,
-        };
-        if kind.is_none() {
-            kind = guess;
+        if let Some(rank) = PRIORITY.iter().position(|(key, _)| *key == k) {
+            best = Some(best.map_or(rank, |b| b.min(rank)));
         }
         q.skip()
     })?;
-    Ok(kind)
+    Ok(best.map(|rank| PRIORITY[rank].1))
 }
 
 fn bare(p: &mut Parser, meta: Meta, out: &mut Vec<Item>) -> Result<()> {
     let item = match bare_kind(p)? {
+        Some("entry:cluster") => {
+            return wrapped(p, meta, "cluster", out, |p, m| {
+                Ok(Item::Cluster(Box::new(cluster::cluster(p, m)?)))
+            })
+        }
+        Some("entry:listener") => return dynamic_listener(p, meta.span, out),
+        Some("entry:static_listener") => {
+            return wrapped(p, meta, "listener", out, |p, m| {
+                Ok(Item::Listener(Box::new(listener::listener(p, m)?)))
+            })
+        }
+        Some("entry:route_config") => {
+            return wrapped(p, meta, "route_config", out, |p, m| {
+                Ok(Item::RouteConfig(Box::new(route::route_config(p, m)?)))
+            })
+        }
+        Some("entry:endpoint_config") => {
+            return wrapped(p, meta, "endpoint_config", out, |p, m| {
+                Ok(Item::LoadAssignment(Box::new(endpoint::load_assignment(
+                    p, m,
+                )?)))
+            })
+        }
+        Some("entry:secret") => return secret_entry(p, meta, out),
         Some("cluster") => Item::Cluster(Box::new(cluster::cluster(p, meta)?)),
         Some("listener") => Item::Listener(Box::new(listener::listener(p, meta)?)),
         Some("route_config") => Item::RouteConfig(Box::new(route::route_config(p, meta)?)),

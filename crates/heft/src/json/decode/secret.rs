@@ -15,7 +15,8 @@ pub(crate) fn secret(p: &mut Parser, meta: Meta, name: Option<Box<str>>) -> Resu
         certificates: Vec::new(),
         certificate_error: None,
     };
-    let mut pem: Option<Vec<u8>> = None;
+    // (trust domain, PEM) pairs: one for a plain secret, one per SPIFFE trust domain.
+    let mut pems: Vec<(Option<Box<str>>, Vec<u8>)> = Vec::new();
     p.fields(|p, k| {
         match k {
             "name" => {
@@ -28,7 +29,7 @@ pub(crate) fn secret(p: &mut Parser, meta: Meta, name: Option<Box<str>>) -> Resu
                 s.kind = SecretKind::Certificate;
                 p.fields(|p, k| {
                     if k == "certificate_chain" {
-                        pem = data_source(p)?;
+                        pems.extend(data_source(p)?.map(|pem| (None, pem)));
                     } else {
                         // private_key, password and the rest: skipped, never read.
                         p.skip()?;
@@ -39,10 +40,10 @@ pub(crate) fn secret(p: &mut Parser, meta: Meta, name: Option<Box<str>>) -> Resu
             "validation_context" => {
                 s.kind = SecretKind::ValidationContext;
                 p.fields(|p, k| {
-                    if k == "trusted_ca" {
-                        pem = data_source(p)?;
-                    } else {
-                        p.skip()?;
+                    match k {
+                        "trusted_ca" => pems.extend(data_source(p)?.map(|pem| (None, pem))),
+                        "custom_validator_config" => spiffe_bundles(p, &mut pems)?,
+                        _ => p.skip()?,
                     }
                     Ok(())
                 })?;
@@ -59,13 +60,44 @@ pub(crate) fn secret(p: &mut Parser, meta: Meta, name: Option<Box<str>>) -> Resu
         }
         Ok(())
     })?;
-    if let Some(pem) = pem {
+    for (trust_domain, pem) in pems {
         match certificates(&pem) {
-            Ok(certs) => s.certificates = certs,
+            Ok(certs) => s.certificates.extend(certs.into_iter().map(|mut c| {
+                c.trust_domain.clone_from(&trust_domain);
+                c
+            })),
             Err(e) => s.certificate_error = Some(e.into()),
         }
     }
     Ok(s)
+}
+
+/// `custom_validator_config` with a `SPIFFECertValidatorConfig`: one trust bundle per domain.
+fn spiffe_bundles(p: &mut Parser, pems: &mut Vec<(Option<Box<str>>, Vec<u8>)>) -> Result<()> {
+    p.fields(|p, k| {
+        if k != "typed_config" {
+            return p.skip();
+        }
+        p.fields(|p, k| {
+            if k != "trust_domains" {
+                return p.skip();
+            }
+            p.array(|p| {
+                let mut name = None;
+                let mut pem = None;
+                p.fields(|p, k| {
+                    match k {
+                        "name" => name = Some(p.string()?),
+                        "trust_bundle" => pem = data_source(p)?,
+                        _ => p.skip()?,
+                    }
+                    Ok(())
+                })?;
+                pems.extend(pem.map(|pem| (name, pem)));
+                Ok(())
+            })
+        })
+    })
 }
 
 /// The bytes of a `DataSource` given inline; `None` for files, env vars and redacted values.
@@ -129,6 +161,7 @@ pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<Certificate>, String> {
             sans,
             subject: cert.subject().to_string().into(),
             is_ca: cert.is_ca(),
+            trust_domain: None,
         });
     }
     if out.is_empty() && !pem.is_empty() {

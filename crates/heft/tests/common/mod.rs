@@ -1,0 +1,76 @@
+//! Shared helpers for tests on the real Envoy captures in `testdata/real/`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every capture file of the given names under `testdata/real/*/`; fails when there are none.
+pub fn captures(names: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let dir = repo().join("testdata/real");
+    for scenario in std::fs::read_dir(&dir).expect("testdata/real exists") {
+        let scenario = scenario.unwrap().path();
+        if !scenario.is_dir() {
+            continue;
+        }
+        for name in names {
+            for candidate in [name.to_string(), format!("{name}.gz")] {
+                let p = scenario.join(candidate);
+                if p.exists() {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    assert!(
+        out.len() >= 2,
+        "expected captures {names:?} under {}, found {out:?}",
+        dir.display()
+    );
+    out
+}
+
+/// The decompressed bytes of a capture.
+pub fn bytes(path: &Path) -> Vec<u8> {
+    let raw = std::fs::read(path).unwrap();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out).unwrap();
+        out
+    } else {
+        raw
+    }
+}
+
+/// `../shared/istioctl-fixtures`, which CI and developers have beside the project.
+pub fn fixtures() -> PathBuf {
+    let p = repo().join("../shared/istioctl-fixtures");
+    assert!(
+        p.is_dir(),
+        "{} is missing: the tests need ../shared beside the project",
+        p.display()
+    );
+    p
+}
+
+/// Runs the independent Python oracle on a file and returns its JSON.
+pub fn oracle_summary(path: &Path) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/oracle/summary.py"))
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "oracle failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
