@@ -34,8 +34,7 @@ fn summary_matches_the_independent_oracle_on_every_real_capture() {
 #[test]
 fn the_real_captures_hold_what_the_scenarios_put_in_them() {
     // Guards the corpus itself: if a capture lost a feature, the tests above would prove less.
-    let sidecar =
-        Dump::from_path(repo().join("testdata/real/sidecar/config_dump.json.gz")).unwrap();
+    let sidecar = Dump::from_path(capture("sidecar", "config_dump.json")).unwrap();
     let s = Summary::of(&sidecar);
     assert!(s.clusters.by_state.warming > 0, "a warming cluster");
     assert!(s.listeners.by_state.draining > 0, "a draining listener");
@@ -75,7 +74,7 @@ fn the_real_captures_hold_what_the_scenarios_put_in_them() {
         || !sidecar.rejected.is_empty();
     assert!(nacked, "a rejected update");
 
-    let gateway = Dump::from_path(repo().join("testdata/real/gateway/config_dump.json")).unwrap();
+    let gateway = Dump::from_path(capture("gateway", "config_dump.json")).unwrap();
     let sni_chains = gateway
         .listeners
         .iter()
@@ -134,7 +133,7 @@ fn every_way_of_reading_gives_the_same_dump() {
 
 #[test]
 fn byte_spans_point_at_the_resources_in_the_input() {
-    let path = repo().join("testdata/real/gateway/config_dump.json");
+    let path = capture("gateway", "config_dump.json");
     let text = bytes(&path);
     let dump = Dump::from_slice(&text).unwrap();
     for c in &dump.clusters {
@@ -195,7 +194,7 @@ fn certificates_agree_with_istioctl_expected_output() {
 
 #[test]
 fn the_real_sidecar_secret_certificate_is_read() {
-    let dump = Dump::from_path(repo().join("testdata/real/sidecar/config_dump.json.gz")).unwrap();
+    let dump = Dump::from_path(capture("sidecar", "config_dump.json")).unwrap();
     let default = dump.secrets.iter().find(|s| &*s.name == "default").unwrap();
     assert_eq!(default.kind, heft::model::SecretKind::Certificate);
     let cert = &default.certificates[0];
@@ -211,7 +210,7 @@ fn the_real_sidecar_secret_certificate_is_read() {
 
 #[test]
 fn truncation_anywhere_is_a_syntax_error_at_or_before_the_cut() {
-    let text = bytes(&repo().join("testdata/real/gateway/config_dump.json"));
+    let text = bytes(&capture("gateway", "config_dump.json"));
     let cuts = (1..text.len()).step_by(text.len() / 300 + 1);
     for cut in cuts {
         let err = Dump::from_slice(&text[..cut]).unwrap_err();
@@ -240,7 +239,7 @@ fn corrupt_name_after(text: &[u8], marker: &str) -> (Vec<u8>, usize) {
 
 #[test]
 fn a_bad_field_is_reported_with_its_offset_and_json_path() {
-    let text = bytes(&repo().join("testdata/real/gateway/config_dump.json"));
+    let text = bytes(&capture("gateway", "config_dump.json"));
     let dump = Dump::from_slice(&text).unwrap();
     let section = dump
         .sections
@@ -276,7 +275,7 @@ fn a_bad_field_is_reported_with_its_offset_and_json_path() {
 
 #[test]
 fn invalid_utf8_is_reported_at_its_byte() {
-    let text = bytes(&repo().join("testdata/real/gateway/config_dump.json"));
+    let text = bytes(&capture("gateway", "config_dump.json"));
     let s = std::str::from_utf8(&text).unwrap();
     // Inside a resource (decoded), and inside the bootstrap's skipped parts alike.
     for marker in [

@@ -9,10 +9,31 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Every capture file of the given names under `testdata/real/*/`; fails when there are none.
+/// Where the real captures are: `testdata/real`, or `$HEFT_CAPTURE_DIR` (the test script points it
+/// at captures made from a real Envoy during the same run).
+pub fn capture_dir() -> PathBuf {
+    match std::env::var_os("HEFT_CAPTURE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => repo().join("testdata/real"),
+    }
+}
+
+/// One capture file of a scenario, plain or gzipped.
+pub fn capture(scenario: &str, name: &str) -> PathBuf {
+    let dir = capture_dir().join(scenario);
+    let plain = dir.join(name);
+    if plain.exists() {
+        return plain;
+    }
+    let gz = dir.join(format!("{name}.gz"));
+    assert!(gz.exists(), "no {name} capture in {}", dir.display());
+    gz
+}
+
+/// Every capture file of the given names under the capture directory; fails when there are none.
 pub fn captures(names: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let dir = repo().join("testdata/real");
+    let dir = capture_dir();
     for scenario in std::fs::read_dir(&dir).expect("testdata/real exists") {
         let scenario = scenario.unwrap().path();
         if !scenario.is_dir() {

@@ -1,0 +1,147 @@
+//! The `heft` binary as users run it: files, pipes, output formats, exit codes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn heft(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heft"))
+        .args(args)
+        .current_dir(repo())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        // The child may stop reading early (bad input): a broken pipe here is fine.
+        let _ = pipe.write_all(bytes);
+    }
+    child.wait_with_output().unwrap()
+}
+
+const SIDECAR: &str = "testdata/real/sidecar/config_dump.json.gz";
+const GATEWAY: &str = "testdata/real/gateway/config_dump.json";
+
+#[test]
+fn summary_json_has_the_documented_stable_fields() {
+    let out = heft(&["summary", "-o", "json", SIDECAR], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for path in [
+        "/clusters/total",
+        "/clusters/by_state/static",
+        "/clusters/by_state/active",
+        "/clusters/by_state/warming",
+        "/clusters/by_state/draining",
+        "/listeners/total",
+        "/route_configs/total",
+        "/virtual_hosts",
+        "/routes",
+        "/endpoint_configs",
+        "/endpoints/total",
+        "/secrets/total",
+    ] {
+        assert!(
+            v.pointer(path).is_some_and(|x| x.is_u64()),
+            "missing {path}"
+        );
+    }
+    assert_eq!(v["node"]["envoy_version"], "1.40.0");
+}
+
+#[test]
+fn a_pipe_and_a_file_give_the_same_summary() {
+    let text = std::fs::read(repo().join(GATEWAY)).unwrap();
+    let from_file = heft(&["summary", "-o", "json", GATEWAY], None);
+    let from_dash = heft(&["summary", "-o", "json", "-"], Some(&text));
+    let from_pipe = heft(&["summary", "-o", "json"], Some(&text));
+    assert!(from_file.status.success());
+    assert_eq!(from_file.stdout, from_dash.stdout);
+    assert_eq!(from_file.stdout, from_pipe.stdout);
+}
+
+#[test]
+fn the_text_report_names_the_proxy_and_counts() {
+    let out = heft(&["summary", SIDECAR], None);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("sidecar~127.0.0.1~productpage-v1-abc.default"),
+        "{text}"
+    );
+    assert!(text.contains("Envoy 1.40.0"), "{text}");
+    assert!(text.contains("Clusters"), "{text}");
+}
+
+/// Bad input: one line on stderr saying what and where, exit code 2, nothing on stdout.
+fn assert_clean_failure(out: &Output, expect: &str) {
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one error line: {err}");
+    assert!(err.starts_with("heft: error: "), "{err}");
+    assert!(err.contains(expect), "{err:?} should contain {expect:?}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_saying_what_and_where() {
+    let text = std::fs::read(repo().join(GATEWAY)).unwrap();
+    let truncated = &text[..text.len() / 2];
+    assert_clean_failure(&heft(&["summary", "-"], Some(truncated)), "at byte");
+    assert_clean_failure(&heft(&["summary", "-"], Some(b"")), "empty");
+    assert_clean_failure(
+        &heft(&["summary", "-"], Some(b"apiVersion: v1\nkind: Service\n")),
+        "Kubernetes",
+    );
+    assert_clean_failure(
+        &heft(&["summary", "testdata/real/gateway/stats.json"], None),
+        "/stats",
+    );
+    assert_clean_failure(
+        &heft(&["summary", "no/such/file.json"], None),
+        "no/such/file.json",
+    );
+    let bomb = "[".repeat(200_000);
+    assert_clean_failure(&heft(&["summary", "-"], Some(bomb.as_bytes())), "nesting");
+    let mut bad_utf8 = text.clone();
+    let at = text.windows(9).position(|w| w == b"\"configs\"").unwrap() + 3;
+    bad_utf8[at] = 0xC0;
+    assert_clean_failure(
+        &heft(&["summary", "-"], Some(&bad_utf8)),
+        &format!("at byte {at}"),
+    );
+}
+
+#[test]
+fn keep_going_reports_what_it_skipped_and_succeeds() {
+    let text = String::from_utf8(std::fs::read(repo().join(GATEWAY)).unwrap()).unwrap();
+    let at = text.find("\"dynamic_active_clusters\"").unwrap();
+    let name = at + text[at..].find("\"name\": \"").unwrap() + "\"name\": ".len();
+    let end = name + 1 + text[name + 1..].find('"').unwrap() + 1;
+    let bad = format!("{}[]{}", &text[..name], &text[end..]);
+    let strict = heft(&["summary", "-"], Some(bad.as_bytes()));
+    assert_clean_failure(&strict, "dynamic_active_clusters[0].cluster.name");
+    let lenient = heft(
+        &["summary", "--keep-going", "-o", "json", "-"],
+        Some(bad.as_bytes()),
+    );
+    assert!(lenient.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&lenient.stdout).unwrap();
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 1);
+    let stderr = String::from_utf8_lossy(&lenient.stderr);
+    assert!(stderr.contains("skipped 1 resource"), "{stderr}");
+}
