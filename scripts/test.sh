@@ -17,9 +17,9 @@ echo "== cargo test (committed captures, istioctl fixtures)"
 cargo test --workspace
 
 echo "== real Envoy: fresh captures, then the capture tests on them"
-fresh=target/fresh-capture
+fresh="$PWD/target/fresh-capture"
 rm -rf "$fresh"
 scripts/capture-all.sh "$fresh"
-HEFT_CAPTURE_DIR="$fresh" cargo test -p heft --test real_captures
+HEFT_CAPTURE_DIR="$fresh" cargo test -p heft --test real_captures --test objects
 
 echo "== all tests passed in $((SECONDS - start)) s"
