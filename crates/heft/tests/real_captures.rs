@@ -417,3 +417,21 @@ fn camel_case_field_names_read_the_same() {
         assert_eq!(strip(a), strip(b), "{}", path.display());
     }
 }
+
+#[test]
+fn a_layout_that_misleads_the_fast_path_still_reads_exactly() {
+    // A closing brace at the elements' own indentation inside the first element: splitting by
+    // indentation cuts it wrong, the piece fails to decode, and the exact path takes over.
+    let text = "[\n  {\"name\": \"a\", \"type\": \"EDS\", \"metadata\": {\"filter_metadata\": {\"x\": {\n  }}}},\n  {\"name\": \"b\", \"type\": \"EDS\"}\n]";
+    let dump = Dump::from_slice(text.as_bytes()).unwrap();
+    let names: Vec<&str> = dump.clusters.iter().map(|c| &*c.name).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(
+        dump,
+        Dump::from_reader(Dribble(text.as_bytes(), 5)).unwrap()
+    );
+    // And a bad entry is reported by the exact path, with its real index.
+    let bad = text.replace("\"name\": \"b\"", "\"name\": 7");
+    let err = Dump::from_slice(bad.as_bytes()).unwrap_err();
+    assert_eq!(err.path_string(), "[1].name");
+}

@@ -164,6 +164,11 @@ impl<'a> Window<'a> {
         }
     }
 
+    /// Moves to an input offset inside the held bytes.
+    pub(crate) fn seek(&mut self, offset: u64) {
+        self.pos = (offset - self.start) as usize;
+    }
+
     pub(crate) fn bump(&mut self) {
         self.pos += 1;
     }
