@@ -63,7 +63,10 @@ fn main() {
     let at = live();
     dump.listeners = Vec::new();
     report("listeners", n, at - live());
-    println!("  rest             {:>8.1} MB", (live() - before) as f64 / 1e6);
+    println!(
+        "  rest             {:>8.1} MB",
+        (live() - before) as f64 / 1e6
+    );
     println!(
         "sizes: Cluster {} B, Listener {} B, RouteConfig {} B, Route {} B, Endpoint {} B",
         std::mem::size_of::<heft::model::Cluster>(),

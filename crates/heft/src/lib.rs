@@ -2,7 +2,9 @@
 //! flows through it, and what each object costs.
 //!
 //! Every input (`/config_dump`, its sections, `istioctl proxy-config … -o json` output,
-//! `/clusters?format=json`; plain, gzip or zstd; file or stream) becomes one typed [`Dump`].
+//! `/clusters?format=json`, or binary protobuf: a `ConfigDump`, a `DiscoveryResponse` or a
+//! length-delimited stream of them; plain, gzip or zstd; file or stream) becomes one typed
+//! [`Dump`], and so do prost messages a control plane holds ([`Dump::from_resources`]).
 //! Analyses such as [`Summary`] read only the model.
 //!
 //! ```
@@ -28,6 +30,7 @@
 mod error;
 mod json;
 pub mod model;
+pub mod pb;
 mod read;
 mod summary;
 

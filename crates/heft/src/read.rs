@@ -1,7 +1,8 @@
 //! Opening inputs: files (mapped, never copied), stdin (streamed), gzip and zstd (streamed).
 //!
-//! The input's kind is detected from its first bytes, never from its name. Whatever the source,
-//! the decoded resources are assembled into one [`Dump`] in input order.
+//! The input's kind is detected from its first bytes, never from its name: gzip or zstd, then
+//! binary protobuf (`pb::read::sniff`) or JSON. Whatever the source, the decoded resources are
+//! assembled into one [`Dump`] in input order.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::decode::Item;
@@ -81,14 +82,17 @@ impl Dump {
     pub fn from_slice_with(bytes: &[u8], opts: &ReadOptions) -> Result<Dump> {
         let compression = compression_of(bytes);
         if compression == "none" {
+            if let Some(shape) = crate::pb::read::sniff(bytes, true) {
+                return crate::pb::read::read(bytes, shape, compression, opts);
+            }
             return read_window(Window::borrowed(bytes), compression, opts);
         }
         let r = decompressor(compression, Box::new(bytes))?;
-        read_window(
-            Window::reader(Box::new(Labelled {
+        read_stream(
+            Box::new(Labelled {
                 inner: r,
                 compression,
-            })),
+            }),
             compression,
             opts,
         )
@@ -163,14 +167,55 @@ impl Dump {
         let joined: Box<dyn Read + '_> =
             Box::new(std::io::Cursor::new(head[..n].to_vec()).chain(reader));
         let r = decompressor(compression, joined)?;
-        read_window(
-            Window::reader(Box::new(Labelled {
+        read_stream(
+            Box::new(Labelled {
                 inner: r,
                 compression,
-            })),
+            }),
             compression,
             opts,
         )
+    }
+}
+
+/// Reads a (decompressed) stream: protobuf is read whole, JSON through a window.
+fn read_stream(
+    mut r: Box<dyn Read + '_>,
+    compression: &'static str,
+    opts: &ReadOptions,
+) -> Result<Dump> {
+    let mut head = Vec::new();
+    (&mut r)
+        .take(crate::pb::read::SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io("reading input at byte 0", e))?;
+    let whole = head.len() < crate::pb::read::SNIFF_BYTES;
+    if let Some(shape) = crate::pb::read::sniff(&head, whole) {
+        // Binary resources are decoded from one buffer; it grows only as bytes arrive.
+        r.read_to_end(&mut head)
+            .map_err(|e| Error::io("reading input", e))?;
+        return crate::pb::read::read(&head, shape, compression, opts);
+    }
+    let joined: Box<dyn Read + '_> = Box::new(std::io::Cursor::new(head).chain(r));
+    read_window(Window::reader(joined), compression, opts)
+}
+
+/// Adds one decoded item to the dump, in input order.
+pub(crate) fn add_item(dump: &mut Dump, item: Item) {
+    match item {
+        Item::Bootstrap(b) => dump.bootstrap = Some(*b),
+        Item::Cluster(c) => dump.clusters.push(*c),
+        Item::Listener(l) => dump.listeners.push(*l),
+        Item::RouteConfig(r) => dump.route_configs.push(*r),
+        Item::LoadAssignment(l) => dump.endpoint_configs.push(*l),
+        Item::Secret(s) => dump.secrets.push(*s),
+        Item::ClusterStatus(c) => dump.cluster_statuses.push(*c),
+        Item::Rejected(kind, name, meta) => dump.rejected.push(crate::model::Rejected {
+            kind,
+            name,
+            meta: *meta,
+        }),
+        Item::Opaque(o) => dump.opaque.push(*o),
     }
 }
 
@@ -190,21 +235,7 @@ fn read_window(mut window: Window, compression: &'static str, opts: &ReadOptions
         }
         dump.skipped.extend(batch.skipped);
         for item in batch.items {
-            match item {
-                Item::Bootstrap(b) => dump.bootstrap = Some(*b),
-                Item::Cluster(c) => dump.clusters.push(*c),
-                Item::Listener(l) => dump.listeners.push(*l),
-                Item::RouteConfig(r) => dump.route_configs.push(*r),
-                Item::LoadAssignment(l) => dump.endpoint_configs.push(*l),
-                Item::Secret(s) => dump.secrets.push(*s),
-                Item::ClusterStatus(c) => dump.cluster_statuses.push(*c),
-                Item::Rejected(kind, name, meta) => dump.rejected.push(crate::model::Rejected {
-                    kind,
-                    name,
-                    meta: *meta,
-                }),
-                Item::Opaque(o) => dump.opaque.push(*o),
-            }
+            add_item(&mut dump, item);
         }
     }
     if let (Some(b), Some(t)) = (&mut dump.bootstrap, skeleton.bootstrap_last_updated) {

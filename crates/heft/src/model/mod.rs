@@ -249,7 +249,7 @@ pub enum DocumentKind {
 pub struct Source {
     /// The kind of document.
     pub format: DocumentKind,
-    /// `json` (later also `protobuf`, `yaml`).
+    /// `json` or `protobuf`.
     pub encoding: &'static str,
     /// `none`, `gzip` or `zstd`.
     pub compression: &'static str,

@@ -1,0 +1,41 @@
+//! Envoy's protobuf messages, and reading binary dumps into the one model.
+//!
+//! The types under [`envoy`] are generated at build time from Heft's trimmed copies of Envoy's
+//! protos (real field numbers; fields Heft never reads are left out, and prost skips them when
+//! decoding). `google.protobuf` types come from [`prost_types`].
+//!
+//! Binary inputs (`envoy.admin.v3.ConfigDump`, `envoy.service.discovery.v3.DiscoveryResponse`,
+//! or a stream of length-delimited DiscoveryResponses) are detected from their first bytes by
+//! [`Dump::from_slice`](crate::Dump::from_slice) and friends; nothing here needs calling for
+//! them. A control plane that holds prost messages builds a [`Dump`](crate::Dump) with
+//! [`Dump::from_resources`](crate::Dump::from_resources).
+//!
+//! Encoding differences: byte spans ([`Meta::span`](crate::model::Meta), sections, the input
+//! size) point into the binary input; [`Opaque::bytes`](crate::model::Opaque) is the size of the
+//! `Any` payload (or the encoded message) rather than of its JSON text, and
+//! [`Metadata::bytes`](crate::model::Metadata) the encoded size of the metadata. Protobuf maps
+//! carry no order, so lists read from maps (metadata namespaces, build metadata, transport
+//! socket match criteria, per-filter configs) are in key order, where JSON keeps Envoy's
+//! printing order. Everything else is what the JSON reader produces for the same dump.
+
+mod bootstrap;
+mod cluster;
+mod common;
+mod endpoint;
+mod listener;
+pub(crate) mod read;
+mod resources;
+mod route;
+mod secret;
+mod wire;
+
+pub use prost;
+pub use prost_types;
+pub use resources::Resources;
+
+#[allow(missing_docs, clippy::all, clippy::pedantic, rustdoc::all)]
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/envoy_protos.rs"));
+}
+
+pub use generated::envoy;

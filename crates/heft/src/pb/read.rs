@@ -1,0 +1,958 @@
+//! The binary reader: tells protobuf inputs from JSON, walks their outer layers by hand and
+//! decodes each resource with prost, in parallel.
+//!
+//! Three shapes are read: an `envoy.admin.v3.ConfigDump`, one
+//! `envoy.service.discovery.v3.DiscoveryResponse`, and a stream of DiscoveryResponses each
+//! preceded by its length as a varint. The walk reads only tags and lengths (`configs`, each
+//! section's entry fields, each response's `resources`), checking every length against the
+//! input; each entry's bytes become a job, and rayon decodes batches of jobs while the results
+//! keep input order. Nothing is allocated from a length read in the input.
+
+use super::common::{decode_error, some, timestamp, update_failure};
+use super::envoy::admin::v3::UpdateFailureState;
+use super::wire::{self, Field, Fields, RawAny, LEN};
+use crate::error::{Error, ErrorKind, Result};
+use crate::json::decode::Item;
+use crate::model::{
+    DocumentKind, Dump, Meta, Opaque, OpaqueResource, Secret, SecretKind, Section, Skipped, Source,
+    Span, State,
+};
+use crate::read::ReadOptions;
+use prost::Message;
+use rayon::prelude::*;
+
+/// How many leading bytes [`sniff`] needs to decide.
+pub(crate) const SNIFF_BYTES: usize = 4096;
+
+/// A batch of jobs is decoded on one thread once it holds this many input bytes…
+const BATCH_BYTES: usize = 2 << 20;
+/// …or this many jobs.
+const BATCH_JOBS: usize = 2048;
+
+const TYPE_PREFIX: &str = "type.googleapis.com/";
+
+/// Which protobuf message an input holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    ConfigDump,
+    DiscoveryResponse,
+    Stream,
+}
+
+/// Tells a binary input from JSON by its first bytes. `whole` says `head` is the entire input
+/// (not a prefix), which allows stricter checks. JSON never passes: its first byte is not a
+/// valid tag, or the strings it would imply are not type URLs.
+pub(crate) fn sniff(head: &[u8], whole: bool) -> Option<Shape> {
+    if looks_like_config_dump(head) {
+        Some(Shape::ConfigDump)
+    } else if looks_like_response(head, whole) {
+        Some(Shape::DiscoveryResponse)
+    } else {
+        let mut pos = 0;
+        let len = wire::varint(head, &mut pos, 0).ok()?;
+        let end = pos.checked_add(usize::try_from(len).ok()?)?;
+        let complete = end <= head.len();
+        let frame = &head[pos..end.min(head.len())];
+        (len > 0 && looks_like_response(frame, complete)).then_some(Shape::Stream)
+    }
+}
+
+/// An `Any` whose first field is a type URL.
+fn starts_with_type_url(b: &[u8]) -> bool {
+    let mut pos = 0;
+    if b.first() != Some(&0x0a) {
+        return false;
+    }
+    pos += 1;
+    let Ok(len) = wire::varint(b, &mut pos, 0) else {
+        return false;
+    };
+    usize::try_from(len)
+        .ok()
+        .and_then(|len| b.get(pos..pos.checked_add(len)?))
+        .is_some_and(wire::is_type_url)
+}
+
+fn looks_like_config_dump(b: &[u8]) -> bool {
+    let mut pos = 0;
+    if b.first() != Some(&0x0a) {
+        return false;
+    }
+    pos += 1;
+    wire::varint(b, &mut pos, 0).is_ok() && starts_with_type_url(&b[pos..])
+}
+
+fn looks_like_response(b: &[u8], complete: bool) -> bool {
+    let mut pos = 0;
+    let mut typed = false;
+    for _ in 0..64 {
+        if pos >= b.len() {
+            return typed;
+        }
+        let Ok(key) = wire::varint(b, &mut pos, 0) else {
+            return false;
+        };
+        let (number, wire_type) = (key >> 3, (key & 7) as u8);
+        if number == 3 && wire_type == 0 {
+            if wire::varint(b, &mut pos, 0).is_err() {
+                return false;
+            }
+            continue;
+        }
+        if !(1..=6).contains(&number) || number == 3 || wire_type != LEN {
+            return false;
+        }
+        let Ok(len) = wire::varint(b, &mut pos, 0) else {
+            return false;
+        };
+        let Some(end) = usize::try_from(len).ok().and_then(|l| pos.checked_add(l)) else {
+            return false;
+        };
+        let value = &b[pos.min(b.len())..end.min(b.len())];
+        let whole_value = end <= b.len();
+        match number {
+            1 | 5 if whole_value => {
+                let text_ok =
+                    std::str::from_utf8(value).is_ok_and(|s| !s.chars().any(char::is_control));
+                if !text_ok {
+                    return false;
+                }
+            }
+            2 => {
+                if !starts_with_type_url(value) {
+                    return false;
+                }
+                typed = true;
+            }
+            4 if whole_value => {
+                if !wire::is_type_url(value) {
+                    return false;
+                }
+                typed = true;
+            }
+            _ => {}
+        }
+        if !whole_value {
+            return typed && !complete;
+        }
+        pos = end;
+    }
+    typed
+}
+
+/// Where a job sits, for error paths: `configs[c].<section>[i]` or `[r].resources[i]`.
+#[derive(Debug, Clone, Copy)]
+struct JobPath {
+    outer: Option<(&'static str, u64)>,
+    section: &'static str,
+    index: Option<u64>,
+}
+
+impl JobPath {
+    fn wrap(&self, mut e: Error) -> Error {
+        if let Some(i) = self.index {
+            e = e.in_index(i);
+        }
+        if !self.section.is_empty() {
+            e = e.in_key(self.section);
+        }
+        match self.outer {
+            Some(("", i)) => e.in_index(i),
+            Some((key, i)) => e.in_index(i).in_key(key),
+            None => e,
+        }
+    }
+}
+
+/// Field numbers of a dump entry's parts (0: the entry has no such field).
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    name: u32,
+    version_info: u32,
+    resource: u32,
+    last_updated: u32,
+    error_state: u32,
+    client_status: u32,
+}
+
+const STATIC_ENTRY: Layout = Layout {
+    name: 0,
+    version_info: 0,
+    resource: 1,
+    last_updated: 2,
+    error_state: 0,
+    client_status: 0,
+};
+const DYNAMIC_ENTRY: Layout = Layout {
+    name: 0,
+    version_info: 1,
+    resource: 2,
+    last_updated: 3,
+    error_state: 4,
+    client_status: 5,
+};
+const STATIC_SECRET: Layout = Layout {
+    name: 1,
+    version_info: 0,
+    resource: 3,
+    last_updated: 2,
+    error_state: 0,
+    client_status: 0,
+};
+const DYNAMIC_SECRET: Layout = Layout {
+    name: 1,
+    version_info: 2,
+    resource: 4,
+    last_updated: 3,
+    error_state: 5,
+    client_status: 6,
+};
+const INLINE_SCOPED: Layout = Layout {
+    name: 1,
+    version_info: 0,
+    resource: 0,
+    last_updated: 3,
+    error_state: 0,
+    client_status: 0,
+};
+const DYNAMIC_SCOPED: Layout = Layout {
+    name: 1,
+    version_info: 2,
+    resource: 0,
+    last_updated: 4,
+    error_state: 5,
+    client_status: 6,
+};
+const ECDS_ENTRY: Layout = Layout {
+    name: 0,
+    version_info: 1,
+    resource: 0,
+    last_updated: 3,
+    error_state: 4,
+    client_status: 5,
+};
+
+/// What a job's bytes are.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Cluster(State, Layout),
+    Listener(Layout),
+    DynamicListener,
+    RouteConfig(State, Layout),
+    LoadAssignment(State, Layout),
+    Secret(State, Layout),
+    Bootstrap,
+    OpaqueEntry(&'static str, Layout),
+    /// One of a DiscoveryResponse's `resources`, with the response's version.
+    Resource(u32),
+}
+
+struct Job<'a> {
+    kind: Kind,
+    bytes: &'a [u8],
+    at: u64,
+    path: JobPath,
+}
+
+/// What the walk learnt besides the jobs.
+#[derive(Default)]
+struct Skeleton<'a> {
+    sections: Vec<Section>,
+    opaque_sections: Vec<OpaqueResource>,
+    bootstrap_last_updated: Option<Box<str>>,
+    /// Versions of the DiscoveryResponses, which `Kind::Resource` indexes.
+    versions: Vec<Option<Box<str>>>,
+    jobs: Vec<Job<'a>>,
+}
+
+/// Reads a whole binary input.
+pub(crate) fn read(
+    bytes: &[u8],
+    shape: Shape,
+    compression: &'static str,
+    opts: &ReadOptions,
+) -> Result<Dump> {
+    let mut sk = Skeleton::default();
+    let walked = match shape {
+        Shape::ConfigDump => config_dump(bytes, &mut sk),
+        Shape::DiscoveryResponse => response(bytes, 0, None, &mut sk),
+        Shape::Stream => stream(bytes, &mut sk),
+    };
+    let mut dump = Dump::empty(Source {
+        format: match shape {
+            Shape::ConfigDump => DocumentKind::ConfigDump,
+            _ => DocumentKind::ResourceList,
+        },
+        encoding: "protobuf",
+        compression,
+        bytes: bytes.len() as u64,
+    });
+    let mut skipped = Vec::new();
+    if let Err(e) = walked {
+        if !opts.keep_going {
+            return Err(e);
+        }
+        skipped.push(Skipped {
+            path: e.path_string(),
+            offset: e.offset(),
+            reason: format!("reading stopped: {}", e.message()),
+        });
+    }
+    dump.sections = std::mem::take(&mut sk.sections);
+    dump.opaque = std::mem::take(&mut sk.opaque_sections);
+    let batches = batches(&sk.jobs);
+    let decoded: Vec<(Vec<Item>, Vec<Skipped>, Option<Error>)> = batches
+        .par_iter()
+        .map(|batch| {
+            let mut items = Vec::new();
+            let mut skipped = Vec::new();
+            for job in *batch {
+                if let Err(e) = decode_job(job, &sk.versions, &mut items) {
+                    let e = job.path.wrap(e.with_offset(job.at));
+                    if !opts.keep_going {
+                        return (items, skipped, Some(e));
+                    }
+                    skipped.push(Skipped {
+                        path: e.path_string(),
+                        offset: e.offset(),
+                        reason: e.message().to_string(),
+                    });
+                }
+            }
+            (items, skipped, None)
+        })
+        .collect();
+    for (items, batch_skipped, error) in decoded {
+        if let Some(e) = error {
+            return Err(e);
+        }
+        dump.skipped.extend(batch_skipped);
+        for item in items {
+            crate::read::add_item(&mut dump, item);
+        }
+    }
+    dump.skipped.extend(skipped);
+    if let (Some(b), Some(t)) = (&mut dump.bootstrap, sk.bootstrap_last_updated) {
+        b.meta.last_updated = Some(t);
+    }
+    Ok(dump)
+}
+
+fn batches<'j, 'a>(jobs: &'j [Job<'a>]) -> Vec<&'j [Job<'a>]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, job) in jobs.iter().enumerate() {
+        bytes += job.bytes.len();
+        if bytes >= BATCH_BYTES || i + 1 - start >= BATCH_JOBS {
+            out.push(&jobs[start..=i]);
+            (start, bytes) = (i + 1, 0);
+        }
+    }
+    if start < jobs.len() {
+        out.push(&jobs[start..]);
+    }
+    out
+}
+
+/// `ConfigDump`: `repeated Any configs = 1`.
+fn config_dump<'a>(bytes: &'a [u8], sk: &mut Skeleton<'a>) -> Result<()> {
+    let mut index = 0;
+    for f in Fields::new(bytes, 0) {
+        let f = f?;
+        if f.number != 1 {
+            continue;
+        }
+        let (b, at) = f.bytes()?;
+        section(b, at, index, sk).map_err(|e| e.in_index(index).in_key("configs"))?;
+        index += 1;
+    }
+    Ok(())
+}
+
+/// One element of `configs`: a `*ConfigDump` section in an `Any`.
+fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Skeleton<'a>) -> Result<()> {
+    use Kind as K;
+    let any = wire::any(any_bytes, any_at)?;
+    let span = Span {
+        offset: any_at,
+        len: any_bytes.len() as u64,
+    };
+    let name = any.type_url.strip_prefix(TYPE_PREFIX).unwrap_or("");
+    // (field number, section key, entry kind) of each section type's entry arrays.
+    let fields: &[(u32, &'static str, Kind)] = match name {
+        "envoy.admin.v3.ClustersConfigDump" => &[
+            (
+                2,
+                "static_clusters",
+                K::Cluster(State::Static, STATIC_ENTRY),
+            ),
+            (
+                3,
+                "dynamic_active_clusters",
+                K::Cluster(State::Active, DYNAMIC_ENTRY),
+            ),
+            (
+                4,
+                "dynamic_warming_clusters",
+                K::Cluster(State::Warming, DYNAMIC_ENTRY),
+            ),
+        ],
+        "envoy.admin.v3.ListenersConfigDump" => &[
+            (2, "static_listeners", K::Listener(STATIC_ENTRY)),
+            (3, "dynamic_listeners", K::DynamicListener),
+        ],
+        "envoy.admin.v3.RoutesConfigDump" => &[
+            (
+                2,
+                "static_route_configs",
+                K::RouteConfig(State::Static, STATIC_ENTRY),
+            ),
+            (
+                3,
+                "dynamic_route_configs",
+                K::RouteConfig(State::Active, DYNAMIC_ENTRY),
+            ),
+        ],
+        "envoy.admin.v3.EndpointsConfigDump" => &[
+            (
+                2,
+                "static_endpoint_configs",
+                K::LoadAssignment(State::Static, STATIC_ENTRY),
+            ),
+            (
+                3,
+                "dynamic_endpoint_configs",
+                K::LoadAssignment(State::Active, DYNAMIC_ENTRY),
+            ),
+        ],
+        "envoy.admin.v3.SecretsConfigDump" => &[
+            (1, "static_secrets", K::Secret(State::Static, STATIC_SECRET)),
+            (
+                2,
+                "dynamic_active_secrets",
+                K::Secret(State::Active, DYNAMIC_SECRET),
+            ),
+            (
+                3,
+                "dynamic_warming_secrets",
+                K::Secret(State::Warming, DYNAMIC_SECRET),
+            ),
+        ],
+        "envoy.admin.v3.ScopedRoutesConfigDump" => &[
+            (
+                1,
+                "inline_scoped_route_configs",
+                K::OpaqueEntry(SCOPED_ROUTES, INLINE_SCOPED),
+            ),
+            (
+                2,
+                "dynamic_scoped_route_configs",
+                K::OpaqueEntry(SCOPED_ROUTES, DYNAMIC_SCOPED),
+            ),
+        ],
+        "envoy.admin.v3.EcdsConfigDump" => &[(1, "ecds_filters", K::OpaqueEntry(ECDS, ECDS_ENTRY))],
+        "envoy.admin.v3.BootstrapConfigDump" => &[(1, "bootstrap", K::Bootstrap)],
+        _ => {
+            sk.opaque_sections.push(OpaqueResource {
+                meta: Meta {
+                    span: Some(span),
+                    ..Meta::new(State::Active)
+                },
+                name: None,
+                payload: Opaque {
+                    type_url: any.type_url.into(),
+                    bytes: span.len,
+                },
+            });
+            &[]
+        }
+    };
+    sk.sections.push(Section {
+        type_url: any.type_url.into(),
+        span,
+    });
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let bootstrap = matches!(fields[0].2, K::Bootstrap);
+    let mut counts = [0u64; 4];
+    for f in Fields::new(any.value, any.value_at) {
+        let f = f?;
+        if bootstrap && f.number == 2 {
+            let (b, at) = f.bytes()?;
+            let t = prost_types::Timestamp::decode(b)
+                .map_err(|e| at_fault(decode_error(&e, "last_updated"), b, at))?;
+            sk.bootstrap_last_updated = Some(timestamp(&t));
+            continue;
+        }
+        let Some(slot) = fields.iter().position(|(n, ..)| *n == f.number) else {
+            continue;
+        };
+        let (key, kind) = (fields[slot].1, fields[slot].2);
+        let (b, at) = f.bytes().map_err(|e| e.in_key(key))?;
+        let entry_index = (!bootstrap).then_some(counts[slot]);
+        counts[slot] += 1;
+        sk.jobs.push(Job {
+            kind,
+            bytes: b,
+            at,
+            path: JobPath {
+                outer: Some(("configs", index)),
+                section: key,
+                index: entry_index,
+            },
+        });
+    }
+    Ok(())
+}
+
+const SCOPED_ROUTES: &str = "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration";
+const ECDS: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+
+/// One `DiscoveryResponse`; `outer` is its index in a stream.
+fn response<'a>(
+    bytes: &'a [u8],
+    base: u64,
+    outer: Option<u64>,
+    sk: &mut Skeleton<'a>,
+) -> Result<()> {
+    let mut version = None;
+    let mut type_url = None;
+    let mut resources = Vec::new();
+    for f in Fields::new(bytes, base) {
+        let f = f?;
+        match f.number {
+            1 => version = some(f.string()?.to_string()),
+            2 => resources.push(f.bytes().map_err(|e| e.in_key("resources"))?),
+            4 => type_url = Some(f.string()?),
+            _ => {}
+        }
+    }
+    let v = sk.versions.len() as u32;
+    sk.versions.push(version);
+    sk.sections.push(Section {
+        type_url: type_url
+            .unwrap_or("type.googleapis.com/envoy.service.discovery.v3.DiscoveryResponse")
+            .into(),
+        span: Span {
+            offset: base,
+            len: bytes.len() as u64,
+        },
+    });
+    for (i, (b, at)) in resources.into_iter().enumerate() {
+        sk.jobs.push(Job {
+            kind: Kind::Resource(v),
+            bytes: b,
+            at,
+            path: JobPath {
+                outer: outer.map(|o| ("", o)),
+                section: "resources",
+                index: Some(i as u64),
+            },
+        });
+    }
+    Ok(())
+}
+
+/// DiscoveryResponses, each after its length as a varint.
+fn stream<'a>(bytes: &'a [u8], sk: &mut Skeleton<'a>) -> Result<()> {
+    let mut pos = 0;
+    let mut index = 0;
+    while pos < bytes.len() {
+        let at = pos as u64;
+        let len = wire::varint(bytes, &mut pos, 0)?;
+        let left = bytes.len() - pos;
+        if len > left as u64 {
+            return Err(Error::at(
+                ErrorKind::Syntax,
+                at,
+                format!("length prefix {len} runs past the end of the input ({left} bytes left)"),
+            )
+            .in_index(index));
+        }
+        let frame = &bytes[pos..pos + len as usize];
+        response(frame, pos as u64, Some(index), sk).map_err(|e| e.in_index(index))?;
+        pos += len as usize;
+        index += 1;
+    }
+    Ok(())
+}
+
+/// Points a prost error at the first malformed field, or at the message's first byte.
+fn at_fault(e: Error, bytes: &[u8], at: u64) -> Error {
+    let offset = wire::first_fault(bytes, at)
+        .and_then(|f| f.offset())
+        .unwrap_or(at);
+    e.with_offset(offset)
+}
+
+/// Decodes a resource with prost, errors pointing into the input.
+fn decode<M: Message + Default>(any: &RawAny, what: &str) -> Result<M> {
+    M::decode(any.value).map_err(|e| at_fault(decode_error(&e, what), any.value, any.value_at))
+}
+
+/// An entry's parts besides its resource.
+struct Entry<'a> {
+    name: Option<Box<str>>,
+    meta: Meta,
+    resource: Option<RawAny<'a>>,
+}
+
+fn entry<'a>(job: &Job<'a>, layout: Layout, state: State) -> Result<Entry<'a>> {
+    let mut e = Entry {
+        name: None,
+        meta: Meta {
+            span: Some(Span {
+                offset: job.at,
+                len: job.bytes.len() as u64,
+            }),
+            ..Meta::new(state)
+        },
+        resource: None,
+    };
+    for f in Fields::new(job.bytes, job.at) {
+        let f = f?;
+        let n = f.number;
+        if n == layout.name {
+            e.name = some(f.string()?.to_string());
+        } else if n == layout.version_info {
+            e.meta.version_info = some(f.string()?.to_string());
+        } else if n == layout.resource {
+            let (b, at) = f.bytes()?;
+            e.resource = Some(wire::any(b, at)?);
+        } else if n == layout.last_updated {
+            e.meta.last_updated = Some(timestamp(&message::<prost_types::Timestamp>(&f)?));
+        } else if n == layout.error_state {
+            e.meta.error = Some(update_failure(message::<UpdateFailureState>(&f)?));
+        } else if n == layout.client_status {
+            e.meta.client_status = client_status(f.varint()?);
+        }
+    }
+    Ok(e)
+}
+
+fn message<M: Message + Default>(f: &Field) -> Result<M> {
+    let (b, at) = f.bytes()?;
+    M::decode(b).map_err(|e| at_fault(decode_error(&e, "field"), b, at))
+}
+
+fn client_status(v: u64) -> Option<Box<str>> {
+    use super::envoy::admin::v3::ClientResourceStatus;
+    let n = i32::try_from(v).unwrap_or(-1);
+    (n != 0).then(|| {
+        ClientResourceStatus::try_from(n)
+            .map(|s| s.as_str_name().into())
+            .unwrap_or_else(|_| n.to_string().into())
+    })
+}
+
+fn decode_job(job: &Job, versions: &[Option<Box<str>>], out: &mut Vec<Item>) -> Result<()> {
+    match job.kind {
+        Kind::Cluster(state, layout) => wrapped(job, layout, state, "cluster", out, |any, m| {
+            Ok(Item::Cluster(Box::new(super::cluster::cluster(
+                decode(any, "Cluster")?,
+                m,
+            )?)))
+        }),
+        Kind::Listener(layout) => wrapped(job, layout, State::Static, "listener", out, |any, m| {
+            listener_item(any, m)
+        }),
+        Kind::DynamicListener => dynamic_listener(job, out),
+        Kind::RouteConfig(state, layout) => {
+            wrapped(job, layout, state, "route_config", out, |any, m| {
+                Ok(Item::RouteConfig(Box::new(super::route::route_config(
+                    decode(any, "RouteConfiguration")?,
+                    m,
+                )?)))
+            })
+        }
+        Kind::LoadAssignment(state, layout) => {
+            wrapped(job, layout, state, "endpoint_config", out, |any, m| {
+                Ok(Item::LoadAssignment(Box::new(
+                    super::endpoint::load_assignment(decode(any, "ClusterLoadAssignment")?, m)?,
+                )))
+            })
+        }
+        Kind::Secret(state, layout) => {
+            let e = entry(job, layout, state)?;
+            let mut s = match &e.resource {
+                Some(any) => super::secret::secret(decode(any, "Secret")?, Meta::new(state))?,
+                None => Secret {
+                    meta: Meta::new(state),
+                    name: "".into(),
+                    kind: SecretKind::Unknown,
+                    certificates: Vec::new(),
+                    certificate_error: None,
+                },
+            };
+            if let Some(name) = e.name {
+                s.name = name;
+            }
+            s.meta = e.meta;
+            out.push(Item::Secret(Box::new(s)));
+            Ok(())
+        }
+        Kind::Bootstrap => {
+            let any = RawAny {
+                type_url: "",
+                value: job.bytes,
+                value_at: job.at,
+            };
+            let meta = Meta {
+                span: Some(Span {
+                    offset: job.at,
+                    len: job.bytes.len() as u64,
+                }),
+                ..Meta::new(State::Static)
+            };
+            out.push(Item::Bootstrap(Box::new(super::bootstrap::bootstrap(
+                decode(&any, "Bootstrap")?,
+                meta,
+            ))));
+            Ok(())
+        }
+        Kind::OpaqueEntry(type_url, layout) => {
+            let e = entry(job, layout, State::Active)?;
+            out.push(Item::Opaque(Box::new(OpaqueResource {
+                meta: e.meta,
+                name: e.name,
+                payload: Opaque {
+                    type_url: type_url.into(),
+                    bytes: job.bytes.len() as u64,
+                },
+            })));
+            Ok(())
+        }
+        Kind::Resource(v) => {
+            let version = versions.get(v as usize).cloned().flatten();
+            resource(job, version, out)
+        }
+    }
+}
+
+fn listener_item(any: &RawAny, meta: Meta) -> Result<Item> {
+    Ok(Item::Listener(Box::new(super::listener::listener(
+        decode(any, "Listener")?,
+        meta,
+    )?)))
+}
+
+/// The common dump entry: the resource beside its version and status (JSON: `wrapped`).
+fn wrapped(
+    job: &Job,
+    layout: Layout,
+    state: State,
+    kind: &'static str,
+    out: &mut Vec<Item>,
+    convert: impl FnOnce(&RawAny, Meta) -> Result<Item>,
+) -> Result<()> {
+    let e = entry(job, layout, state)?;
+    match &e.resource {
+        Some(any) => {
+            let mut item = convert(any, Meta::new(state))?;
+            set_meta(&mut item, e.meta);
+            out.push(item);
+        }
+        None if e.meta.error.is_some() => out.push(Item::Rejected(
+            kind,
+            e.name.unwrap_or_default(),
+            Box::new(e.meta),
+        )),
+        None => {
+            return Err(Error::new(
+                ErrorKind::InvalidValue,
+                format!("entry has no `{kind}`"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn set_meta(item: &mut Item, meta: Meta) {
+    match item {
+        Item::Cluster(c) => c.meta = meta,
+        Item::Listener(l) => l.meta = meta,
+        Item::RouteConfig(r) => r.meta = meta,
+        Item::LoadAssignment(l) => l.meta = meta,
+        Item::Secret(s) => s.meta = meta,
+        Item::Bootstrap(b) => b.meta = meta,
+        Item::Opaque(o) => o.meta = meta,
+        Item::ClusterStatus(c) => c.meta = meta,
+        Item::Rejected(..) => {}
+    }
+}
+
+/// `DynamicListener`: `{name, active_state, warming_state, draining_state, error_state, …}`.
+fn dynamic_listener(job: &Job, out: &mut Vec<Item>) -> Result<()> {
+    const STATE: Layout = Layout {
+        name: 0,
+        version_info: 1,
+        resource: 2,
+        last_updated: 3,
+        error_state: 0,
+        client_status: 0,
+    };
+    let span = Some(Span {
+        offset: job.at,
+        len: job.bytes.len() as u64,
+    });
+    let mut name = None;
+    let mut error = None;
+    let mut client = None;
+    let mut states = Vec::new();
+    for f in Fields::new(job.bytes, job.at) {
+        let f = f?;
+        let state = match f.number {
+            1 => {
+                name = some(f.string()?.to_string());
+                continue;
+            }
+            5 => {
+                error = Some(update_failure(message::<UpdateFailureState>(&f)?));
+                continue;
+            }
+            6 => {
+                client = client_status(f.varint()?);
+                continue;
+            }
+            2 => State::Active,
+            3 => State::Warming,
+            4 => State::Draining,
+            _ => continue,
+        };
+        let (b, at) = f.bytes()?;
+        let sub = Job {
+            kind: Kind::DynamicListener,
+            bytes: b,
+            at,
+            path: job.path,
+        };
+        let mut e = entry(&sub, STATE, state)?;
+        e.meta.span = span;
+        if let Some(any) = &e.resource {
+            let mut l = super::listener::listener(decode(any, "Listener")?, Meta::new(state))?;
+            l.meta = e.meta;
+            states.push(l);
+        }
+    }
+    if states.is_empty() {
+        if let Some(error) = error {
+            let meta = Meta {
+                span,
+                error: Some(error),
+                client_status: client,
+                ..Meta::new(State::Active)
+            };
+            out.push(Item::Rejected(
+                "listener",
+                name.unwrap_or_default(),
+                Box::new(meta),
+            ));
+        }
+        return Ok(());
+    }
+    for mut l in states {
+        l.meta.error.clone_from(&error);
+        l.meta.client_status.clone_from(&client);
+        out.push(Item::Listener(Box::new(l)));
+    }
+    Ok(())
+}
+
+/// One resource of a DiscoveryResponse, by its type URL; `Resource` wrappers are unwrapped.
+fn resource(job: &Job, version: Option<Box<str>>, out: &mut Vec<Item>) -> Result<()> {
+    let mut any = wire::any(job.bytes, job.at)?;
+    let mut meta = Meta {
+        version_info: version,
+        span: Some(Span {
+            offset: job.at,
+            len: job.bytes.len() as u64,
+        }),
+        ..Meta::new(State::Active)
+    };
+    let mut name = None;
+    if any.type_url == "type.googleapis.com/envoy.service.discovery.v3.Resource" {
+        let mut inner = None;
+        for f in Fields::new(any.value, any.value_at) {
+            let f = f?;
+            match f.number {
+                1 => {
+                    if let Some(v) = some(f.string()?.to_string()) {
+                        meta.version_info = Some(v);
+                    }
+                }
+                2 => {
+                    let (b, at) = f.bytes()?;
+                    inner = Some(wire::any(b, at)?);
+                }
+                3 => name = some(f.string()?.to_string()),
+                _ => {}
+            }
+        }
+        match inner {
+            Some(i) => any = i,
+            None => {
+                out.push(Item::Opaque(Box::new(OpaqueResource {
+                    meta,
+                    name,
+                    payload: Opaque {
+                        type_url: any.type_url.into(),
+                        bytes: any.value.len() as u64,
+                    },
+                })));
+                return Ok(());
+            }
+        }
+    }
+    let short = any.type_url.rsplit(['/', '.']).next().unwrap_or("");
+    let state = State::Active;
+    let item = match short {
+        "Cluster" => Item::Cluster(Box::new(super::cluster::cluster(
+            decode(&any, "Cluster")?,
+            meta,
+        )?)),
+        "Listener" => listener_item(&any, meta)?,
+        "RouteConfiguration" => Item::RouteConfig(Box::new(super::route::route_config(
+            decode(&any, "RouteConfiguration")?,
+            meta,
+        )?)),
+        "ClusterLoadAssignment" => Item::LoadAssignment(Box::new(
+            super::endpoint::load_assignment(decode(&any, "ClusterLoadAssignment")?, meta)?,
+        )),
+        "Secret" => {
+            let mut s = super::secret::secret(decode(&any, "Secret")?, Meta::new(state))?;
+            s.meta = meta;
+            Item::Secret(Box::new(s))
+        }
+        _ => Item::Opaque(Box::new(OpaqueResource {
+            meta,
+            name,
+            payload: Opaque {
+                type_url: any.type_url.into(),
+                bytes: any.value.len() as u64,
+            },
+        })),
+    };
+    out.push(item);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_never_taken_for_protobuf() {
+        for text in [
+            &b"{\"configs\": []}"[..],
+            b"\n{\n  \"configs\": [\n  {\n   \"@type\": \"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\"}]}",
+            b"[{\"name\": \"a\", \"type\": \"EDS\"}]",
+            b"\n[\n  {\n   \"name\": \"outbound|9080||reviews.default.svc.cluster.local\"}]",
+            b"  {\"cluster_statuses\": []}",
+            b"\xEF\xBB\xBF{\"configs\": []}",
+            b"\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\"",
+        ] {
+            assert_eq!(sniff(text, true), None, "{}", String::from_utf8_lossy(text));
+        }
+    }
+}

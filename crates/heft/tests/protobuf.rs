@@ -1,0 +1,451 @@
+//! Binary protobuf input: the same dumps read as JSON and as binary give the same model.
+//!
+//! The binary files are made at test time by `tests/oracle/to_binary.py`, which parses the JSON
+//! captures with Google's protobuf library and the official Envoy protos (xds-protos), so the
+//! binary side shares no code with Heft.
+
+mod common;
+
+use common::*;
+use heft::pb::envoy::admin::v3 as admin;
+use heft::pb::envoy::config::bootstrap::v3::Bootstrap;
+use heft::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use heft::pb::envoy::config::core::v3::Node;
+use heft::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use heft::pb::prost::Message;
+use heft::pb::prost_types::{value::Kind, Any, Struct, Value};
+use heft::{Dump, ErrorKind, Summary};
+use serde_json::Value as J;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn python() -> PathBuf {
+    let p = repo().join(".venv/oracle/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh to create the oracle virtualenv (xds-protos + \
+         protobuf), which the protobuf equivalence test needs",
+        p.display()
+    );
+    p
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("heft-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the converter; returns (input, Ok(output dir) or Err(reason)) per input.
+fn convert(inputs: &[PathBuf], out: &Path) -> Vec<(PathBuf, Result<PathBuf, String>)> {
+    let result = Command::new(python())
+        .arg(repo().join("tests/oracle/to_binary.py"))
+        .arg(out)
+        .args(inputs)
+        .output()
+        .expect("the oracle python runs");
+    assert!(
+        result.status.success(),
+        "to_binary.py failed: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let lines: Vec<J> = String::from_utf8(result.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), inputs.len());
+    inputs
+        .iter()
+        .zip(lines)
+        .map(|(input, line)| {
+            let r = match line.get("dir").and_then(J::as_str) {
+                Some(d) => Ok(PathBuf::from(d)),
+                None => Err(line["error"].as_str().unwrap_or("?").to_string()),
+            };
+            (input.clone(), r)
+        })
+        .collect()
+}
+
+/// Removes what differs between encodings by nature: byte spans and sizes, the encoding and
+/// compression names (the JSON sidecar capture is gzipped, its binary form is not),
+/// and the order of lists read from protobuf maps. With `drop_meta`, also every `meta`
+/// (resources from a DiscoveryResponse carry the response's version, not the dump entry's).
+fn normalise(v: &mut J, drop_meta: bool) {
+    match v {
+        J::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match k.as_str() {
+                    "span" => *v = J::Null,
+                    "bytes" | "body_bytes" => *v = J::from(0),
+                    "encoding" | "compression" => *v = J::Null,
+                    "meta" if drop_meta => *v = J::Null,
+                    _ => {
+                        normalise(v, drop_meta);
+                        if matches!(k.as_str(), "namespaces" | "criteria" | "extensions")
+                            || (k == "metadata" && v.is_array())
+                        {
+                            if let J::Array(items) = v {
+                                items.sort_by_key(|x| x.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        J::Array(items) => items.iter_mut().for_each(|x| normalise(x, drop_meta)),
+        _ => {}
+    }
+}
+
+fn normalised(value: impl serde::Serialize, drop_meta: bool) -> J {
+    let mut v = serde_json::to_value(value).unwrap();
+    normalise(&mut v, drop_meta);
+    v
+}
+
+/// Compares two values, naming the first differing list element for a readable failure.
+fn assert_same(json: &J, binary: &J, what: &str) {
+    if json == binary {
+        return;
+    }
+    if let (J::Object(a), J::Object(b)) = (json, binary) {
+        for (k, av) in a {
+            let bv = b.get(k).unwrap_or(&J::Null);
+            if av != bv {
+                if let (J::Array(x), J::Array(y)) = (av, bv) {
+                    assert_eq!(x.len(), y.len(), "{what}: {k} counts differ");
+                    for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                        assert_eq!(p, q, "{what}: {k}[{i}] differs (left JSON, right binary)");
+                    }
+                }
+                assert_eq!(av, bv, "{what}: {k} differs (left JSON, right binary)");
+            }
+        }
+    }
+    assert_eq!(json, binary, "{what} differs (left JSON, right binary)");
+}
+
+fn inputs() -> Vec<PathBuf> {
+    let mut files = captures(&["config_dump.json"]);
+    let fx = fixtures();
+    let mut more: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![fx];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                more.push(p);
+            }
+        }
+    }
+    more.sort();
+    files.extend(more);
+    files
+}
+
+#[test]
+fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
+    let out = temp_dir("protobuf-equivalence");
+    let inputs = inputs();
+    let converted = convert(&inputs, &out);
+    let mut compared = 0;
+    for (input, result) in converted {
+        let name = input.display().to_string();
+        let dir = match result {
+            Ok(dir) => dir,
+            Err(reason) => {
+                // Real captures must convert; istioctl fixtures that are not ConfigDumps
+                // (sections, resource lists) have no binary ConfigDump form.
+                assert!(
+                    !name.contains("testdata/real") && reason.contains("not a ConfigDump"),
+                    "{name}: {reason}"
+                );
+                eprintln!("skipped {name}: {reason}");
+                continue;
+            }
+        };
+        let json = Dump::from_path(&input).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let binary =
+            Dump::from_path(dir.join("config_dump.pb")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(binary.source.encoding, "protobuf");
+        assert_eq!(binary.source.format, json.source.format);
+        assert_same(
+            &normalised(Summary::of(&json), false),
+            &normalised(Summary::of(&binary), false),
+            &format!("{name}: summary"),
+        );
+        assert_same(
+            &normalised(&json, false),
+            &normalised(&binary, false),
+            &format!("{name}: model"),
+        );
+
+        // The same resources as DiscoveryResponses, one file per type and as a stream.
+        let kinds = ["clusters", "listeners", "routes", "endpoints", "secrets"];
+        let mut from_responses = Dump::from_slice(b"[]").unwrap();
+        for kind in kinds {
+            let d = Dump::from_path(dir.join(format!("{kind}.pb")))
+                .unwrap_or_else(|e| panic!("{name} {kind}: {e}"));
+            from_responses.clusters.extend(d.clusters);
+            from_responses.listeners.extend(d.listeners);
+            from_responses.route_configs.extend(d.route_configs);
+            from_responses.endpoint_configs.extend(d.endpoint_configs);
+            from_responses.secrets.extend(d.secrets);
+        }
+        let stream =
+            Dump::from_path(dir.join("stream.pb")).unwrap_or_else(|e| panic!("{name} stream: {e}"));
+        for (label, got) in [("responses", &from_responses), ("stream", &stream)] {
+            let what = format!("{name}: {label}");
+            assert_same(
+                &normalised(&json.clusters, true),
+                &normalised(&got.clusters, true),
+                &format!("{what} clusters"),
+            );
+            assert_same(
+                &normalised(&json.listeners, true),
+                &normalised(&got.listeners, true),
+                &format!("{what} listeners"),
+            );
+            assert_same(
+                &normalised(&json.route_configs, true),
+                &normalised(&got.route_configs, true),
+                &format!("{what} routes"),
+            );
+            assert_same(
+                &normalised(&json.endpoint_configs, true),
+                &normalised(&got.endpoint_configs, true),
+                &format!("{what} endpoints"),
+            );
+            assert_same(
+                &normalised(&json.secrets, true),
+                &normalised(&got.secrets, true),
+                &format!("{what} secrets"),
+            );
+        }
+        assert!(
+            stream.opaque.is_empty(),
+            "{name}: Resource wrappers unwrapped"
+        );
+
+        // Compressed and streamed, the binary reads the same, spans included.
+        let raw = std::fs::read(dir.join("config_dump.pb")).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut streamed = Dump::from_reader(&gz[..]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(streamed.source.compression, "gzip");
+        streamed.source.compression = "none";
+        assert!(streamed == binary, "{name}: gzip stream reads differently");
+        compared += 1;
+    }
+    assert!(compared >= 2, "compared {compared} dumps");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+// ---- Bad binary input: errors with a kind and an offset, never a panic. ----
+
+fn any(type_name: &str, m: &impl Message) -> Any {
+    Any {
+        type_url: format!("type.googleapis.com/{type_name}"),
+        value: m.encode_to_vec(),
+    }
+}
+
+fn small_dump() -> Vec<u8> {
+    let clusters: Vec<admin::clusters_config_dump::DynamicCluster> = ["a", "b"]
+        .iter()
+        .map(|name| admin::clusters_config_dump::DynamicCluster {
+            version_info: "1".into(),
+            cluster: Some(any(
+                "envoy.config.cluster.v3.Cluster",
+                &Cluster {
+                    name: (*name).into(),
+                    cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+                        cluster::DiscoveryType::Eds as i32,
+                    )),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        })
+        .collect();
+    admin::ConfigDump {
+        configs: vec![any(
+            "envoy.admin.v3.ClustersConfigDump",
+            &admin::ClustersConfigDump {
+                dynamic_active_clusters: clusters,
+                ..Default::default()
+            },
+        )],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn a_small_binary_dump_reads() {
+    let dump = Dump::from_slice(&small_dump()).unwrap();
+    assert_eq!(dump.source.encoding, "protobuf");
+    assert_eq!(dump.clusters.len(), 2);
+    assert_eq!(dump.clusters[1].name.as_ref(), "b");
+    assert_eq!(dump.clusters[1].meta.version_info.as_deref(), Some("1"));
+    let span = dump.clusters[1].meta.span.unwrap();
+    assert!(span.offset > 0 && span.offset + span.len <= small_dump().len() as u64);
+}
+
+#[test]
+fn a_truncated_binary_dump_is_a_syntax_error_with_an_offset() {
+    let bytes = small_dump();
+    let err = Dump::from_slice(&bytes[..bytes.len() - 5]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+    assert_eq!(
+        err.offset(),
+        Some(1),
+        "the first length runs past the end: {err}"
+    );
+}
+
+#[test]
+fn no_truncation_or_corruption_panics() {
+    let bytes = small_dump();
+    for cut in 1..bytes.len() {
+        let _ = Dump::from_slice(&bytes[..cut]);
+    }
+    for i in 0..bytes.len() {
+        for b in [0x00, 0x07, 0x0f, 0x80, 0xff] {
+            let mut bad = bytes.clone();
+            bad[i] = b;
+            if let Err(e) = Dump::from_slice(&bad) {
+                assert!(
+                    e.offset().is_some() || e.kind() == ErrorKind::WrongDocument,
+                    "{e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_overlong_varint_is_a_syntax_error_at_the_varint() {
+    let mut bytes = small_dump();
+    let at = bytes.len() as u64;
+    bytes.push(0x0a);
+    bytes.extend([0xff; 10]);
+    bytes.push(0x01);
+    let err = Dump::from_slice(&bytes).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+    assert_eq!(err.offset(), Some(at + 1), "{err}");
+    assert!(err.message().contains("varint"), "{err}");
+}
+
+#[test]
+fn a_wrong_wire_type_is_a_syntax_error_at_the_field() {
+    // In the outer walk: `configs` (field 1) sent as a varint.
+    let mut bytes = small_dump();
+    let at = bytes.len() as u64;
+    bytes.extend([0x08, 0x01]);
+    let err = Dump::from_slice(&bytes).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+    assert_eq!(err.offset(), Some(at), "{err}");
+
+    // Inside a resource, where prost decodes: Cluster.name (field 1) sent as a varint.
+    let resp = DiscoveryResponse {
+        type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster".into(),
+        resources: vec![Any {
+            type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster".into(),
+            value: vec![0x08, 0x05],
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let err = Dump::from_slice(&resp).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+    assert!(err.message().contains("wire type"), "{err}");
+    let at = err.offset().unwrap() as usize;
+    assert_eq!(
+        &resp[at..at + 2],
+        &[0x08, 0x05],
+        "points at the cluster: {err}"
+    );
+    assert_eq!(err.path_string(), "resources[0]");
+}
+
+#[test]
+fn a_stream_length_prefix_past_the_end_is_a_syntax_error_at_the_prefix() {
+    let frame = DiscoveryResponse {
+        version_info: "1".into(),
+        type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut bytes = Vec::new();
+    prost_length(&mut bytes, frame.len() as u64);
+    bytes.extend(&frame);
+    let at = bytes.len() as u64;
+    // A prefix claiming far more than the input holds: refused, never allocated.
+    prost_length(&mut bytes, 1 << 40);
+    bytes.extend(&frame);
+    let err = Dump::from_slice(&bytes).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+    assert_eq!(err.offset(), Some(at), "{err}");
+    assert_eq!(err.path_string(), "[1]");
+}
+
+fn prost_length(out: &mut Vec<u8>, n: u64) {
+    heft::pb::prost::encoding::encode_varint(n, out);
+}
+
+#[test]
+fn deep_recursion_is_too_deep_with_an_offset() {
+    let mut v = Value {
+        kind: Some(Kind::StringValue("x".into())),
+    };
+    for _ in 0..200 {
+        v = Value {
+            kind: Some(Kind::StructValue(Struct {
+                fields: [("a".to_string(), v)].into_iter().collect(),
+            })),
+        };
+    }
+    let Some(Kind::StructValue(metadata)) = v.kind else {
+        unreachable!()
+    };
+    let bootstrap = Bootstrap {
+        node: Some(Node {
+            id: "deep".into(),
+            metadata: Some(metadata),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let bytes = admin::ConfigDump {
+        configs: vec![any(
+            "envoy.admin.v3.BootstrapConfigDump",
+            &admin::BootstrapConfigDump {
+                bootstrap: Some(bootstrap),
+                last_updated: None,
+            },
+        )],
+    }
+    .encode_to_vec();
+    let err = Dump::from_slice(&bytes).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooDeep, "{err}");
+    assert!(err.offset().is_some(), "{err}");
+    assert_eq!(err.path_string(), "configs[0].bootstrap");
+}
+
+#[test]
+fn binary_input_is_detected_from_content_through_compression() {
+    let bytes = small_dump();
+    let zst = zstd::encode_all(&bytes[..], 1).unwrap();
+    let dump = Dump::from_slice(&zst).unwrap();
+    assert_eq!(dump.source.compression, "zstd");
+    assert_eq!(dump.source.encoding, "protobuf");
+    assert_eq!(dump.clusters.len(), 2);
+    let from_reader = Dump::from_reader(&bytes[..]).unwrap();
+    assert_eq!(from_reader, Dump::from_slice(&bytes).unwrap());
+}
