@@ -75,4 +75,15 @@ fn main() {
         std::mem::size_of::<heft::model::Route>(),
         std::mem::size_of::<heft::model::Endpoint>()
     );
+    use heft::model::*;
+    println!(
+        "parts: Meta {} B, Metadata {} B, TransportSocket {} B, IstioName {} B, LoadAssignment {} B, OutlierDetection {} B, UpdateFailure {} B",
+        std::mem::size_of::<Meta>(),
+        std::mem::size_of::<Metadata>(),
+        std::mem::size_of::<TransportSocket>(),
+        std::mem::size_of::<istio::IstioName>(),
+        std::mem::size_of::<LoadAssignment>(),
+        std::mem::size_of::<OutlierDetection>(),
+        std::mem::size_of::<UpdateFailure>()
+    );
 }

@@ -43,7 +43,7 @@ fn cluster(c: &Cluster) -> Value {
         "eds_service_name": c.eds_service_name,
         "lb_policy": c.lb_policy,
         "connect_timeout_ms": ms(c.connect_timeout),
-        "tls": tls(c.transport_socket.as_ref()),
+        "tls": tls(c.transport_socket.as_deref()),
         "socket_matches": c.transport_socket_matches.iter()
             .map(|m| json!({"name": m.name, "tls": tls(m.socket.as_ref())}))
             .collect::<Vec<_>>(),

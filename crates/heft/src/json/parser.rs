@@ -252,12 +252,14 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads an array of messages or scalars into a vector.
+    /// The vector is exactly as long as the array: models of big dumps hold millions of these.
     pub(crate) fn list<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T>) -> Result<Vec<T>> {
         let mut out = Vec::new();
         self.array(|p| {
             out.push(f(p)?);
             Ok(())
         })?;
+        out.shrink_to_fit();
         Ok(out)
     }
 

@@ -181,16 +181,16 @@ pub struct Cluster {
     pub circuit_breakers: Vec<CircuitBreaker>,
     /// Outlier detection, when enabled.
     pub outlier_detection: Option<OutlierDetection>,
-    /// The default transport socket.
-    pub transport_socket: Option<TransportSocket>,
+    /// The default transport socket (boxed: Istio's EDS clusters use socket matches instead).
+    pub transport_socket: Option<Box<TransportSocket>>,
     /// Endpoint-metadata-selected transport sockets.
     pub transport_socket_matches: Vec<TransportSocketMatch>,
     /// Upstream HTTP protocol, when configured.
     pub http_protocol: Option<HttpProtocol>,
     /// Istio metadata.
     pub metadata: Metadata,
-    /// Inline endpoints (STATIC and DNS clusters).
-    pub load_assignment: Option<LoadAssignment>,
+    /// Inline endpoints (STATIC and DNS clusters; boxed: EDS clusters have none).
+    pub load_assignment: Option<Box<LoadAssignment>>,
     /// Istio's reading of the name, when it is an Istio cluster name.
     pub istio: Option<IstioName>,
     /// Extension configs Heft does not model (protocol options, filters, cluster types).
@@ -223,7 +223,8 @@ impl Cluster {
     /// Every SDS secret name this cluster's transport sockets refer to.
     pub fn sds_secrets(&self) -> impl Iterator<Item = &str> {
         self.transport_socket
-            .iter()
+            .as_deref()
+            .into_iter()
             .chain(
                 self.transport_socket_matches
                     .iter()

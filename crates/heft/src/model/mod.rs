@@ -98,8 +98,9 @@ pub struct Meta {
     pub version_info: Option<Box<str>>,
     /// When Envoy last accepted it (RFC 3339).
     pub last_updated: Option<Box<str>>,
-    /// The last rejected update of this resource, if any.
-    pub error: Option<UpdateFailure>,
+    /// The last rejected update of this resource, if any (boxed: rare, and every resource has a
+    /// `Meta`).
+    pub error: Option<Box<UpdateFailure>>,
     /// The client status (`ACKED`, `NACKED`, …) where the dump has one.
     pub client_status: Option<Box<str>>,
     /// Where the dump entry holding it sat in the input.

@@ -53,10 +53,14 @@ pub(crate) fn cluster(c: pb::Cluster, meta: Meta) -> Result<Cluster> {
             out.extensions.push(opaque_any(any));
         }
     }
-    out.transport_socket = c.transport_socket.map(transport_socket).transpose()?;
+    out.transport_socket = c
+        .transport_socket
+        .map(transport_socket)
+        .transpose()?
+        .map(Box::new);
     out.metadata = metadata(c.metadata);
     if let Some(la) = c.load_assignment {
-        out.load_assignment = Some(load_assignment(la, Meta::new(state))?);
+        out.load_assignment = Some(Box::new(load_assignment(la, Meta::new(state))?));
     }
     match c.cluster_discovery_type {
         Some(pb::cluster::ClusterDiscoveryType::Type(t)) => {

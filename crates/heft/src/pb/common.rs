@@ -365,13 +365,13 @@ pub(crate) fn typed_extension(t: core::TypedExtensionConfig) -> (Box<str>, Optio
 }
 
 /// `UpdateFailureState`.
-pub(crate) fn update_failure(f: super::envoy::admin::v3::UpdateFailureState) -> UpdateFailure {
-    UpdateFailure {
+pub(crate) fn update_failure(f: super::envoy::admin::v3::UpdateFailureState) -> Box<UpdateFailure> {
+    Box::new(UpdateFailure {
         details: f.details.into(),
         version_info: some(f.version_info),
         last_update_attempt: f.last_update_attempt.as_ref().map(timestamp),
         failed_configuration: f.failed_configuration.as_ref().map(opaque_any),
-    }
+    })
 }
 
 #[cfg(test)]

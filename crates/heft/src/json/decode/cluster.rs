@@ -53,7 +53,7 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
                 Ok(())
             })?,
             "outlier_detection" => c.outlier_detection = Some(outlier_detection(p)?),
-            "transport_socket" => c.transport_socket = Some(transport_socket(p)?),
+            "transport_socket" => c.transport_socket = Some(Box::new(transport_socket(p)?)),
             "transport_socket_matches" => {
                 c.transport_socket_matches = p.list(transport_socket_match)?;
             }
@@ -74,7 +74,7 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
             "metadata" => c.metadata = metadata(p)?,
             "load_assignment" => {
                 let la = load_assignment(p, Meta::new(c.meta.state))?;
-                c.load_assignment = Some(la);
+                c.load_assignment = Some(Box::new(la));
             }
             "load_balancing_policy" | "filters" | "upstream_config" | "cluster_provided" => {
                 c.extensions.push(opaque(p)?)
@@ -84,6 +84,7 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
         Ok(())
     })?;
     c.istio = crate::model::istio::IstioName::parse(&c.name);
+    c.extensions.shrink_to_fit();
     Ok(c)
 }
 
@@ -142,6 +143,7 @@ fn transport_socket_match(p: &mut Parser) -> Result<TransportSocketMatch> {
         }
         Ok(())
     })?;
+    m.criteria.shrink_to_fit();
     Ok(m)
 }
 

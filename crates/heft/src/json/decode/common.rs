@@ -153,6 +153,7 @@ pub(crate) fn metadata(p: &mut Parser) -> Result<Metadata> {
         Ok(())
     })?;
     m.bytes = (p.pos() - start) as u64;
+    m.namespaces.shrink_to_fit();
     Ok(m)
 }
 
@@ -305,6 +306,7 @@ pub(crate) fn tls_context(p: &mut Parser, side: TlsSide) -> Result<TlsContext> {
         }
         Ok(())
     })?;
+    t.san_matchers.shrink_to_fit();
     Ok(t)
 }
 
@@ -351,7 +353,7 @@ pub(crate) fn cidr(p: &mut Parser) -> Result<crate::model::Cidr> {
 }
 
 /// `UpdateFailureState`.
-pub(crate) fn update_failure(p: &mut Parser) -> Result<crate::model::UpdateFailure> {
+pub(crate) fn update_failure(p: &mut Parser) -> Result<Box<crate::model::UpdateFailure>> {
     let mut f = crate::model::UpdateFailure::default();
     p.fields(|p, k| {
         match k {
@@ -363,5 +365,5 @@ pub(crate) fn update_failure(p: &mut Parser) -> Result<crate::model::UpdateFailu
         }
         Ok(())
     })?;
-    Ok(f)
+    Ok(Box::new(f))
 }

@@ -61,6 +61,8 @@ pub(crate) fn listener(p: &mut Parser, meta: Meta) -> Result<Listener> {
         }
         Ok(())
     })?;
+    l.listener_filters.shrink_to_fit();
+    l.extensions.shrink_to_fit();
     Ok(l)
 }
 
@@ -173,6 +175,7 @@ fn http_connection_manager(p: &mut Parser) -> Result<HttpConnectionManager> {
         }
         Ok(())
     })?;
+    h.http_filters.shrink_to_fit();
     Ok(h)
 }
 

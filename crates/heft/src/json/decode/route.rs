@@ -53,6 +53,7 @@ fn virtual_host(p: &mut Parser) -> Result<VirtualHost> {
         }
         Ok(())
     })?;
+    v.extensions.shrink_to_fit();
     Ok(v)
 }
 
@@ -96,6 +97,7 @@ fn route(p: &mut Parser) -> Result<Route> {
         }
         Ok(())
     })?;
+    r.extensions.shrink_to_fit();
     Ok(r)
 }
 
