@@ -149,6 +149,20 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Names a byte of JSON input for an error message: `an object`, `a number`, `'x'`, `byte 0xff`.
+pub(crate) fn describe(b: u8) -> String {
+    match b {
+        b'{' => "an object".into(),
+        b'[' => "an array".into(),
+        b'"' => "a string".into(),
+        b't' | b'f' => "a boolean".into(),
+        b'n' => "null".into(),
+        b'-' | b'0'..=b'9' => "a number".into(),
+        b if b.is_ascii_graphic() => format!("'{}'", b as char),
+        b => format!("byte 0x{b:02x}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! the stack.
 
 use super::scan::skip_value;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{describe, Error, ErrorKind, Result};
 use memchr::memchr2;
 use std::borrow::Cow;
 use std::time::Duration;
@@ -93,19 +93,6 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn found(b: u8) -> String {
-        match b {
-            b'{' => "an object".into(),
-            b'[' => "an array".into(),
-            b'"' => "a string".into(),
-            b't' | b'f' => "a boolean".into(),
-            b'n' => "null".into(),
-            b'-' | b'0'..=b'9' => "a number".into(),
-            b if b.is_ascii_graphic() => format!("'{}'", b as char),
-            b => format!("byte 0x{b:02x}"),
-        }
-    }
-
     fn expect_byte(&mut self, want: u8, what: &str) -> Result<()> {
         let b = self.peek()?;
         if b != want {
@@ -120,7 +107,7 @@ impl<'a> Parser<'a> {
             } else {
                 ErrorKind::Syntax
             };
-            return Err(self.error(kind, format!("expected {what}, found {}", Self::found(b))));
+            return Err(self.error(kind, format!("expected {what}, found {}", describe(b))));
         }
         self.pos += 1;
         Ok(())
@@ -186,10 +173,7 @@ impl<'a> Parser<'a> {
                     return Err(self
                         .error(
                             ErrorKind::Syntax,
-                            format!(
-                                "expected ',' or '}}' in an object, found {}",
-                                Self::found(b)
-                            ),
+                            format!("expected ',' or '}}' in an object, found {}", describe(b)),
                         )
                         .in_key(&key))
                 }
@@ -241,7 +225,7 @@ impl<'a> Parser<'a> {
                     return Err(self
                         .error(
                             ErrorKind::Syntax,
-                            format!("expected ',' or ']' in an array, found {}", Self::found(b)),
+                            format!("expected ',' or ']' in an array, found {}", describe(b)),
                         )
                         .in_index(index - 1))
                 }
@@ -425,7 +409,7 @@ impl<'a> Parser<'a> {
             }
             b => Err(self.error(
                 ErrorKind::InvalidValue,
-                format!("expected a number, found {}", Self::found(b)),
+                format!("expected a number, found {}", describe(b)),
             )),
         }
     }
@@ -493,41 +477,35 @@ impl<'a> Parser<'a> {
             b'n' => self.literal(b"null").map(|_| false),
             b => Err(self.error(
                 ErrorKind::InvalidValue,
-                format!("expected a boolean, found {}", Self::found(b)),
+                format!("expected a boolean, found {}", describe(b)),
             )),
         }
     }
 
     /// Reads a wrapper such as `google.protobuf.UInt32Value`: a bare value, or `{"value": …}`.
-    pub(crate) fn wrapped_u32(&mut self) -> Result<u32> {
-        if self.peek()? == b'{' {
-            let mut v = 0;
-            self.fields(|p, k| match k {
-                "value" => {
-                    v = p.u32()?;
-                    Ok(())
-                }
-                _ => p.skip(),
-            })?;
-            return Ok(v);
+    fn wrapped<T: Default>(&mut self, read: fn(&mut Self) -> Result<T>) -> Result<T> {
+        if self.peek()? != b'{' {
+            return read(self);
         }
-        self.u32()
+        let mut v = T::default();
+        self.fields(|p, k| match k {
+            "value" => {
+                v = read(p)?;
+                Ok(())
+            }
+            _ => p.skip(),
+        })?;
+        Ok(v)
     }
 
-    /// Reads a `google.protobuf.BoolValue` (bare or `{"value": …}`).
+    /// Reads a `google.protobuf.UInt32Value`.
+    pub(crate) fn wrapped_u32(&mut self) -> Result<u32> {
+        self.wrapped(Self::u32)
+    }
+
+    /// Reads a `google.protobuf.BoolValue`.
     pub(crate) fn wrapped_bool(&mut self) -> Result<bool> {
-        if self.peek()? == b'{' {
-            let mut v = false;
-            self.fields(|p, k| match k {
-                "value" => {
-                    v = p.bool()?;
-                    Ok(())
-                }
-                _ => p.skip(),
-            })?;
-            return Ok(v);
-        }
-        self.bool()
+        self.wrapped(Self::bool)
     }
 
     /// Reads an enum written as its name or its number; numbers are mapped through `names`
@@ -652,7 +630,7 @@ impl<'a> Parser<'a> {
             let b = self.buf[self.pos];
             return Err(self.error(
                 ErrorKind::Syntax,
-                format!("unexpected {} after the end of the value", Self::found(b)),
+                format!("unexpected {} after the end of the value", describe(b)),
             ));
         }
         Ok(())

@@ -8,8 +8,8 @@
 
 use super::decode::{self, EntryKind, Item};
 use super::parser::field_name;
-use super::window::{describe, Window};
-use crate::error::{Error, ErrorKind, Result};
+use super::window::Window;
+use crate::error::{describe, Error, ErrorKind, Result};
 use crate::model::{Skipped, State};
 use std::sync::{Condvar, Mutex};
 

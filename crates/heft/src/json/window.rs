@@ -6,7 +6,7 @@
 
 use super::parser::Parser;
 use super::scan::{Scan, Step};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{describe, Error, ErrorKind, Result};
 use memchr::memchr2;
 use std::io::Read;
 
@@ -298,19 +298,6 @@ impl<'a> Window<'a> {
     /// Ends a capture: its bytes may now be dropped.
     pub(crate) fn release(&mut self) {
         self.keep = None;
-    }
-}
-
-pub(crate) fn describe(b: u8) -> String {
-    match b {
-        b'{' => "an object".into(),
-        b'[' => "an array".into(),
-        b'"' => "a string".into(),
-        b't' | b'f' => "a boolean".into(),
-        b'n' => "null".into(),
-        b'-' | b'0'..=b'9' => "a number".into(),
-        b if b.is_ascii_graphic() => format!("'{}'", b as char),
-        b => format!("byte 0x{b:02x}"),
     }
 }
 

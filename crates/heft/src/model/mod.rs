@@ -8,6 +8,7 @@
 mod bootstrap;
 mod cluster;
 mod endpoint;
+pub(crate) mod enums;
 pub mod istio;
 mod listener;
 mod route;

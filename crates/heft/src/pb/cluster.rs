@@ -8,6 +8,7 @@ use super::endpoint::load_assignment;
 use super::envoy::config::cluster::v3 as pb;
 use super::envoy::extensions::upstreams::http::v3 as http;
 use crate::error::Result;
+use crate::model::enums;
 use crate::model::{
     CircuitBreaker, Cluster, Discovery, HttpProtocol, Meta, OutlierDetection, TransportSocketMatch,
 };
@@ -16,17 +17,6 @@ use prost::Message;
 const HTTP_PROTOCOL_OPTIONS: &str =
     "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
-const LB_POLICIES: [&str; 8] = [
-    "ROUND_ROBIN",
-    "LEAST_REQUEST",
-    "RING_HASH",
-    "RANDOM",
-    "ORIGINAL_DST_LB",
-    "MAGLEV",
-    "CLUSTER_PROVIDED",
-    "LOAD_BALANCING_POLICY_CONFIG",
-];
-
 /// Converts one cluster. Extensions are listed in field-number order, the order Envoy prints
 /// them in JSON.
 pub(crate) fn cluster(c: pb::Cluster, meta: Meta) -> Result<Cluster> {
@@ -34,7 +24,7 @@ pub(crate) fn cluster(c: pb::Cluster, meta: Meta) -> Result<Cluster> {
     let mut out = Cluster::new(&c.name, Discovery::Static, meta);
     out.alt_stat_name = some(c.alt_stat_name);
     out.eds_service_name = c.eds_cluster_config.and_then(|e| some(e.service_name));
-    out.lb_policy = enum_name(&LB_POLICIES, c.lb_policy);
+    out.lb_policy = enum_name(&enums::LB_POLICY, c.lb_policy);
     out.connect_timeout = c.connect_timeout.as_ref().map(duration).transpose()?;
     if let Some(cb) = c.circuit_breakers {
         out.circuit_breakers = cb.thresholds.into_iter().map(threshold).collect();
@@ -96,7 +86,7 @@ pub(crate) fn cluster(c: pb::Cluster, meta: Meta) -> Result<Cluster> {
 
 fn threshold(t: pb::circuit_breakers::Thresholds) -> CircuitBreaker {
     CircuitBreaker {
-        priority: enum_name(&["DEFAULT", "HIGH"], t.priority),
+        priority: enum_name(&enums::ROUTING_PRIORITY, t.priority),
         max_connections: t.max_connections,
         max_pending_requests: t.max_pending_requests,
         max_requests: t.max_requests,

@@ -9,6 +9,7 @@ use super::envoy::config::core::v3 as core;
 use super::envoy::extensions::transport_sockets::tls::v3 as tls;
 use super::envoy::r#type::matcher::v3 as matcher;
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::enums;
 use crate::model::{
     Address, Cidr, IstioServiceRef, Locality, Metadata, Opaque, SanMatcher, StringMatch,
     TlsContext, TlsSide, TransportSocket, UpdateFailure,
@@ -124,7 +125,7 @@ pub(crate) fn address(a: core::Address) -> Option<Address> {
             Address::Socket {
                 address: s.address.into(),
                 port,
-                protocol: enum_name(&["TCP", "UDP"], s.protocol),
+                protocol: enum_name(&enums::SOCKET_PROTOCOL, s.protocol),
             }
         }
         A::Pipe(p) => Address::Pipe {
@@ -249,15 +250,6 @@ pub(crate) fn string_matcher(m: matcher::StringMatcher) -> StringMatch {
     }
 }
 
-const SAN_TYPES: [&str; 6] = [
-    "SAN_TYPE_UNSPECIFIED",
-    "EMAIL",
-    "DNS",
-    "URI",
-    "IP_ADDRESS",
-    "OTHER_NAME",
-];
-
 fn validation_context(v: tls::CertificateValidationContext, sans: &mut Vec<SanMatcher>) {
     // Envoy prints fields in number order: `match_subject_alt_names` (9) before the typed (15).
     sans.extend(v.match_subject_alt_names.into_iter().map(|m| SanMatcher {
@@ -268,7 +260,7 @@ fn validation_context(v: tls::CertificateValidationContext, sans: &mut Vec<SanMa
         v.match_typed_subject_alt_names
             .into_iter()
             .map(|m| SanMatcher {
-                san_type: enum_name(&SAN_TYPES, m.san_type),
+                san_type: enum_name(&enums::SAN_TYPE, m.san_type),
                 matcher: m.matcher.map_or(StringMatch::Other, string_matcher),
             }),
     );

@@ -9,6 +9,7 @@ use super::envoy::extensions::filters::network::http_connection_manager::v3 as h
 use super::envoy::extensions::filters::network::tcp_proxy::v3 as tcp;
 use super::route::route_config;
 use crate::error::Result;
+use crate::model::enums;
 use crate::model::{
     FilterChain, FilterChainMatch, HttpConnectionManager, Listener, Meta, NetworkFilter,
     RouteSource, State, TcpProxy, TcpTarget,
@@ -30,10 +31,7 @@ pub(crate) fn listener(l: pb::Listener, meta: Meta) -> Result<Listener> {
             .into_iter()
             .filter_map(|a| a.address.and_then(address))
             .collect(),
-        traffic_direction: opt_enum_name(
-            &["UNSPECIFIED", "INBOUND", "OUTBOUND"],
-            l.traffic_direction,
-        ),
+        traffic_direction: opt_enum_name(&enums::TRAFFIC_DIRECTION, l.traffic_direction),
         bind_to_port: l.bind_to_port,
         use_original_dst: l.use_original_dst.unwrap_or(false),
         listener_filters: Vec::new(),
@@ -95,7 +93,7 @@ fn filter_chain_match(m: pb::FilterChainMatch) -> FilterChainMatch {
             .into_iter()
             .map(cidr)
             .collect(),
-        source_type: opt_enum_name(&["ANY", "SAME_IP_OR_LOOPBACK", "EXTERNAL"], m.source_type),
+        source_type: opt_enum_name(&enums::SOURCE_TYPE, m.source_type),
         source_prefix_ranges: m.source_prefix_ranges.into_iter().map(cidr).collect(),
         source_ports: m.source_ports,
         server_names: strings(m.server_names),

@@ -835,27 +835,7 @@ fn dynamic_listener(job: &Job, out: &mut Vec<Item>) -> Result<()> {
             states.push(l);
         }
     }
-    if states.is_empty() {
-        if let Some(error) = error {
-            let meta = Meta {
-                span,
-                error: Some(error),
-                client_status: client,
-                ..Meta::new(State::Active)
-            };
-            out.push(Item::Rejected(
-                "listener",
-                name.unwrap_or_default(),
-                Box::new(meta),
-            ));
-        }
-        return Ok(());
-    }
-    for mut l in states {
-        l.meta.error.clone_from(&error);
-        l.meta.client_status.clone_from(&client);
-        out.push(Item::Listener(Box::new(l)));
-    }
+    crate::json::decode::push_dynamic_listener(out, name, error, client, span, states);
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use super::common::{
 };
 use super::envoy::config::route::v3 as pb;
 use crate::error::Result;
+use crate::model::enums;
 use crate::model::{
     Action, HeaderMatch, Meta, Opaque, PathMatch, QueryParameterMatch, RetryPolicy, Route,
     RouteAction, RouteConfig, RouteMatch, RouteTarget, StringMatch, VirtualHost, WeightedCluster,
@@ -36,7 +37,7 @@ fn virtual_host(v: pb::VirtualHost) -> Result<VirtualHost> {
         domains: v.domains.into_iter().map(Into::into).collect(),
         routes: v.routes.into_iter().map(route).collect::<Result<_>>()?,
         retry_policy: v.retry_policy.map(retry_policy).transpose()?,
-        require_tls: opt_enum_name(&["NONE", "EXTERNAL_ONLY", "ALL"], v.require_tls),
+        require_tls: opt_enum_name(&enums::REQUIRE_TLS, v.require_tls),
         extensions: per_filter(&v.typed_per_filter_config),
     })
 }
@@ -174,15 +175,6 @@ fn redirect(d: pb::RedirectAction) -> Action {
             Some(S::SchemeRedirect(s)) => s == "https",
             None => false,
         },
-        response_code: enum_name(
-            &[
-                "MOVED_PERMANENTLY",
-                "FOUND",
-                "SEE_OTHER",
-                "TEMPORARY_REDIRECT",
-                "PERMANENT_REDIRECT",
-            ],
-            d.response_code,
-        ),
+        response_code: enum_name(&enums::REDIRECT_RESPONSE_CODE, d.response_code),
     }
 }

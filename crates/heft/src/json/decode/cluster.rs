@@ -4,23 +4,13 @@ use super::common::{metadata, opaque, transport_socket};
 use super::endpoint::load_assignment;
 use crate::error::Result;
 use crate::json::parser::Parser;
+use crate::model::enums;
 use crate::model::{
     CircuitBreaker, Cluster, Discovery, HttpProtocol, Meta, OutlierDetection, TransportSocketMatch,
 };
 
 const HTTP_PROTOCOL_OPTIONS: &str =
     "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-
-const LB_POLICIES: [&str; 8] = [
-    "ROUND_ROBIN",
-    "LEAST_REQUEST",
-    "RING_HASH",
-    "RANDOM",
-    "ORIGINAL_DST_LB",
-    "MAGLEV",
-    "CLUSTER_PROVIDED",
-    "LOAD_BALANCING_POLICY_CONFIG",
-];
 
 pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
     let mut c = Cluster::new("", Discovery::Static, meta);
@@ -42,7 +32,7 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
                 }
                 Ok(())
             })?,
-            "lb_policy" => c.lb_policy = p.enum_name(&LB_POLICIES)?,
+            "lb_policy" => c.lb_policy = p.enum_name(&enums::LB_POLICY)?,
             "connect_timeout" => c.connect_timeout = Some(p.duration()?),
             "circuit_breakers" => p.fields(|p, k| {
                 if k == "thresholds" {
@@ -95,7 +85,7 @@ fn threshold(p: &mut Parser) -> Result<CircuitBreaker> {
     };
     p.fields(|p, k| {
         match k {
-            "priority" => t.priority = p.enum_name(&["DEFAULT", "HIGH"])?,
+            "priority" => t.priority = p.enum_name(&enums::ROUTING_PRIORITY)?,
             "max_connections" => t.max_connections = Some(p.wrapped_u32()?),
             "max_pending_requests" => t.max_pending_requests = Some(p.wrapped_u32()?),
             "max_requests" => t.max_requests = Some(p.wrapped_u32()?),

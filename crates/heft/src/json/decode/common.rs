@@ -2,6 +2,7 @@
 
 use crate::error::Result;
 use crate::json::parser::Parser;
+use crate::model::enums;
 use crate::model::{
     Address, IstioServiceRef, Locality, Metadata, Opaque, SanMatcher, StringMatch, TlsContext,
     TlsSide, TransportSocket,
@@ -58,7 +59,7 @@ pub(crate) fn address(p: &mut Parser) -> Result<Option<Address>> {
                     match k {
                         "address" => address = p.string()?,
                         "port_value" => port = p.u32()?,
-                        "protocol" => protocol = p.enum_name(&["TCP", "UDP"])?,
+                        "protocol" => protocol = p.enum_name(&enums::SOCKET_PROTOCOL)?,
                         _ => p.skip()?,
                     }
                     Ok(())
@@ -232,16 +233,7 @@ fn validation_context(p: &mut Parser, sans: &mut Vec<SanMatcher>) -> Result<()> 
                 let mut matcher = StringMatch::Other;
                 p.fields(|p, k| {
                     match k {
-                        "san_type" => {
-                            san_type = p.enum_name(&[
-                                "SAN_TYPE_UNSPECIFIED",
-                                "EMAIL",
-                                "DNS",
-                                "URI",
-                                "IP_ADDRESS",
-                                "OTHER_NAME",
-                            ])?
-                        }
+                        "san_type" => san_type = p.enum_name(&enums::SAN_TYPE)?,
                         "matcher" => matcher = string_matcher(p)?,
                         _ => p.skip()?,
                     }

@@ -4,6 +4,7 @@ use super::common::{address, cidr, opaque, transport_socket, typed_extension};
 use super::route::route_config;
 use crate::error::Result;
 use crate::json::parser::Parser;
+use crate::model::enums;
 use crate::model::{
     FilterChain, FilterChainMatch, HttpConnectionManager, Listener, Meta, NetworkFilter,
     RouteSource, TcpProxy, TcpTarget,
@@ -42,7 +43,7 @@ pub(crate) fn listener(p: &mut Parser, meta: Meta) -> Result<Listener> {
                 })
             })?,
             "traffic_direction" => {
-                l.traffic_direction = Some(p.enum_name(&["UNSPECIFIED", "INBOUND", "OUTBOUND"])?)
+                l.traffic_direction = Some(p.enum_name(&enums::TRAFFIC_DIRECTION)?)
             }
             "bind_to_port" => l.bind_to_port = Some(p.wrapped_bool()?),
             "use_original_dst" => l.use_original_dst = p.wrapped_bool()?,
@@ -93,9 +94,7 @@ fn filter_chain_match(p: &mut Parser) -> Result<FilterChainMatch> {
             "destination_port" => m.destination_port = Some(p.wrapped_u32()?),
             "prefix_ranges" => m.prefix_ranges = p.list(cidr)?,
             "direct_source_prefix_ranges" => m.direct_source_prefix_ranges = p.list(cidr)?,
-            "source_type" => {
-                m.source_type = Some(p.enum_name(&["ANY", "SAME_IP_OR_LOOPBACK", "EXTERNAL"])?)
-            }
+            "source_type" => m.source_type = Some(p.enum_name(&enums::SOURCE_TYPE)?),
             "source_prefix_ranges" => m.source_prefix_ranges = p.list(cidr)?,
             "source_ports" => m.source_ports = p.list(|p| p.u32())?,
             "server_names" => m.server_names = p.strings()?,

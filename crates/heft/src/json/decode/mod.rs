@@ -222,6 +222,21 @@ fn dynamic_listener(p: &mut Parser, span: Option<Span>, out: &mut Vec<Item>) -> 
         }
         Ok(())
     })?;
+    push_dynamic_listener(out, name, error, client_status, span, states);
+    Ok(())
+}
+
+/// Turns a `DynamicListener` entry's parts into items: each state present as a listener carrying
+/// the entry's error and client status, or, when no state holds a listener, the rejected update.
+/// Both readers (JSON and protobuf) assemble entries through here.
+pub(crate) fn push_dynamic_listener(
+    out: &mut Vec<Item>,
+    name: Option<Box<str>>,
+    error: Option<Box<crate::model::UpdateFailure>>,
+    client_status: Option<Box<str>>,
+    span: Option<Span>,
+    states: Vec<Listener>,
+) {
     if states.is_empty() {
         if let Some(error) = error {
             let meta = Meta {
@@ -236,14 +251,13 @@ fn dynamic_listener(p: &mut Parser, span: Option<Span>, out: &mut Vec<Item>) -> 
                 Box::new(meta),
             ));
         }
-        return Ok(());
+        return;
     }
     for mut l in states {
         l.meta.error.clone_from(&error);
         l.meta.client_status.clone_from(&client_status);
         out.push(Item::Listener(Box::new(l)));
     }
-    Ok(())
 }
 
 /// Secret entries carry their name beside the secret (warming ones often have no secret body).

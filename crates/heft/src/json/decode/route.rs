@@ -3,6 +3,7 @@
 use super::common::{opaque, regex, string_matcher, typed_extension};
 use crate::error::Result;
 use crate::json::parser::Parser;
+use crate::model::enums;
 use crate::model::{
     Action, HeaderMatch, Meta, PathMatch, QueryParameterMatch, RetryPolicy, Route, RouteAction,
     RouteConfig, RouteMatch, RouteTarget, StringMatch, VirtualHost, WeightedCluster,
@@ -42,9 +43,7 @@ fn virtual_host(p: &mut Parser) -> Result<VirtualHost> {
             "domains" => v.domains = p.strings()?,
             "routes" => v.routes = p.list(route)?,
             "retry_policy" => v.retry_policy = Some(retry_policy(p)?),
-            "require_tls" => {
-                v.require_tls = Some(p.enum_name(&["NONE", "EXTERNAL_ONLY", "ALL"])?)
-            }
+            "require_tls" => v.require_tls = Some(p.enum_name(&enums::REQUIRE_TLS)?),
             "typed_per_filter_config" => p.entries(|p, _| {
                 v.extensions.push(opaque(p)?);
                 Ok(())
@@ -273,15 +272,7 @@ fn redirect(p: &mut Parser) -> Result<Action> {
             "path_redirect" => path = Some(p.string()?),
             "https_redirect" => https = p.bool()?,
             "scheme_redirect" => https = &*p.string()? == "https",
-            "response_code" => {
-                response_code = p.enum_name(&[
-                    "MOVED_PERMANENTLY",
-                    "FOUND",
-                    "SEE_OTHER",
-                    "TEMPORARY_REDIRECT",
-                    "PERMANENT_REDIRECT",
-                ])?
-            }
+            "response_code" => response_code = p.enum_name(&enums::REDIRECT_RESPONSE_CODE)?,
             _ => p.skip()?,
         }
         Ok(())
