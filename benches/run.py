@@ -54,6 +54,7 @@ def main():
                  + summary["secrets"]["total"])
     readers = [
         ("heft summary, file", f"{heft} summary -o json {dump}", size),
+        ("heft cost (read + attribution), file", f"{heft} cost -o json --by service {dump}", size),
         ("heft summary, pipe", f"cat {dump} | {heft} summary -o json -", size),
         ("serde_json::Value", f"{os.path.join(REL, 'value-reader')} {dump}", size),
     ]
@@ -80,6 +81,7 @@ def main():
             if name not in best or t < best[name][0]:
                 best[name] = (t, rss)
     base = best["serde_json::Value"][0]
+    attribution = best["heft cost (read + attribution), file"][0] / best["heft summary, file"][0]
     print(f"dump: {size / 1e6:.1f} MB of JSON ({os.path.basename(dump)}), {resources} resources; "
           f"machine: {platform.machine()}, {os.cpu_count()} cores; best of {args.rounds} interleaved rounds\n")
     print("| reader | input MB | seconds | MB/s | resources/s | peak RSS (MB) | RSS / input | speed vs serde_json::Value |")
@@ -88,6 +90,7 @@ def main():
         t, rss = best[name]
         print(f"| {name} | {n / 1e6:.1f} | {t:.2f} | {n / 1e6 / t:.0f} | {resources / t:,.0f} | {rss / 1e6:.0f} "
               f"| {rss / n:.2f} | {base / t:.2f}x |")
+    print(f"\nheft cost / heft summary on the same file (attribution's price): {attribution:.2f}x")
 
 
 if __name__ == "__main__":

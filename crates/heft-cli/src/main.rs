@@ -1,5 +1,6 @@
 //! The `heft` command: flags, wiring, output and exit codes. The library does the work.
 
+mod cost_cmd;
 mod summary_text;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -19,6 +20,39 @@ struct Cli {
 enum Command {
     /// Who the proxy is and how much of everything it holds.
     Summary(InputArgs),
+    /// The heaviest objects in the predicted heap.
+    Top {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        model: cost_cmd::ModelArgs,
+        /// How many objects to list.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        count: usize,
+        /// Only objects of this kind: cluster, endpoints, listener, route-config, secret,
+        /// endpoint, filter-chain, virtual-host, route.
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<heft::cost::Kind>,
+    },
+    /// The predicted heap rolled up by kind, namespace, service, cluster type or listener.
+    Cost {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        model: cost_cmd::ModelArgs,
+        /// What to roll up by.
+        #[arg(long, value_enum, default_value_t = cost_cmd::By::Kind)]
+        by: cost_cmd::By,
+    },
+    /// Measure a real Envoy on designed configurations and fit a cost model to it.
+    Calibrate(cost_cmd::CalibrateArgs),
+}
+
+fn parse_kind(name: &str) -> Result<heft::cost::Kind, String> {
+    heft::cost::Kind::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = heft::cost::Kind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown kind {name:?}; one of: {}", names.join(", "))
+    })
 }
 
 #[derive(clap::Args)]
@@ -96,6 +130,29 @@ fn run(cli: Cli) -> Result<(), String> {
                     .and_then(|()| writeln!(out)),
                 Format::Text => out.write_all(summary_text::render(&summary).as_bytes()),
             }
+        }
+        Command::Top {
+            input,
+            model,
+            count,
+            kind,
+        } => {
+            let (cost_model, settings) = model.resolve()?;
+            let dump = read(&input)?;
+            let estimate = heft::cost::Estimate::of(&dump, &cost_model, &settings);
+            let text = cost_cmd::top(&estimate, kind, count, matches!(input.output, Format::Json));
+            out.write_all(text.as_bytes())
+        }
+        Command::Cost { input, model, by } => {
+            let (cost_model, settings) = model.resolve()?;
+            let dump = read(&input)?;
+            let estimate = heft::cost::Estimate::of(&dump, &cost_model, &settings);
+            let text = cost_cmd::cost(&estimate, by, matches!(input.output, Format::Json));
+            out.write_all(text.as_bytes())
+        }
+        Command::Calibrate(args) => {
+            let text = cost_cmd::calibrate(&args)?;
+            out.write_all(text.as_bytes())
         }
     };
     match written {

@@ -145,3 +145,107 @@ fn keep_going_reports_what_it_skipped_and_succeeds() {
     let stderr = String::from_utf8_lossy(&lenient.stderr);
     assert!(stderr.contains("skipped 1 resource"), "{stderr}");
 }
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn cost_json_rows_sum_to_total_bytes_for_every_rollup() {
+    let mut totals = Vec::new();
+    for by in ["kind", "namespace", "service", "cluster-type", "listener"] {
+        let v = json_of(&heft(&["cost", "-o", "json", "--by", by, SIDECAR], None));
+        let total = v["total_bytes"].as_u64().unwrap();
+        let rows = v["rows"].as_array().unwrap();
+        let sum: u64 = rows.iter().map(|r| r["bytes"].as_u64().unwrap()).sum();
+        assert_eq!(sum, total, "--by {by}");
+        assert_eq!(v["by"], by);
+        assert!(rows.iter().any(|r| r["key"] == "(baseline)"));
+        totals.push(total);
+    }
+    assert!(totals.windows(2).all(|w| w[0] == w[1]), "{totals:?}");
+    // `top` predicts the same heap, and its objects are the heaviest, in order.
+    let top = json_of(&heft(&["top", "-o", "json", "-n", "5", SIDECAR], None));
+    assert_eq!(top["total_bytes"].as_u64(), Some(totals[0]));
+    let objects = top["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 5);
+    let bytes: Vec<u64> = objects
+        .iter()
+        .map(|o| o["bytes"].as_u64().unwrap())
+        .collect();
+    assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "{bytes:?}");
+    for o in objects {
+        let p = &o["parts"];
+        let parts: u64 = ["config", "stats", "per_worker", "endpoints"]
+            .iter()
+            .map(|k| p[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(parts, o["bytes"].as_u64().unwrap());
+    }
+}
+
+#[test]
+fn top_kind_lists_only_that_kind() {
+    for kind in [
+        "cluster",
+        "listener",
+        "route-config",
+        "secret",
+        "endpoint",
+        "route",
+    ] {
+        let v = json_of(&heft(&["top", "-o", "json", "--kind", kind, GATEWAY], None));
+        let objects = v["objects"].as_array().unwrap();
+        assert!(!objects.is_empty(), "--kind {kind}");
+        let want = kind.replace('-', "_");
+        assert!(objects.iter().all(|o| o["kind"] == want.as_str()), "{kind}");
+    }
+    let out = heft(&["top", "--kind", "pods", GATEWAY], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown kind"));
+}
+
+#[test]
+fn concurrency_comes_from_the_flag_or_from_server_info() {
+    let total = |args: &[&str]| {
+        let mut all = vec!["cost", "-o", "json"];
+        all.extend_from_slice(args);
+        all.push(SIDECAR);
+        let v = json_of(&heft(&all, None));
+        (
+            v["total_bytes"].as_u64().unwrap(),
+            v["settings"]["concurrency"].as_u64().unwrap(),
+        )
+    };
+    // The real capture's /server_info says 2, as the default does.
+    let info = "testdata/real/sidecar/server_info.json";
+    assert_eq!(total(&["--server-info", info]), total(&[]));
+    assert_eq!(total(&[]).1, 2);
+    let (four, c) = total(&["--concurrency", "4"]);
+    assert_eq!(c, 4);
+    assert!(four > total(&[]).0);
+    // The flag wins over the file.
+    assert_eq!(
+        total(&["--server-info", info, "--concurrency", "4"]).0,
+        four
+    );
+    // A file that is not /server_info is refused, saying which.
+    let out = heft(&["cost", "--server-info", SIDECAR, SIDECAR], None);
+    assert_clean_failure(&out, "server_info");
+}
+
+#[test]
+fn the_text_reports_show_the_prediction_and_the_rows() {
+    let out = heft(&["cost", "--by", "namespace", SIDECAR], None);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("Predicted heap "), "{text}");
+    assert!(text.contains("NAMESPACE") && text.contains("default") && text.contains("TOTAL"));
+    let out = heft(&["top", "-n", "3", SIDECAR], None);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2 + 3, "{text}");
+}

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cost;
 mod error;
 mod json;
 pub mod model;

@@ -184,6 +184,32 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
             &normalised(&binary, false),
             &format!("{name}: model"),
         );
+        // And the same costs, object by object.
+        let model = heft::cost::CostModel::envoy_1_40();
+        let settings = heft::cost::Settings::default();
+        let costs = |d: &Dump| -> Vec<(String, heft::cost::Parts)> {
+            let e = heft::cost::Estimate::of(d, &model, &settings);
+            let mut v: Vec<_> = e
+                .objects
+                .iter()
+                .map(|o| {
+                    (
+                        format!("{:?} {}", o.object.kind(), o.object.name()),
+                        o.parts,
+                    )
+                })
+                .collect();
+            v.push((
+                "total".into(),
+                heft::cost::Parts {
+                    config: e.total(),
+                    ..Default::default()
+                },
+            ));
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(costs(&json), costs(&binary), "{name}: costs differ");
 
         // The same resources as DiscoveryResponses, one file per type and as a stream.
         let kinds = ["clusters", "listeners", "routes", "endpoints", "secrets"];

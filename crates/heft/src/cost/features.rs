@@ -1,0 +1,515 @@
+//! What each object of a dump makes Envoy allocate, as amounts of features.
+//!
+//! A feature is one thing Envoy builds per unit: a cluster of a discovery type, its stats, its
+//! per-worker copies, a TLS context, an endpoint, a filter chain, a route… The cost model gives
+//! each feature a byte coefficient; an object's cost is the sum of its features' amounts times
+//! their coefficients, grouped into [`Part`]s. Features read only the model, so every input form
+//! of the same config costs the same.
+
+use super::Settings;
+use crate::model::{
+    Action, Address, Cluster, Discovery, FilterChain, HttpProtocol, Listener, LoadAssignment,
+    NetworkFilter, PathMatch, Route, RouteConfig, RouteSource, RouteTarget, Secret, StatsMatcher,
+    VirtualHost,
+};
+use serde::Serialize;
+
+/// Which share of an object's memory a feature accounts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// The object's own configuration and runtime state on the main thread.
+    Config,
+    /// Its stats (counters, gauges, histograms, and the names of rejected ones).
+    Stats,
+    /// The copies each worker thread keeps.
+    PerWorker,
+    /// Its endpoints (hosts), for clusters and endpoint configs.
+    Endpoints,
+}
+
+impl Part {
+    /// Every part, in report order.
+    pub const ALL: [Part; 4] = [Part::Config, Part::Stats, Part::PerWorker, Part::Endpoints];
+
+    /// The part's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Config => "config",
+            Part::Stats => "stats",
+            Part::PerWorker => "per_worker",
+            Part::Endpoints => "endpoints",
+        }
+    }
+}
+
+macro_rules! features {
+    ($($variant:ident = $name:literal, $part:ident, $doc:literal;)*) => {
+        /// A unit Envoy allocates memory for. The names are the keys of a model file.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Feature {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Feature {
+            /// Every feature, in model-file order.
+            pub const ALL: &'static [Feature] = &[$(Feature::$variant,)*];
+
+            /// Its key in a model file.
+            pub fn name(self) -> &'static str {
+                match self { $(Feature::$variant => $name,)* }
+            }
+
+            /// The part of its object it belongs to.
+            pub fn part(self) -> Part {
+                match self { $(Feature::$variant => Part::$part,)* }
+            }
+
+            /// What one unit of it is.
+            pub fn doc(self) -> &'static str {
+                match self { $(Feature::$variant => $doc,)* }
+            }
+
+            /// The feature with this model-file key.
+            pub fn from_name(name: &str) -> Option<Feature> {
+                match name { $($name => Some(Feature::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+features! {
+    Baseline = "baseline", Config, "A running proxy with an empty configuration (once).";
+    BaselineStats = "baseline.stats", Stats, "The server's own stats, unless every stat is rejected (once).";
+    BaselinePerWorker = "baseline.per_worker", PerWorker, "A worker thread (per worker).";
+    ClusterEds = "cluster.eds", Config, "An EDS cluster.";
+    ClusterStatic = "cluster.static", Config, "A STATIC cluster.";
+    ClusterDns = "cluster.dns", Config, "A STRICT_DNS or LOGICAL_DNS cluster.";
+    ClusterOriginalDst = "cluster.original_dst", Config, "An ORIGINAL_DST cluster.";
+    ClusterOther = "cluster.other", Config, "A cluster of a custom discovery type.";
+    ClusterStats = "cluster.stats", Stats, "A cluster's stats (the share the stats matcher keeps).";
+    ClusterStatsRejected = "cluster.stats_rejected", Stats, "A cluster's stats the matcher rejects (Envoy remembers their names).";
+    ClusterPerWorker = "cluster.per_worker", PerWorker, "A cluster's copy on one worker (per worker).";
+    ClusterTlsContext = "cluster.tls_context", Config, "An upstream TLS context of a cluster.";
+    ClusterSocketMatch = "cluster.socket_match", Config, "A transport socket match of a cluster.";
+    ClusterHttpOptions = "cluster.http_options", Config, "A cluster's HttpProtocolOptions.";
+    ClusterHttp2 = "cluster.http2", Config, "A cluster speaking HTTP/2 upstream (or choosing per request).";
+    ClusterCircuitBreaker = "cluster.circuit_breaker", Config, "A circuit breaker threshold set.";
+    ClusterOutlierDetection = "cluster.outlier_detection", Config, "Outlier detection on a cluster.";
+    Endpoint = "endpoint", Endpoints, "An endpoint (host).";
+    EndpointMetadata = "endpoint.metadata", Endpoints, "An endpoint carrying metadata (Istio's tlsMode, workload).";
+    EndpointPerWorker = "endpoint.per_worker", Endpoints, "An endpoint in one worker's host sets (per worker).";
+    EndpointLocality = "endpoint.locality", Endpoints, "A locality (with its priority) of a load assignment.";
+    Listener = "listener", Config, "A listener.";
+    ListenerStats = "listener.stats", Stats, "A listener's stats (the share the stats matcher keeps).";
+    ListenerStatsRejected = "listener.stats_rejected", Stats, "A listener's stats the matcher rejects.";
+    ListenerPerWorker = "listener.per_worker", PerWorker, "A listener's copy on one worker (per worker).";
+    FilterChain = "filter_chain", Config, "A filter chain.";
+    FilterChainServerName = "filter_chain.server_name", Config, "A server name (SNI) a filter chain matches.";
+    FilterChainTlsContext = "filter_chain.tls_context", Config, "A downstream TLS context of a filter chain.";
+    HttpConnectionManager = "network_filter.http", Config, "An HTTP connection manager.";
+    HttpStats = "network_filter.http_stats", Stats, "An HTTP connection manager's stats (the share kept).";
+    HttpFilter = "http_filter", Config, "An HTTP filter of a connection manager.";
+    TcpProxy = "network_filter.tcp", Config, "A TCP proxy.";
+    RouteConfig = "route_config", Config, "A route configuration.";
+    VirtualHost = "virtual_host", Config, "A virtual host.";
+    Domain = "domain", Config, "A domain of a virtual host.";
+    Route = "route", Config, "A route.";
+    RouteRegex = "route.regex", Config, "A route matching a regex.";
+    RouteHeaderMatcher = "route.header_matcher", Config, "A header or query parameter matcher of a route.";
+    RouteWeightedCluster = "route.weighted_cluster", Config, "A weighted cluster of a route.";
+    RouteRetryPolicy = "route.retry_policy", Config, "A route's retry policy.";
+    Secret = "secret", Config, "A secret (SDS resource).";
+    SecretCertificate = "secret.certificate", Config, "A certificate in a secret.";
+}
+
+/// Where the amounts of an object's features go: a dense vector (fitting) or a priced
+/// accumulator (attribution).
+pub trait Tally {
+    /// Adds `amount` units of `feature`.
+    fn add(&mut self, feature: Feature, amount: f64);
+}
+
+/// Amounts per feature, indexed by `Feature as usize`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amounts(pub Vec<f64>);
+
+impl Default for Amounts {
+    fn default() -> Self {
+        Amounts(vec![0.0; Feature::ALL.len()])
+    }
+}
+
+impl Tally for Amounts {
+    fn add(&mut self, feature: Feature, amount: f64) {
+        self.0[feature as usize] += amount;
+    }
+}
+
+/// Decides which stat names survive the proxy's stats matcher.
+#[derive(Debug, Clone)]
+pub(crate) struct StatsFilter {
+    kind: FilterKind,
+}
+
+#[derive(Debug, Clone)]
+enum FilterKind {
+    All,
+    RejectAll,
+    Inclusion(Vec<Rule>),
+    Exclusion(Vec<Rule>),
+}
+
+#[derive(Debug, Clone)]
+enum Rule {
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+    Contains(Box<str>),
+    Regex(regex::Regex),
+    /// A rule Heft cannot evaluate (an invalid regex, an unknown kind): counted as matching.
+    Unknown,
+}
+
+impl StatsFilter {
+    pub(crate) fn new(matcher: &StatsMatcher) -> StatsFilter {
+        let rules = |list: &[Box<str>]| {
+            list.iter()
+                .map(|r| match r.split_once(':') {
+                    Some(("exact", v)) => Rule::Exact(v.into()),
+                    Some(("prefix", v)) => Rule::Prefix(v.into()),
+                    Some(("suffix", v)) => Rule::Suffix(v.into()),
+                    Some(("contains", v)) => Rule::Contains(v.into()),
+                    // Envoy's safe_regex is RE2 and must match the whole name.
+                    Some(("regex", v)) => regex::Regex::new(&format!("^(?:{v})$"))
+                        .map(Rule::Regex)
+                        .unwrap_or(Rule::Unknown),
+                    _ => Rule::Unknown,
+                })
+                .collect()
+        };
+        let kind = match matcher {
+            StatsMatcher::All => FilterKind::All,
+            StatsMatcher::RejectAll => FilterKind::RejectAll,
+            StatsMatcher::Inclusion(list) => FilterKind::Inclusion(rules(list)),
+            StatsMatcher::Exclusion(list) => FilterKind::Exclusion(rules(list)),
+        };
+        StatsFilter { kind }
+    }
+
+    fn hit(rules: &[Rule], name: &str) -> bool {
+        rules.iter().any(|r| match r {
+            Rule::Exact(v) => name == &**v,
+            Rule::Prefix(v) => name.starts_with(&**v),
+            Rule::Suffix(v) => name.ends_with(&**v),
+            Rule::Contains(v) => name.contains(&**v),
+            Rule::Regex(re) => re.is_match(name),
+            Rule::Unknown => true,
+        })
+    }
+
+    /// Whether Envoy keeps the stat `name`.
+    pub(crate) fn keeps(&self, name: &str) -> bool {
+        match &self.kind {
+            FilterKind::All => true,
+            FilterKind::RejectAll => false,
+            FilterKind::Inclusion(rules) => Self::hit(rules, name),
+            FilterKind::Exclusion(rules) => !Self::hit(rules, name),
+        }
+    }
+
+    /// Whether every stat is rejected without being looked at (`reject_all`).
+    pub(crate) fn rejects_all(&self) -> bool {
+        matches!(self.kind, FilterKind::RejectAll)
+    }
+
+    /// The kept and rejected shares of a stats scope, judged on representative stat names
+    /// `prefix.suffix`. With `reject_all` nothing is kept and nothing remembered.
+    fn shares(&self, prefix: &str, suffixes: &[&str]) -> (f64, f64) {
+        match self.kind {
+            FilterKind::All => return (1.0, 0.0),
+            FilterKind::RejectAll => return (0.0, 0.0),
+            _ => {}
+        }
+        let mut name = String::with_capacity(prefix.len() + 40);
+        let kept = suffixes
+            .iter()
+            .filter(|s| {
+                name.clear();
+                name.push_str(prefix);
+                name.push('.');
+                name.push_str(s);
+                self.keeps(&name)
+            })
+            .count() as f64
+            / suffixes.len() as f64;
+        (kept, 1.0 - kept)
+    }
+}
+
+/// A sample of each scope's stats, from counters, gauges and histograms.
+const CLUSTER_STATS: &[&str] = &[
+    "upstream_cx_total",
+    "upstream_cx_active",
+    "upstream_cx_connect_ms",
+    "upstream_rq_total",
+    "upstream_rq_time",
+    "upstream_rq_timeout",
+    "membership_healthy",
+    "lb_healthy_panic",
+    "update_success",
+    "circuit_breakers.default.cx_open",
+    "outlier_detection.ejections_active",
+    "upstream_cx_tx_bytes_total",
+];
+const LISTENER_STATS: &[&str] = &[
+    "downstream_cx_total",
+    "downstream_cx_active",
+    "downstream_cx_length_ms",
+    "downstream_cx_destroy",
+    "no_filter_chain_match",
+    "server_ssl_socket_factory.ssl_context_update_by_sds",
+];
+const HTTP_STATS: &[&str] = &[
+    "downstream_rq_total",
+    "downstream_rq_time",
+    "downstream_rq_2xx",
+    "downstream_cx_active",
+    "rq_total",
+    "no_route",
+];
+
+/// Everything the features of one dump's objects depend on besides the object.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub(crate) stats: StatsFilter,
+    pub(crate) concurrency: f64,
+}
+
+impl Context {
+    pub(crate) fn new(matcher: &StatsMatcher, settings: &Settings) -> Context {
+        Context {
+            stats: StatsFilter::new(matcher),
+            concurrency: f64::from(settings.concurrency),
+        }
+    }
+}
+
+fn tls(socket: Option<&crate::model::TransportSocket>) -> f64 {
+    if socket.is_some_and(|s| s.tls.is_some()) {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// A cluster's own features (not its endpoints: see [`endpoints`]).
+pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
+    t.add(
+        match c.discovery {
+            Discovery::Eds => Feature::ClusterEds,
+            Discovery::Static => Feature::ClusterStatic,
+            Discovery::StrictDns | Discovery::LogicalDns => Feature::ClusterDns,
+            Discovery::OriginalDst => Feature::ClusterOriginalDst,
+            Discovery::Custom(_) => Feature::ClusterOther,
+        },
+        1.0,
+    );
+    let scope = format!("cluster.{}", c.alt_stat_name.as_deref().unwrap_or(&c.name));
+    let (kept, rejected) = cx.stats.shares(&scope, CLUSTER_STATS);
+    t.add(Feature::ClusterStats, kept);
+    t.add(Feature::ClusterStatsRejected, rejected);
+    t.add(Feature::ClusterPerWorker, cx.concurrency);
+    let mut contexts = tls(c.transport_socket.as_deref());
+    for m in &c.transport_socket_matches {
+        contexts += tls(m.socket.as_ref());
+    }
+    t.add(Feature::ClusterTlsContext, contexts);
+    t.add(
+        Feature::ClusterSocketMatch,
+        c.transport_socket_matches.len() as f64,
+    );
+    if let Some(protocol) = c.http_protocol {
+        t.add(Feature::ClusterHttpOptions, 1.0);
+        if matches!(
+            protocol,
+            HttpProtocol::Http2 | HttpProtocol::Downstream | HttpProtocol::Auto
+        ) {
+            t.add(Feature::ClusterHttp2, 1.0);
+        }
+    }
+    t.add(
+        Feature::ClusterCircuitBreaker,
+        c.circuit_breakers.len() as f64,
+    );
+    if c.outlier_detection.is_some() {
+        t.add(Feature::ClusterOutlierDetection, 1.0);
+    }
+}
+
+/// The endpoints of a load assignment, one by one, so the total is exactly the sum of the
+/// endpoints listed separately plus the localities.
+pub(crate) fn endpoints(t: &mut impl Tally, la: &LoadAssignment, cx: &Context) {
+    for l in &la.localities {
+        t.add(Feature::EndpointLocality, 1.0);
+        for e in &l.endpoints {
+            endpoint(t, e, cx);
+        }
+    }
+}
+
+/// One endpoint's features (for listing endpoints one by one).
+pub(crate) fn endpoint(t: &mut impl Tally, e: &crate::model::Endpoint, cx: &Context) {
+    t.add(Feature::Endpoint, 1.0);
+    if !e.metadata.namespaces.is_empty() {
+        t.add(Feature::EndpointMetadata, 1.0);
+    }
+    t.add(Feature::EndpointPerWorker, cx.concurrency);
+}
+
+/// A route configuration's own features (not its virtual hosts).
+pub(crate) fn route_config_own(t: &mut impl Tally, _rc: &RouteConfig) {
+    t.add(Feature::RouteConfig, 1.0);
+}
+
+/// A virtual host's own features (not its routes).
+pub(crate) fn virtual_host_own(t: &mut impl Tally, v: &VirtualHost) {
+    t.add(Feature::VirtualHost, 1.0);
+    t.add(Feature::Domain, v.domains.len() as f64);
+}
+
+/// A route's features.
+pub(crate) fn route(t: &mut impl Tally, r: &Route) {
+    t.add(Feature::Route, 1.0);
+    if matches!(r.route_match.path, PathMatch::SafeRegex(_)) {
+        t.add(Feature::RouteRegex, 1.0);
+    }
+    t.add(
+        Feature::RouteHeaderMatcher,
+        (r.route_match.headers.len() + r.route_match.query_parameters.len()) as f64,
+    );
+    if let Action::Route(a) = &r.action {
+        if let RouteTarget::Weighted(ws) = &a.target {
+            t.add(Feature::RouteWeightedCluster, ws.len() as f64);
+        }
+        if a.retry_policy.is_some() {
+            t.add(Feature::RouteRetryPolicy, 1.0);
+        }
+    }
+}
+
+/// A whole route configuration: itself, its virtual hosts and their routes.
+pub(crate) fn route_config(t: &mut impl Tally, rc: &RouteConfig) {
+    route_config_own(t, rc);
+    for v in &rc.virtual_hosts {
+        virtual_host_own(t, v);
+        for r in &v.routes {
+            route(t, r);
+        }
+    }
+}
+
+/// The stats scope Envoy names a listener's stats by: its address (`listener.0.0.0.0_9080`).
+fn listener_scope(l: &Listener) -> String {
+    match &l.address {
+        Some(Address::Socket { address, port, .. }) => format!("listener.{address}_{port}"),
+        Some(other) => format!("listener.{other}"),
+        None => format!("listener.{}", l.name),
+    }
+}
+
+/// A listener's own features (not its filter chains).
+pub(crate) fn listener_own(t: &mut impl Tally, l: &Listener, cx: &Context) {
+    t.add(Feature::Listener, 1.0);
+    let (kept, rejected) = cx.stats.shares(&listener_scope(l), LISTENER_STATS);
+    t.add(Feature::ListenerStats, kept);
+    t.add(Feature::ListenerStatsRejected, rejected);
+    t.add(Feature::ListenerPerWorker, cx.concurrency);
+}
+
+/// A filter chain's features, its inline route configurations included.
+pub(crate) fn filter_chain(t: &mut impl Tally, fc: &FilterChain, cx: &Context) {
+    t.add(Feature::FilterChain, 1.0);
+    t.add(
+        Feature::FilterChainServerName,
+        fc.filter_chain_match.server_names.len() as f64,
+    );
+    t.add(
+        Feature::FilterChainTlsContext,
+        tls(fc.transport_socket.as_ref()),
+    );
+    for f in &fc.filters {
+        match f {
+            NetworkFilter::HttpConnectionManager { config, .. } => {
+                t.add(Feature::HttpConnectionManager, 1.0);
+                let (kept, _) = cx
+                    .stats
+                    .shares(&format!("http.{}", config.stat_prefix), HTTP_STATS);
+                t.add(Feature::HttpStats, kept);
+                t.add(Feature::HttpFilter, config.http_filters.len() as f64);
+                if let RouteSource::Inline(rc) = &config.routes {
+                    route_config(t, rc);
+                }
+            }
+            NetworkFilter::TcpProxy { .. } => t.add(Feature::TcpProxy, 1.0),
+            NetworkFilter::Other { .. } => {}
+        }
+    }
+}
+
+/// A whole listener: itself and its filter chains.
+pub(crate) fn listener(t: &mut impl Tally, l: &Listener, cx: &Context) {
+    listener_own(t, l, cx);
+    for fc in l.all_filter_chains() {
+        filter_chain(t, fc, cx);
+    }
+}
+
+/// A secret's features.
+pub(crate) fn secret(t: &mut impl Tally, s: &Secret) {
+    t.add(Feature::Secret, 1.0);
+    t.add(Feature::SecretCertificate, s.certificates.len() as f64);
+}
+
+/// The fixed cost of a running proxy.
+pub(crate) fn baseline(t: &mut impl Tally, cx: &Context) {
+    t.add(Feature::Baseline, 1.0);
+    if !cx.stats.rejects_all() {
+        t.add(Feature::BaselineStats, 1.0);
+    }
+    t.add(Feature::BaselinePerWorker, cx.concurrency);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_names_round_trip() {
+        for (i, f) in Feature::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i);
+            assert_eq!(Feature::from_name(f.name()), Some(*f), "{}", f.name());
+        }
+    }
+
+    #[test]
+    fn stats_matchers_keep_what_they_name() {
+        let inc = StatsFilter::new(&StatsMatcher::Inclusion(vec![
+            "prefix:cluster.xds-grpc".into(),
+            "regex:vhost\\..*\\.route\\..*".into(),
+        ]));
+        assert!(inc.keeps("cluster.xds-grpc.upstream_rq_total"));
+        assert!(!inc.keeps("cluster.outbound|80||a.upstream_rq_total"));
+        assert!(inc.keeps("vhost.a.route.b.upstream_rq_total"));
+        // Envoy's regexes match whole names.
+        assert!(!inc.keeps("x.vhost.a.route.b"));
+        assert_eq!(inc.shares("cluster.xds-grpc", CLUSTER_STATS), (1.0, 0.0));
+        assert_eq!(inc.shares("cluster.other", CLUSTER_STATS), (0.0, 1.0));
+        let none = StatsFilter::new(&StatsMatcher::RejectAll);
+        assert!(!none.keeps("cluster.a.x"));
+        assert_eq!(none.shares("cluster.a", CLUSTER_STATS), (0.0, 0.0));
+        let exc = StatsFilter::new(&StatsMatcher::Exclusion(vec!["suffix:rq_total".into()]));
+        assert!(!exc.keeps("cluster.a.upstream_rq_total"));
+        assert!(exc.keeps("cluster.a.upstream_cx_total"));
+    }
+}

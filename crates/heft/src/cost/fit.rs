@@ -1,0 +1,208 @@
+//! Fitting a [`CostModel`] to measurements of a real Envoy.
+//!
+//! A calibration point is a config dump Envoy held and the heap (`/memory` `allocated`) it used
+//! holding it, at a known concurrency. Each point becomes one row: the amounts of every feature
+//! in the dump (baseline included). Non-negative least squares on relative errors gives the
+//! coefficients: a feature costs zero or more bytes, never less.
+
+use super::features::{Amounts, Feature};
+use super::{amounts, nnls::nnls, CostModel, Settings};
+use crate::Dump;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One measurement: what a dump's features amount to and what Envoy allocated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The point's name.
+    pub id: String,
+    /// Envoy's worker threads.
+    pub concurrency: u32,
+    /// `/memory` `allocated`, in bytes.
+    pub allocated: u64,
+    /// The Envoy version measured.
+    pub envoy_version: String,
+    /// Amounts per feature.
+    pub amounts: Amounts,
+}
+
+/// A calibration that cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FitError(pub String);
+
+impl std::fmt::Display for FitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FitError {}
+
+impl Point {
+    /// A point from a dump Envoy held at `concurrency` workers with `allocated` bytes.
+    pub fn new(
+        id: &str,
+        dump: &Dump,
+        concurrency: u32,
+        allocated: u64,
+        envoy_version: &str,
+    ) -> Point {
+        let settings = Settings {
+            concurrency,
+            stats: None,
+        };
+        Point {
+            id: id.to_string(),
+            concurrency,
+            allocated,
+            envoy_version: envoy_version.to_string(),
+            amounts: amounts(dump, &settings),
+        }
+    }
+
+    /// Reads a point directory as `heft calibrate` writes it: `point.json` (`id`,
+    /// `concurrency`, `allocated`, `envoy_version`) and `config_dump.json.gz`.
+    pub fn load(dir: &Path) -> Result<Point, FitError> {
+        let at = |what: &str, e: &dyn std::fmt::Display| {
+            FitError(format!("{}: {what}: {e}", dir.display()))
+        };
+        let text =
+            std::fs::read_to_string(dir.join("point.json")).map_err(|e| at("point.json", &e))?;
+        let meta: PointFile = serde_json::from_str(&text).map_err(|e| at("point.json", &e))?;
+        let dump_path = ["config_dump.json.gz", "config_dump.json"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.exists())
+            .ok_or_else(|| at("config_dump.json[.gz]", &"missing"))?;
+        let dump = Dump::from_path(&dump_path).map_err(|e| at("config dump", &e))?;
+        Ok(Point::new(
+            &meta.id,
+            &dump,
+            meta.concurrency,
+            meta.allocated,
+            &meta.envoy_version,
+        ))
+    }
+
+    /// Loads every point directory under `dir` (each holding a `point.json`), in name order.
+    pub fn load_all(dir: &Path) -> Result<Vec<Point>, FitError> {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| FitError(format!("{}: {e}", dir.display())))?;
+        let mut dirs: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("point.json").exists())
+            .collect();
+        dirs.sort();
+        if dirs.is_empty() {
+            return Err(FitError(format!(
+                "{}: no calibration points (directories with a point.json)",
+                dir.display()
+            )));
+        }
+        use rayon::prelude::*;
+        dirs.par_iter().map(|d| Point::load(d)).collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct PointFile {
+    id: String,
+    concurrency: u32,
+    allocated: u64,
+    envoy_version: String,
+}
+
+/// How a model fits the points it was fitted to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitReport {
+    /// Number of points.
+    pub points: usize,
+    /// Root mean square of the relative errors.
+    pub rms_relative_error: f64,
+    /// The largest relative error, in absolute value.
+    pub max_relative_error: f64,
+    /// Features no point exercised (their coefficient is 0).
+    pub unobserved: Vec<String>,
+    /// Every point's measured and predicted heap.
+    pub residuals: Vec<Residual>,
+}
+
+/// One point's fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Residual {
+    /// The point.
+    pub id: String,
+    /// Envoy's `allocated`.
+    pub measured: u64,
+    /// The model's prediction.
+    pub predicted: u64,
+    /// `(predicted − measured) / measured`.
+    pub error: f64,
+}
+
+/// Fits coefficients to `points` (minimizing relative errors), and reports the residuals.
+pub fn fit(points: &[Point], made_by: &str) -> Result<CostModel, FitError> {
+    let Some(first) = points.first() else {
+        return Err(FitError("no calibration points".to_string()));
+    };
+    if let Some(p) = points
+        .iter()
+        .find(|p| p.envoy_version != first.envoy_version)
+    {
+        return Err(FitError(format!(
+            "points measure different Envoys: {} ({}) and {} ({})",
+            first.id, first.envoy_version, p.id, p.envoy_version
+        )));
+    }
+    if let Some(p) = points.iter().find(|p| p.allocated == 0) {
+        return Err(FitError(format!("{}: allocated is 0", p.id)));
+    }
+    // Rows weighted by 1/measured: the fit minimizes relative errors, so small configurations
+    // count as much as big ones.
+    let rows: Vec<Vec<f64>> = points
+        .iter()
+        .map(|p| {
+            let w = 1.0 / p.allocated as f64;
+            p.amounts.0.iter().map(|a| a * w).collect()
+        })
+        .collect();
+    let ones = vec![1.0; points.len()];
+    let x = nnls(&rows, &ones);
+    let mut coefficients = IndexMap::new();
+    let mut unobserved = Vec::new();
+    for (f, v) in Feature::ALL.iter().zip(&x) {
+        coefficients.insert(f.name().to_string(), (v * 10.0).round() / 10.0);
+        if points.iter().all(|p| p.amounts.0[*f as usize] == 0.0) {
+            unobserved.push(f.name().to_string());
+        }
+    }
+    let residuals: Vec<Residual> = points
+        .iter()
+        .map(|p| {
+            let predicted: f64 = p
+                .amounts
+                .0
+                .iter()
+                .zip(Feature::ALL)
+                .map(|(a, f)| a * coefficients[f.name()])
+                .sum();
+            Residual {
+                id: p.id.clone(),
+                measured: p.allocated,
+                predicted: predicted.round() as u64,
+                error: (predicted - p.allocated as f64) / p.allocated as f64,
+            }
+        })
+        .collect();
+    let n = residuals.len() as f64;
+    let report = FitReport {
+        points: points.len(),
+        rms_relative_error: (residuals.iter().map(|r| r.error * r.error).sum::<f64>() / n).sqrt(),
+        max_relative_error: residuals.iter().map(|r| r.error.abs()).fold(0.0, f64::max),
+        unobserved,
+        residuals,
+    };
+    CostModel::new(&first.envoy_version, made_by, coefficients, Some(report))
+        .map_err(|e| FitError(e.to_string()))
+}
