@@ -24,7 +24,8 @@ with `observed`, what Envoy did.
 
 `crates/heft/tests/trace_envoy.rs` runs `heft::trace` on that dump for each case and checks it
 predicts what Envoy did. Envoy and the xDS server are stopped on every path; every wait has a
-timeout; the run has a deadline (--deadline, default 45 s).
+timeout; each run has a deadline (--deadline, default 45 s), and a failed run is tried once more
+(a port chosen free may be taken by another process before Envoy binds it).
 """
 
 import argparse
@@ -43,7 +44,7 @@ sys.dont_write_bytecode = True  # keep __pycache__ out of testdata/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import istio  # noqa: E402
-from capture import Deadline, Envoy, admin_get, free_port, log, push_step, wait_step  # noqa: E402
+from capture import Deadline, Envoy, admin_get, log, push_step, wait_step  # noqa: E402
 from scenario import Step  # noqa: E402
 from xds_server import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsServer  # noqa: E402
 
@@ -206,12 +207,29 @@ def sni_chain(cluster, server_names=None, transport=None, alpn=None, name=None):
     return chain
 
 
+def free_ports(count):
+    """`count` distinct free loopback ports: every socket stays bound until all are chosen."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind((HOST, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 class Routing:
     def __init__(self):
-        self.admin = free_port()
-        self.ports = {name: free_port() for name in ["http", "http-b", "http-strip", "tcp", "dport-1",
-                                                     "dport-2", "sni", "sni-strict", "sni-default"]}
-        self.upstreams = {name: free_port() for name in HTTP_CLUSTERS + TCP_CLUSTERS}
+        names = ["http", "http-b", "http-strip", "tcp", "dport-1", "dport-2", "sni", "sni-strict",
+                 "sni-default"]
+        upstreams = HTTP_CLUSTERS + TCP_CLUSTERS
+        ports = free_ports(1 + len(names) + len(upstreams))
+        self.admin = ports[0]
+        self.ports = dict(zip(names, ports[1:]))
+        self.upstreams = dict(zip(upstreams, ports[1 + len(names):]))
 
     def bootstrap(self, xds_port):
         listeners = [http_upstream(n, self.upstreams[n]) for n in HTTP_CLUSTERS]
@@ -509,10 +527,19 @@ def main():
 
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGALRM, watchdog)
-    signal.alarm(int(args.deadline) + 20)
+    signal.alarm(2 * int(args.deadline) + 20)  # two attempts
     started = time.monotonic()
     try:
-        run(args)
+        for attempt in (1, 2):
+            try:
+                run(args)
+                break
+            except (OSError, RuntimeError, TimeoutError) as error:
+                # Ports are chosen free but bound later: another process may take one meanwhile.
+                # A second run chooses new ones; a real failure fails twice.
+                if attempt == 2:
+                    raise
+                log(f"attempt {attempt} failed ({type(error).__name__}: {error}); trying again")
     except (Exception, KeyboardInterrupt) as error:
         log(f"FAILED: {type(error).__name__}: {error}")
         return 1

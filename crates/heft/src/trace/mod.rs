@@ -12,6 +12,10 @@
 //!
 //! ```
 //! let dump = heft::Dump::from_slice(br#"{"configs": [{
+//!   "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+//!   "static_clusters": [{"cluster": {"name": "api-v1", "type": "STATIC", "load_assignment": {
+//!     "cluster_name": "api-v1", "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
+//!       {"socket_address": {"address": "10.0.0.7", "port_value": 8000}}}}]}]}}}]}, {
 //!   "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
 //!   "static_listeners": [{"listener": {
 //!     "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
@@ -34,6 +38,7 @@
 //! };
 //! let trace = heft::trace::trace(&dump, &query);
 //! assert_eq!(trace.outcome.clusters, ["api-v1"]);
+//! assert_eq!(trace.upstreams[0].endpoints[0].address, "10.0.0.7:8000");
 //! assert_eq!(trace.http.unwrap().virtual_host.unwrap().selected.as_deref(), Some("api"));
 //! # Ok::<(), heft::Error>(())
 //! ```
