@@ -154,12 +154,18 @@ def route_config(rc, state):
     return {
         "name": rc.get("name", ""),
         "state": state,
+        "ignore_port_in_host_matching": rc.get("ignore_port_in_host_matching", False),
         "virtual_hosts": [{
             "name": v.get("name", ""),
             "domains": v.get("domains", []),
             "routes": [{
                 "match": route_match(r.get("match", {})),
                 "headers": len(r.get("match", {}).get("headers", [])),
+                "header_rules": [
+                    f"{h.get('name', '')} invert={h.get('invert_match', False)} "
+                    f"missing_as_empty={h.get('treat_missing_header_as_empty', False)} "
+                    f"ignore_case={h.get('string_match', {}).get('ignore_case', False)}"
+                    for h in r.get("match", {}).get("headers", [])],
                 "target": route_target(r),
                 "timeout_ms": duration_ms(r.get("route", {}).get("timeout")),
             } for r in v.get("routes", [])],

@@ -2,6 +2,7 @@
 
 mod cost_cmd;
 mod summary_text;
+mod trace_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -46,6 +47,14 @@ enum Command {
     },
     /// Measure a real Envoy on designed configurations and fit a cost model to it.
     Calibrate(cost_cmd::CalibrateArgs),
+    /// How one connection and request flow through the proxy: listener, filter chain, route,
+    /// clusters and endpoints, with the reason at each step.
+    Trace {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        query: trace_cmd::TraceArgs,
+    },
 }
 
 fn parse_kind(name: &str) -> Result<heft::cost::Kind, String> {
@@ -153,6 +162,16 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Calibrate(args) => {
             let text = cost_cmd::calibrate(&args)?;
             out.write_all(text.as_bytes())
+        }
+        Command::Trace { input, query } => {
+            let dump = read(&input)?;
+            let trace = heft::trace::trace(&dump, &query.query());
+            match input.output {
+                Format::Json => serde_json::to_writer_pretty(&mut out, &trace)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| writeln!(out)),
+                Format::Text => out.write_all(trace_cmd::render(&trace).as_bytes()),
+            }
         }
     };
     match written {

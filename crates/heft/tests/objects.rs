@@ -93,6 +93,15 @@ fn listener(l: &Listener) -> Value {
     })
 }
 
+/// Python's spelling of a boolean, as the oracle formats it.
+fn py_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
 fn route_config(rc: &RouteConfig) -> Value {
     let vhosts: Vec<Value> = rc
         .virtual_hosts
@@ -131,14 +140,31 @@ fn route_config(rc: &RouteConfig) -> Value {
                         }
                         Action::Other => ("other".into(), Value::Null),
                     };
+                    let header_rules: Vec<String> = r
+                        .route_match
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            format!(
+                                "{} invert={} missing_as_empty={} ignore_case={}",
+                                h.name,
+                                py_bool(h.invert),
+                                py_bool(h.treat_missing_header_as_empty),
+                                py_bool(h.ignore_case)
+                            )
+                        })
+                        .collect();
                     json!({"match": matcher, "headers": r.route_match.headers.len(),
+                           "header_rules": header_rules,
                            "target": target, "timeout_ms": timeout})
                 })
                 .collect();
             json!({"name": v.name, "domains": v.domains, "routes": routes})
         })
         .collect();
-    json!({"name": rc.name, "state": rc.meta.state.name(), "virtual_hosts": vhosts})
+    json!({"name": rc.name, "state": rc.meta.state.name(),
+           "ignore_port_in_host_matching": rc.ignore_port_in_host_matching,
+           "virtual_hosts": vhosts})
 }
 
 fn endpoint_config(la: &LoadAssignment) -> Value {

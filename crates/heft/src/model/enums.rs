@@ -40,3 +40,11 @@ pub(crate) const REDIRECT_RESPONSE_CODE: [&str; 5] = [
     "TEMPORARY_REDIRECT",
     "PERMANENT_REDIRECT",
 ];
+/// `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathWithEscapedSlashesAction`.
+pub(crate) const PATH_WITH_ESCAPED_SLASHES_ACTION: [&str; 5] = [
+    "IMPLEMENTATION_SPECIFIC_DEFAULT",
+    "KEEP_UNCHANGED",
+    "REJECT_REQUEST",
+    "UNESCAPE_AND_REDIRECT",
+    "UNESCAPE_AND_FORWARD",
+];

@@ -67,6 +67,19 @@ pub struct HttpConnectionManager {
     pub routes: RouteSource,
     /// HTTP filter names in order (`istio.metadata_exchange`, `envoy.filters.http.router`, …).
     pub http_filters: Vec<Box<str>>,
+    /// `normalize_path`: RFC 3986 path normalisation before routing (unset: Envoy's runtime
+    /// default, off).
+    pub normalize_path: Option<bool>,
+    /// `merge_slashes`: runs of `/` in the path become one before routing.
+    pub merge_slashes: bool,
+    /// `path_with_escaped_slashes_action` (`KEEP_UNCHANGED`, `UNESCAPE_AND_FORWARD`, …), when set.
+    pub path_with_escaped_slashes_action: Option<Box<str>>,
+    /// `strip_matching_host_port`: the host's port is removed when it is the listener's port.
+    pub strip_matching_host_port: bool,
+    /// `strip_any_host_port`: the host's port is always removed.
+    pub strip_any_host_port: bool,
+    /// `strip_trailing_host_dot`: a trailing `.` of the host is removed.
+    pub strip_trailing_host_dot: bool,
 }
 
 /// Where a TCP proxy sends connections.
@@ -164,7 +177,10 @@ pub struct Listener {
     pub filter_chains: Vec<FilterChain>,
     /// The chain for connections no other chain matches.
     pub default_filter_chain: Option<FilterChain>,
-    /// Extension configs Heft keeps opaque (filter_chain_matcher, access logs, …).
+    /// `filter_chain_matcher` (the unified matcher), kept opaque; when set, Envoy chooses chains
+    /// with it instead of `filter_chain_match`.
+    pub filter_chain_matcher: Option<Opaque>,
+    /// Extension configs Heft keeps opaque (listener filter configs, access logs, …).
     pub extensions: Vec<Opaque>,
 }
 

@@ -55,6 +55,11 @@ pub struct HeaderMatch {
     pub rule: StringMatch,
     /// Whether the rule is inverted.
     pub invert: bool,
+    /// `treat_missing_header_as_empty`: an absent header is matched as an empty value.
+    pub treat_missing_header_as_empty: bool,
+    /// The `string_match`'s `ignore_case` (ASCII case folding for exact, prefix, suffix and
+    /// contains; Envoy ignores it for regexes).
+    pub ignore_case: bool,
 }
 
 /// A query parameter rule.
@@ -64,6 +69,8 @@ pub struct QueryParameterMatch {
     pub name: Box<str>,
     /// The rule (`Present(true)` for `present_match`).
     pub rule: StringMatch,
+    /// The `string_match`'s `ignore_case`.
+    pub ignore_case: bool,
 }
 
 /// What requests a route takes.
@@ -209,6 +216,12 @@ pub struct RouteConfig {
     pub virtual_hosts: Vec<VirtualHost>,
     /// Whether Envoy checks that route targets exist.
     pub validate_clusters: Option<bool>,
+    /// `ignore_port_in_host_matching`: virtual hosts are chosen on the host without its port.
+    pub ignore_port_in_host_matching: bool,
+    /// `ignore_path_parameters_in_path_matching`: `;params` are cut from the path before matching.
+    pub ignore_path_parameters_in_path_matching: bool,
+    /// `vhost_header`: the header virtual hosts are chosen on, instead of `:authority`.
+    pub vhost_header: Option<Box<str>>,
 }
 
 impl RouteConfig {

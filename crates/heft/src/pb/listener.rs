@@ -37,6 +37,12 @@ pub(crate) fn listener(l: pb::Listener, meta: Meta) -> Result<Listener> {
         listener_filters: Vec::new(),
         filter_chains: Vec::new(),
         default_filter_chain: None,
+        // Heft's proto keeps the matcher as an empty message: presence is what trace needs, and
+        // its size is not recoverable from the decoded message (0 here).
+        filter_chain_matcher: l
+            .filter_chain_matcher
+            .as_ref()
+            .map(|m| opaque_message(m.encoded_len())),
         extensions: Vec::new(),
     };
     for f in l.listener_filters {
@@ -138,6 +144,18 @@ fn http_connection_manager(h: hcm::HttpConnectionManager) -> Result<HttpConnecti
             None => RouteSource::None,
         },
         http_filters: h.http_filters.into_iter().map(|f| f.name.into()).collect(),
+        normalize_path: h.normalize_path,
+        merge_slashes: h.merge_slashes,
+        path_with_escaped_slashes_action: opt_enum_name(
+            &enums::PATH_WITH_ESCAPED_SLASHES_ACTION,
+            h.path_with_escaped_slashes_action,
+        ),
+        strip_matching_host_port: h.strip_matching_host_port,
+        strip_any_host_port: matches!(
+            h.strip_port_mode,
+            Some(hcm::http_connection_manager::StripPortMode::StripAnyHostPort(true))
+        ),
+        strip_trailing_host_dot: h.strip_trailing_host_dot,
     })
 }
 

@@ -24,6 +24,9 @@ pub(crate) fn route_config(rc: pb::RouteConfiguration, meta: Meta) -> Result<Rou
             .map(virtual_host)
             .collect::<Result<_>>()?,
         validate_clusters: rc.validate_clusters,
+        ignore_port_in_host_matching: rc.ignore_port_in_host_matching,
+        ignore_path_parameters_in_path_matching: rc.ignore_path_parameters_in_path_matching,
+        vhost_header: some(rc.vhost_header),
     })
 }
 
@@ -94,6 +97,7 @@ fn route_match(m: pb::RouteMatch) -> RouteMatch {
 
 fn header_matcher(h: pb::HeaderMatcher) -> HeaderMatch {
     use pb::header_matcher::HeaderMatchSpecifier as S;
+    let ignore_case = matches!(&h.header_match_specifier, Some(S::StringMatch(m)) if m.ignore_case);
     HeaderMatch {
         name: h.name.into(),
         rule: match h.header_match_specifier {
@@ -108,11 +112,15 @@ fn header_matcher(h: pb::HeaderMatcher) -> HeaderMatch {
             None => StringMatch::Present(true),
         },
         invert: h.invert_match,
+        treat_missing_header_as_empty: h.treat_missing_header_as_empty,
+        ignore_case,
     }
 }
 
 fn query_parameter(q: pb::QueryParameterMatcher) -> QueryParameterMatch {
     use pb::query_parameter_matcher::QueryParameterMatchSpecifier as S;
+    let ignore_case =
+        matches!(&q.query_parameter_match_specifier, Some(S::StringMatch(m)) if m.ignore_case);
     QueryParameterMatch {
         name: q.name.into(),
         rule: match q.query_parameter_match_specifier {
@@ -120,6 +128,7 @@ fn query_parameter(q: pb::QueryParameterMatcher) -> QueryParameterMatch {
             Some(S::PresentMatch(b)) => StringMatch::Present(b),
             None => StringMatch::Present(true),
         },
+        ignore_case,
     }
 }
 

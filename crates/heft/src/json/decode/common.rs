@@ -174,7 +174,13 @@ fn istio_service(p: &mut Parser) -> Result<IstioServiceRef> {
 
 /// `envoy.type.matcher.v3.StringMatcher`.
 pub(crate) fn string_matcher(p: &mut Parser) -> Result<StringMatch> {
+    Ok(string_matcher_case(p)?.0)
+}
+
+/// `StringMatcher` with its `ignore_case`.
+pub(crate) fn string_matcher_case(p: &mut Parser) -> Result<(StringMatch, bool)> {
     let mut m = StringMatch::Other;
+    let mut ignore_case = false;
     p.fields(|p, k| {
         match k {
             "exact" => m = StringMatch::Exact(p.string()?),
@@ -182,11 +188,12 @@ pub(crate) fn string_matcher(p: &mut Parser) -> Result<StringMatch> {
             "suffix" => m = StringMatch::Suffix(p.string()?),
             "contains" => m = StringMatch::Contains(p.string()?),
             "safe_regex" => m = StringMatch::Regex(regex(p)?),
+            "ignore_case" => ignore_case = p.bool()?,
             _ => p.skip()?,
         }
         Ok(())
     })?;
-    Ok(m)
+    Ok((m, ignore_case))
 }
 
 /// `RegexMatcher`: its `regex`.

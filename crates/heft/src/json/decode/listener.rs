@@ -26,6 +26,7 @@ pub(crate) fn listener(p: &mut Parser, meta: Meta) -> Result<Listener> {
         listener_filters: Vec::new(),
         filter_chains: Vec::new(),
         default_filter_chain: None,
+        filter_chain_matcher: None,
         extensions: Vec::new(),
     };
     p.fields(|p, k| {
@@ -55,9 +56,8 @@ pub(crate) fn listener(p: &mut Parser, meta: Meta) -> Result<Listener> {
             })?,
             "filter_chains" => l.filter_chains = p.list(filter_chain)?,
             "default_filter_chain" => l.default_filter_chain = Some(filter_chain(p)?),
-            "filter_chain_matcher" | "access_log" | "udp_listener_config" | "api_listener" => {
-                l.extensions.push(opaque(p)?)
-            }
+            "filter_chain_matcher" => l.filter_chain_matcher = Some(opaque(p)?),
+            "access_log" | "udp_listener_config" | "api_listener" => l.extensions.push(opaque(p)?),
             _ => p.skip()?,
         }
         Ok(())
@@ -141,6 +141,12 @@ fn http_connection_manager(p: &mut Parser) -> Result<HttpConnectionManager> {
         stat_prefix: "".into(),
         routes: RouteSource::None,
         http_filters: Vec::new(),
+        normalize_path: None,
+        merge_slashes: false,
+        path_with_escaped_slashes_action: None,
+        strip_matching_host_port: false,
+        strip_any_host_port: false,
+        strip_trailing_host_dot: false,
     };
     p.fields(|p, k| {
         match k {
@@ -165,6 +171,15 @@ fn http_connection_manager(p: &mut Parser) -> Result<HttpConnectionManager> {
                 p.skip()?;
                 h.routes = RouteSource::Scoped;
             }
+            "normalize_path" => h.normalize_path = Some(p.wrapped_bool()?),
+            "merge_slashes" => h.merge_slashes = p.bool()?,
+            "path_with_escaped_slashes_action" => {
+                h.path_with_escaped_slashes_action =
+                    Some(p.enum_name(&enums::PATH_WITH_ESCAPED_SLASHES_ACTION)?)
+            }
+            "strip_matching_host_port" => h.strip_matching_host_port = p.bool()?,
+            "strip_any_host_port" => h.strip_any_host_port = p.bool()?,
+            "strip_trailing_host_dot" => h.strip_trailing_host_dot = p.bool()?,
             "http_filters" => p.array(|p| {
                 let (name, _) = typed_extension(p)?;
                 h.http_filters.push(name);

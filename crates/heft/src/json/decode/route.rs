@@ -1,6 +1,6 @@
 //! Decodes `envoy.config.route.v3.RouteConfiguration` down to each route.
 
-use super::common::{opaque, regex, string_matcher, typed_extension};
+use super::common::{opaque, regex, string_matcher_case, typed_extension};
 use crate::error::Result;
 use crate::json::parser::Parser;
 use crate::model::enums;
@@ -15,12 +15,20 @@ pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
         name: "".into(),
         virtual_hosts: Vec::new(),
         validate_clusters: None,
+        ignore_port_in_host_matching: false,
+        ignore_path_parameters_in_path_matching: false,
+        vhost_header: None,
     };
     p.fields(|p, k| {
         match k {
             "name" => rc.name = p.string()?,
             "virtual_hosts" => rc.virtual_hosts = p.list(virtual_host)?,
             "validate_clusters" => rc.validate_clusters = Some(p.wrapped_bool()?),
+            "ignore_port_in_host_matching" => rc.ignore_port_in_host_matching = p.bool()?,
+            "ignore_path_parameters_in_path_matching" => {
+                rc.ignore_path_parameters_in_path_matching = p.bool()?
+            }
+            "vhost_header" => rc.vhost_header = Some(p.string()?).filter(|h| !h.is_empty()),
             _ => p.skip()?,
         }
         Ok(())
@@ -149,6 +157,8 @@ fn header_matcher(p: &mut Parser) -> Result<HeaderMatch> {
         name: "".into(),
         rule: StringMatch::Present(true),
         invert: false,
+        treat_missing_header_as_empty: false,
+        ignore_case: false,
     };
     p.fields(|p, k| {
         match k {
@@ -159,7 +169,7 @@ fn header_matcher(p: &mut Parser) -> Result<HeaderMatch> {
             "contains_match" => h.rule = StringMatch::Contains(p.string()?),
             "safe_regex_match" => h.rule = StringMatch::Regex(regex(p)?),
             "present_match" => h.rule = StringMatch::Present(p.bool()?),
-            "string_match" => h.rule = string_matcher(p)?,
+            "string_match" => (h.rule, h.ignore_case) = string_matcher_case(p)?,
             "range_match" => {
                 let (mut start, mut end) = (0, 0);
                 p.fields(|p, k| {
@@ -173,6 +183,7 @@ fn header_matcher(p: &mut Parser) -> Result<HeaderMatch> {
                 h.rule = StringMatch::Range(start, end);
             }
             "invert_match" => h.invert = p.bool()?,
+            "treat_missing_header_as_empty" => h.treat_missing_header_as_empty = p.bool()?,
             _ => p.skip()?,
         }
         Ok(())
@@ -184,11 +195,12 @@ fn query_parameter(p: &mut Parser) -> Result<QueryParameterMatch> {
     let mut q = QueryParameterMatch {
         name: "".into(),
         rule: StringMatch::Present(true),
+        ignore_case: false,
     };
     p.fields(|p, k| {
         match k {
             "name" => q.name = p.string()?,
-            "string_match" => q.rule = string_matcher(p)?,
+            "string_match" => (q.rule, q.ignore_case) = string_matcher_case(p)?,
             "present_match" => q.rule = StringMatch::Present(p.bool()?),
             _ => p.skip()?,
         }
