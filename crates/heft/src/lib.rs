@@ -34,6 +34,7 @@ pub mod model;
 pub mod pb;
 mod read;
 mod summary;
+pub mod views;
 
 pub use error::{Error, ErrorKind, PathSegment, Result};
 pub use model::Dump;
