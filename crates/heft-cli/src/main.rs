@@ -1,7 +1,11 @@
 //! The `heft` command: flags, wiring, output and exit codes. The library does the work.
 
 mod cost_cmd;
+mod proto_json;
+mod raw;
 mod summary_text;
+mod table;
+mod views_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -46,6 +50,8 @@ enum Command {
     },
     /// Measure a real Envoy on designed configurations and fit a cost model to it.
     Calibrate(cost_cmd::CalibrateArgs),
+    #[command(flatten)]
+    View(views_cmd::View),
 }
 
 fn parse_kind(name: &str) -> Result<heft::cost::Kind, String> {
@@ -128,7 +134,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 Format::Json => serde_json::to_writer_pretty(&mut out, &summary)
                     .map_err(std::io::Error::from)
                     .and_then(|()| writeln!(out)),
-                Format::Text => out.write_all(summary_text::render(&summary).as_bytes()),
+                Format::Text => {
+                    let versions = dump
+                        .bootstrap
+                        .as_ref()
+                        .map(|b| heft::views::bootstrap::VersionSummary::of(&b.node));
+                    out.write_all(summary_text::render(&summary, versions.as_ref()).as_bytes())
+                }
             }
         }
         Command::Top {
@@ -152,6 +164,10 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Calibrate(args) => {
             let text = cost_cmd::calibrate(&args)?;
+            out.write_all(text.as_bytes())
+        }
+        Command::View(view) => {
+            let text = views_cmd::run(view)?;
             out.write_all(text.as_bytes())
         }
     };
