@@ -502,7 +502,7 @@ fn additional_addresses_internal_endpoint_ids_and_ecds_types_read_the_same_from_
     let out = temp_dir("protobuf-extra");
     let input = out.join("extra.json");
     std::fs::write(&input, EXTRA_FEATURES).unwrap();
-    let (_, result) = convert(&[input.clone()], &out.join("bin")).remove(0);
+    let (_, result) = convert(std::slice::from_ref(&input), &out.join("bin")).remove(0);
     let dir = result.unwrap_or_else(|e| panic!("to_binary.py: {e}"));
     let json = Dump::from_path(&input).unwrap();
     let binary = Dump::from_path(dir.join("config_dump.pb")).unwrap();
