@@ -153,20 +153,22 @@ impl Table {
     }
 }
 
-/// Narrows the widest column, a character at a time, until the line fits `limit`; no column
-/// goes below its header or [`MIN_COLUMN`].
+/// Narrows the widest column, a character at a time, until the line fits `limit`: first down to
+/// [`MIN_COLUMN`] (or the header), then, if that is not enough, down to the header.
 fn shrink(widths: &mut [usize], headers: &[&str], limit: usize) {
     let total = |w: &[usize]| w.iter().sum::<usize>() + GAP.len() * w.len().saturating_sub(1);
-    while total(widths) > limit {
-        let widest = widths
-            .iter()
-            .enumerate()
-            .filter(|(i, w)| **w > MIN_COLUMN.max(width(headers[*i])))
-            .max_by_key(|(_, w)| **w)
-            .map(|(i, _)| i);
-        match widest {
-            Some(i) => widths[i] -= 1,
-            None => return,
+    for min in [MIN_COLUMN, 1] {
+        while total(widths) > limit {
+            let widest = widths
+                .iter()
+                .enumerate()
+                .filter(|(i, w)| **w > min.max(width(headers[*i])))
+                .max_by_key(|(_, w)| **w)
+                .map(|(i, _)| i);
+            match widest {
+                Some(i) => widths[i] -= 1,
+                None => break,
+            }
         }
     }
 }
