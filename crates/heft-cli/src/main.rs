@@ -183,10 +183,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let text = cost_cmd::calibrate(&args)?;
             out.write_all(text.as_bytes())
         }
-        Command::View(view) => {
-            let text = views_cmd::run(view)?;
-            out.write_all(text.as_bytes())
-        }
+        Command::View(view) => views_cmd::run(view, &mut out)?,
     };
     match written {
         Ok(()) => Ok(()),

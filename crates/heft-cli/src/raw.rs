@@ -1,13 +1,14 @@
 //! The dump's own text of chosen resources, found again by the spans the reader recorded.
 //!
 //! The reader keeps no text, only where each entry sat in the (decompressed) input. To print
-//! resources as they were, the input is read a second time and the spans copied out, in one
-//! pass in offset order; compressed input is decompressed again as it streams, so memory holds
-//! the chosen resources, never the whole input. Standard input cannot be read twice, so it is
-//! kept (as it came, still compressed) for the second pass.
+//! resources as they were, a plain file is mapped again and the spans are slices of the map (no
+//! copy); compressed input is decompressed again as it streams and the spans copied out in one
+//! pass in offset order, so memory holds the chosen resources, never the whole input. Standard
+//! input cannot be read twice, so it is kept (as it came, still compressed) for the second pass.
 
 use heft::model::{Span, State};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -15,13 +16,44 @@ use std::path::PathBuf;
 
 /// Where the input can be read again.
 pub enum Source {
-    /// A file, opened again.
+    /// A plain file, mapped.
+    Mapped(memmap2::Mmap),
+    /// A compressed file, opened again.
     File(PathBuf),
     /// Standard input, as it came.
     Memory(Vec<u8>),
 }
 
+fn compressed(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+}
+
 impl Source {
+    /// A file: mapped when it is plain, read again as a stream when compressed.
+    pub fn file(path: PathBuf) -> Result<Source, String> {
+        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let mut f = File::open(&path).map_err(|e| at(&e))?;
+        let mut head = [0u8; 4];
+        let n = f.read(&mut head).map_err(|e| at(&e))?;
+        let meta = f.metadata().map_err(|e| at(&e))?;
+        if compressed(&head[..n]) || !meta.is_file() {
+            return Ok(Source::File(path));
+        }
+        // SAFETY: read-only and private, as the reader maps it; a file truncated meanwhile
+        // faults, the trade every tool that maps its input makes.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| at(&e))?;
+        Ok(Source::Mapped(map))
+    }
+
+    /// The whole decompressed text, when it is at hand without copying.
+    fn whole(&self) -> Option<&[u8]> {
+        match self {
+            Source::Mapped(m) => Some(m),
+            Source::Memory(v) if !compressed(v) => Some(v),
+            _ => None,
+        }
+    }
+
     fn reader(&self) -> Result<Box<dyn Read + '_>, String> {
         let raw: Box<dyn Read + '_> = match self {
             Source::File(p) => Box::new(BufReader::with_capacity(
@@ -29,6 +61,7 @@ impl Source {
                 File::open(p).map_err(|e| format!("{}: {e}", p.display()))?,
             )),
             Source::Memory(v) => Box::new(&v[..]),
+            Source::Mapped(m) => Box::new(&m[..]),
         };
         let mut r = BufReader::with_capacity(1 << 16, raw);
         let head = {
@@ -53,7 +86,23 @@ impl Source {
     }
 
     /// The bytes of each span, in the order given.
-    pub fn texts(&self, spans: &[Span]) -> Result<Vec<Vec<u8>>, String> {
+    pub fn texts(&self, spans: &[Span]) -> Result<Vec<Cow<'_, [u8]>>, String> {
+        if let Some(whole) = self.whole() {
+            return spans
+                .iter()
+                .map(|s| {
+                    let (start, end) = (s.offset as usize, (s.offset + s.len) as usize);
+                    whole
+                        .get(start..end)
+                        .map(Cow::Borrowed)
+                        .ok_or_else(|| "the input changed while Heft was reading it".to_string())
+                })
+                .collect();
+        }
+        Ok(self.copied(spans)?.into_iter().map(Cow::Owned).collect())
+    }
+
+    fn copied(&self, spans: &[Span]) -> Result<Vec<Vec<u8>>, String> {
         let mut order: Vec<usize> = (0..spans.len()).collect();
         order.sort_by_key(|&i| (spans[i].offset, spans[i].len));
         let mut out: Vec<Vec<u8>> = vec![Vec::new(); spans.len()];

@@ -20,7 +20,8 @@ use heft::views::{
 use heft::Dump;
 use serde::Serialize;
 use serde_json::Value;
-use std::io::{IsTerminal, Read};
+use std::borrow::Cow;
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 /// What every view takes.
@@ -190,7 +191,7 @@ fn read(common: &Common, need_text: bool) -> Result<Input, String> {
             Dump::from_path_with(&path, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
         Input {
             dump,
-            source: Some(Source::File(path)),
+            source: Some(Source::file(path)?),
         }
     };
     let d = &input.dump;
@@ -265,6 +266,10 @@ fn needs_text(m: Mode) -> bool {
     matches!(m, Mode::Raw | Mode::IstioctlResources { .. })
 }
 
+fn text(s: String) -> Result<Printed, String> {
+    Ok(Printed::Text(s))
+}
+
 fn cost(c: Option<u64>) -> String {
     c.map_or_else(|| "-".into(), |b| ByteSize(b).display().iec().to_string())
 }
@@ -309,48 +314,129 @@ fn unusual(s: State) -> bool {
     matches!(s, State::Warming | State::Draining)
 }
 
-/// The dump's own text of each (span, wrapper), the resource cut out of its entry.
-fn resource_texts(source: &Source, items: &[(Span, Wrapper)]) -> Result<Vec<Vec<u8>>, String> {
+/// What a view prints: text made whole, or resources streamed one at a time.
+enum Printed {
+    /// A table or rows.
+    Text(String),
+    /// Resources from the dump, in this order.
+    Resources(Vec<(Span, Wrapper)>, Shape),
+}
+
+/// How streamed resources are printed.
+enum Shape {
+    /// Their own text.
+    Raw,
+    /// `istioctl`'s JSON or YAML list; `keep` lists, per resource, the endpoints to keep.
+    Istioctl {
+        yaml: bool,
+        keep: Option<Vec<Vec<usize>>>,
+    },
+}
+
+/// The resource's own bytes, cut out of its entry (borrowed from a mapped input).
+fn resource_text<'a>(entry: Cow<'a, [u8]>, wrapper: Wrapper) -> Result<Cow<'a, [u8]>, String> {
+    Ok(match entry {
+        Cow::Borrowed(e) => Cow::Borrowed(raw::resource(e, wrapper)?),
+        Cow::Owned(e) => Cow::Owned(raw::resource(&e, wrapper)?.to_vec()),
+    })
+}
+
+fn write_resources(
+    out: &mut dyn Write,
+    source: &Source,
+    items: &[(Span, Wrapper)],
+    shape: &Shape,
+) -> Result<std::io::Result<()>, String> {
     let spans: Vec<Span> = items.iter().map(|(s, _)| *s).collect();
     let entries = source.texts(&spans)?;
-    entries
-        .iter()
-        .zip(items)
-        .map(|(e, (_, w))| raw::resource(e, *w).map(<[u8]>::to_vec))
-        .collect()
-}
-
-/// `--raw`: the resources as a JSON array of their own text, secrets redacted.
-fn print_raw(source: &Source, items: &[(Span, Wrapper)]) -> Result<String, String> {
-    let texts = resource_texts(source, items)?;
-    let mut parts = Vec::with_capacity(texts.len());
-    for t in texts {
-        let mut text = String::from_utf8(t).map_err(|e| format!("resource is not UTF-8: {e}"))?;
-        if may_hold_secrets(text.as_bytes()) {
-            let mut v: Value =
-                serde_json::from_str(&text).map_err(|e| format!("re-reading a resource: {e}"))?;
-            if redact(&mut v) {
-                eprintln!("heft: warning: replaced secret material in the output with [redacted]");
-                text = serde_json::to_string_pretty(&v).expect("JSON");
+    let (open, sep, close, empty) = match shape {
+        Shape::Istioctl { yaml: true, .. } => ("", "", "", "[]\n"),
+        _ => ("[\n", ",\n", "\n]\n", "[]\n"),
+    };
+    if items.is_empty() {
+        return Ok(out.write_all(empty.as_bytes()));
+    }
+    if let Err(e) = out.write_all(open.as_bytes()) {
+        return Ok(Err(e));
+    }
+    for (i, (entry, (_, wrapper))) in entries.into_iter().zip(items).enumerate() {
+        let text = resource_text(entry, *wrapper)?;
+        let piece: Cow<[u8]> = match shape {
+            Shape::Raw => raw_piece(text)?,
+            Shape::Istioctl { yaml, keep } => {
+                let v: Value = serde_json::from_slice(&text)
+                    .map_err(|e| format!("re-reading a resource: {e}"))?;
+                let mut v = istioctl_json(&v, true);
+                redact(&mut v);
+                if let Some(keep) = keep {
+                    keep_endpoints(&mut v, &keep[i]);
+                }
+                Cow::Owned(list_item(&v, *yaml)?.into_bytes())
             }
+        };
+        let written = (if i > 0 {
+            out.write_all(sep.as_bytes())
+        } else {
+            Ok(())
+        })
+        .and_then(|()| out.write_all(&piece));
+        if let Err(e) = written {
+            return Ok(Err(e));
         }
-        parts.push(text);
     }
-    if parts.is_empty() {
-        return Ok("[]\n".into());
-    }
-    Ok(format!("[\n{}\n]\n", parts.join(",\n")))
+    Ok(out.write_all(close.as_bytes()))
 }
 
-/// The resources as `istioctl` prints them: parsed, renamed, secrets redacted.
+/// A resource's own text, unless it holds secret material Envoy did not redact.
+fn raw_piece(text: Cow<'_, [u8]>) -> Result<Cow<'_, [u8]>, String> {
+    if !may_hold_secrets(&text) {
+        return Ok(text);
+    }
+    let mut v: Value =
+        serde_json::from_slice(&text).map_err(|e| format!("re-reading a resource: {e}"))?;
+    if !redact(&mut v) {
+        return Ok(text);
+    }
+    eprintln!("heft: warning: replaced secret material in the output with [redacted]");
+    Ok(Cow::Owned(
+        serde_json::to_string_pretty(&v).expect("JSON").into_bytes(),
+    ))
+}
+
+/// One element of a JSON array (indented one level) or of a YAML list.
+fn list_item(v: &Value, yaml: bool) -> Result<String, String> {
+    let text = emit_value(v, yaml)?;
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for (i, line) in text.trim_end_matches('\n').lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(match (yaml, i) {
+            (true, 0) => "- ",
+            (true, _) => "  ",
+            (false, _) => "    ",
+        });
+        out.push_str(line);
+    }
+    if yaml {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Sections and single documents, as `istioctl` prints them: parsed, renamed, secrets redacted.
 fn istioctl_values(
     source: &Source,
     items: &[(Span, Wrapper)],
     drop_type: bool,
 ) -> Result<Vec<Value>, String> {
-    resource_texts(source, items)?
+    let spans: Vec<Span> = items.iter().map(|(s, _)| *s).collect();
+    source
+        .texts(&spans)?
         .into_iter()
-        .map(|t| {
+        .zip(items)
+        .map(|(entry, (_, w))| {
+            let t = resource_text(entry, *w)?;
             let v: Value =
                 serde_json::from_slice(&t).map_err(|e| format!("re-reading a resource: {e}"))?;
             let mut v = istioctl_json(&v, drop_type);
@@ -369,8 +455,8 @@ fn spans<T>(
         .collect()
 }
 
-/// Runs a view and returns what to print.
-pub fn run(view: View) -> Result<String, String> {
+/// Runs a view, writing what it prints to `out`; a failure to write is the inner error.
+pub fn run(view: View, out: &mut dyn Write) -> Result<std::io::Result<()>, String> {
     let common = match &view {
         View::Clusters { common, .. }
         | View::Listeners { common, .. }
@@ -393,11 +479,27 @@ pub fn run(view: View) -> Result<String, String> {
         Box::new(NoPricing)
     };
     let source = input.source.as_ref();
+    let printed = printed(&view, m, dump, source, &*pricing)?;
+    match printed {
+        Printed::Text(text) => Ok(out.write_all(text.as_bytes())),
+        Printed::Resources(items, shape) => {
+            write_resources(out, source_of(source)?, &items, &shape)
+        }
+    }
+}
+
+fn printed(
+    view: &View,
+    m: Mode,
+    dump: &Dump,
+    source: Option<&Source>,
+    pricing: &dyn Pricing,
+) -> Result<Printed, String> {
     let order = match m {
         Mode::IstioctlTable | Mode::IstioctlResources { .. } => Order::Istioctl,
         _ => Order::Heft,
     };
-    match &view {
+    match view {
         View::Clusters {
             fqdn,
             port,
@@ -414,9 +516,9 @@ pub fn run(view: View) -> Result<String, String> {
             let rows: Vec<_> = dump
                 .clusters
                 .iter()
-                .filter_map(|c| cluster::cluster_row(c, &filter, &*pricing))
+                .filter_map(|c| cluster::cluster_row(c, &filter, pricing))
                 .collect();
-            clusters_out(cluster::arrange(rows, order), m, source)
+            clusters_out(cluster::arrange(rows, order), m)
         }
         View::Listeners {
             address,
@@ -433,18 +535,18 @@ pub fn run(view: View) -> Result<String, String> {
             let rows: Vec<_> = dump
                 .listeners
                 .iter()
-                .filter_map(|l| listener::listener_row(l, &filter, &*pricing))
+                .filter_map(|l| listener::listener_row(l, &filter, pricing))
                 .collect();
-            listeners_out(listener::arrange(rows, order), *verbose, m, source)
+            listeners_out(listener::arrange(rows, order), *verbose, m)
         }
         View::Routes { name, verbose, .. } => {
             let filter = route::RouteFilter { name: name.clone() };
             let rows: Vec<_> = dump
                 .route_configs
                 .iter()
-                .filter_map(|rc| route::route_rows(rc, &filter, &*pricing))
+                .filter_map(|rc| route::route_rows(rc, &filter, pricing))
                 .collect();
-            routes_out(route::arrange(rows, order), *verbose, m, source)
+            routes_out(route::arrange(rows, order), *verbose, m)
         }
         View::Endpoints {
             address,
@@ -463,9 +565,9 @@ pub fn run(view: View) -> Result<String, String> {
                 let rows: Vec<_> = dump
                     .endpoint_configs
                     .iter()
-                    .filter_map(|la| endpoint::load_assignment_rows(la, &filter, &*pricing))
+                    .filter_map(|la| endpoint::load_assignment_rows(la, &filter, pricing))
                     .collect();
-                endpoints_out(endpoint::arrange(rows, order), m, source)
+                endpoints_out(endpoint::arrange(rows, order), m)
             } else {
                 let mut rows = Vec::new();
                 let mut clusters = Vec::new();
@@ -476,7 +578,7 @@ pub fn run(view: View) -> Result<String, String> {
                     }
                     rows.extend(hosts);
                 }
-                hosts_out(endpoint::arrange_hosts(rows), clusters, m, source)
+                hosts_out(endpoint::arrange_hosts(rows), clusters, m)
             }
         }
         View::Secrets { .. } => {
@@ -486,7 +588,7 @@ pub fn run(view: View) -> Result<String, String> {
             let rows: Vec<_> = dump
                 .secrets
                 .iter()
-                .flat_map(|s| secret::secret_rows(s, now, &*pricing))
+                .flat_map(|s| secret::secret_rows(s, now, pricing))
                 .collect();
             secrets_out(secret::arrange(rows, order), dump, m, source)
         }
@@ -502,24 +604,20 @@ fn source_of(source: Option<&Source>) -> Result<&Source, String> {
     source.ok_or_else(|| "the input cannot be read again".to_string())
 }
 
-fn clusters_out(
-    rows: Vec<cluster::ClusterRow>,
-    m: Mode,
-    source: Option<&Source>,
-) -> Result<String, String> {
+fn clusters_out(rows: Vec<cluster::ClusterRow>, m: Mode) -> Result<Printed, String> {
     let items = || spans(&rows, |r| r.span.map(|s| (s, Wrapper::Cluster)));
     match m {
-        Mode::Raw => print_raw(source_of(source)?, &items()?),
-        Mode::IstioctlResources { yaml } => emit_value(
-            &Value::Array(istioctl_values(source_of(source)?, &items()?, true)?),
-            yaml,
-        ),
+        Mode::Raw => Ok(Printed::Resources(items()?, Shape::Raw)),
+        Mode::IstioctlResources { yaml } => Ok(Printed::Resources(
+            items()?,
+            Shape::Istioctl { yaml, keep: None },
+        )),
         Mode::IstioctlTable => {
             let mut lines = vec![cells(&cluster::ISTIOCTL_COLUMNS)];
             lines.extend(rows.iter().map(|r| r.istioctl_cells().to_vec()));
-            Ok(tabwriter(&lines, 5))
+            text(tabwriter(&lines, 5))
         }
-        Mode::Rows { yaml } => emit_rows(&rows, yaml),
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
         Mode::Table { wide, layout } => {
             let state = wide || rows.iter().any(|r| unusual(r.state));
             let mut headers = cluster::ISTIOCTL_COLUMNS.to_vec();
@@ -549,7 +647,7 @@ fn clusters_out(
                 }
                 t.row(c);
             }
-            Ok(t.render(layout))
+            text(t.render(layout))
         }
     }
 }
@@ -562,28 +660,36 @@ fn listeners_out(
     rows: Vec<listener::ListenerRow>,
     verbose: bool,
     m: Mode,
-    source: Option<&Source>,
-) -> Result<String, String> {
+) -> Result<Printed, String> {
     let items = || spans(&rows, |r| r.span.map(|s| (s, Wrapper::Listener(r.state))));
     match m {
-        Mode::Raw => print_raw(source_of(source)?, &items()?),
-        Mode::IstioctlResources { yaml } => emit_value(
-            &Value::Array(istioctl_values(source_of(source)?, &items()?, true)?),
-            yaml,
-        ),
+        Mode::Raw => Ok(Printed::Resources(items()?, Shape::Raw)),
+        // istioctl sorts listeners for its table only: its JSON keeps dynamic ones, then static
+        // ones, in dump order.
+        Mode::IstioctlResources { yaml } => {
+            let mut items = items()?;
+            items.sort_by_key(|(span, w)| {
+                let rank = matches!(w, Wrapper::Listener(State::Static));
+                (rank, span.offset)
+            });
+            Ok(Printed::Resources(
+                items,
+                Shape::Istioctl { yaml, keep: None },
+            ))
+        }
         Mode::IstioctlTable if verbose => {
             let mut lines = vec![cells(&listener::ISTIOCTL_COLUMNS)];
             for r in &rows {
                 lines.extend(r.istioctl_cells().into_iter().map(|c| c.to_vec()));
             }
-            Ok(tabwriter(&lines, 1))
+            text(tabwriter(&lines, 1))
         }
         Mode::IstioctlTable => {
             let mut lines = vec![cells(&listener::ISTIOCTL_SHORT_COLUMNS)];
             lines.extend(rows.iter().map(|r| r.istioctl_short_cells().to_vec()));
-            Ok(tabwriter(&lines, 1))
+            text(tabwriter(&lines, 1))
         }
-        Mode::Rows { yaml } => emit_rows(&rows, yaml),
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
         Mode::Table { wide, layout } => {
             let mut headers: Vec<&'static str> = if verbose {
                 listener::ISTIOCTL_COLUMNS.to_vec()
@@ -641,7 +747,7 @@ fn listeners_out(
                     t.row(c);
                 }
             }
-            Ok(t.render(layout))
+            text(t.render(layout))
         }
     }
 }
@@ -650,32 +756,31 @@ fn routes_out(
     configs: Vec<route::RouteConfigRows>,
     verbose: bool,
     m: Mode,
-    source: Option<&Source>,
-) -> Result<String, String> {
+) -> Result<Printed, String> {
     let items = || spans(&configs, |r| r.span.map(|s| (s, Wrapper::RouteConfig)));
     match m {
-        Mode::Raw => print_raw(source_of(source)?, &items()?),
-        Mode::IstioctlResources { yaml } => emit_value(
-            &Value::Array(istioctl_values(source_of(source)?, &items()?, true)?),
-            yaml,
-        ),
+        Mode::Raw => Ok(Printed::Resources(items()?, Shape::Raw)),
+        Mode::IstioctlResources { yaml } => Ok(Printed::Resources(
+            items()?,
+            Shape::Istioctl { yaml, keep: None },
+        )),
         Mode::IstioctlTable if verbose => {
             let mut lines = vec![cells(&route::ISTIOCTL_COLUMNS)];
             for c in &configs {
                 lines.extend(c.routes.iter().map(|r| r.istioctl_cells().to_vec()));
             }
-            Ok(tabwriter(&lines, 5))
+            text(tabwriter(&lines, 5))
         }
         Mode::IstioctlTable => {
             let mut lines = vec![cells(&route::ISTIOCTL_SHORT_COLUMNS)];
             lines.extend(configs.iter().map(|c| c.istioctl_short_cells().to_vec()));
-            Ok(tabwriter(&lines, 5))
+            text(tabwriter(&lines, 5))
         }
         Mode::Rows { yaml } if verbose => {
             let rows: Vec<&route::RouteRow> = configs.iter().flat_map(|c| &c.routes).collect();
-            emit_rows(&rows, yaml)
+            emit_rows(&rows, yaml).map(Printed::Text)
         }
-        Mode::Rows { yaml } => emit_rows(&configs, yaml),
+        Mode::Rows { yaml } => emit_rows(&configs, yaml).map(Printed::Text),
         Mode::Table { wide, layout } => {
             let mut headers: Vec<&'static str> = if verbose {
                 route::ISTIOCTL_COLUMNS.to_vec()
@@ -715,7 +820,7 @@ fn routes_out(
                     t.row(cells);
                 }
             }
-            Ok(t.render(layout))
+            text(t.render(layout))
         }
     }
 }
@@ -723,34 +828,38 @@ fn routes_out(
 fn endpoints_out(
     assignments: Vec<endpoint::LoadAssignmentRows>,
     m: Mode,
-    source: Option<&Source>,
-) -> Result<String, String> {
+) -> Result<Printed, String> {
     let items = || {
         spans(&assignments, |a| {
             a.span.map(|s| (s, Wrapper::EndpointConfig))
         })
     };
     match m {
-        Mode::Raw => print_raw(source_of(source)?, &items()?),
-        Mode::IstioctlResources { yaml } => {
-            let mut values = istioctl_values(source_of(source)?, &items()?, true)?;
-            // istioctl prints each assignment with only the endpoints the filter kept.
-            for (v, a) in values.iter_mut().zip(&assignments) {
-                keep_endpoints(v, &a.endpoints.iter().map(|e| e.index).collect::<Vec<_>>());
-            }
-            emit_value(&Value::Array(values), yaml)
-        }
+        Mode::Raw => Ok(Printed::Resources(items()?, Shape::Raw)),
+        // istioctl prints each assignment with only the endpoints the filter kept.
+        Mode::IstioctlResources { yaml } => Ok(Printed::Resources(
+            items()?,
+            Shape::Istioctl {
+                yaml,
+                keep: Some(
+                    assignments
+                        .iter()
+                        .map(|a| a.endpoints.iter().map(|e| e.index).collect())
+                        .collect(),
+                ),
+            },
+        )),
         Mode::IstioctlTable => {
             let mut lines = vec![cells(&endpoint::ISTIOCTL_COLUMNS)];
             for a in &assignments {
                 lines.extend(a.endpoints.iter().map(|e| e.istioctl_cells().to_vec()));
             }
-            Ok(tabwriter(&lines, 5))
+            text(tabwriter(&lines, 5))
         }
         Mode::Rows { yaml } => {
             let rows: Vec<&endpoint::EndpointRow> =
                 assignments.iter().flat_map(|a| &a.endpoints).collect();
-            emit_rows(&rows, yaml)
+            emit_rows(&rows, yaml).map(Printed::Text)
         }
         Mode::Table { wide, layout } => {
             let mut headers = endpoint::ISTIOCTL_COLUMNS.to_vec();
@@ -778,7 +887,7 @@ fn endpoints_out(
                     t.row(c);
                 }
             }
-            Ok(t.render(layout))
+            text(t.render(layout))
         }
     }
 }
@@ -815,21 +924,20 @@ fn hosts_out(
     rows: Vec<endpoint::HostRow>,
     clusters: Vec<Span>,
     m: Mode,
-    source: Option<&Source>,
-) -> Result<String, String> {
+) -> Result<Printed, String> {
     let items: Vec<(Span, Wrapper)> = clusters.iter().map(|s| (*s, Wrapper::Whole)).collect();
     match m {
-        Mode::Raw => print_raw(source_of(source)?, &items),
-        Mode::IstioctlResources { yaml } => emit_value(
-            &Value::Array(istioctl_values(source_of(source)?, &items, true)?),
-            yaml,
-        ),
+        Mode::Raw => Ok(Printed::Resources(items, Shape::Raw)),
+        Mode::IstioctlResources { yaml } => Ok(Printed::Resources(
+            items,
+            Shape::Istioctl { yaml, keep: None },
+        )),
         Mode::IstioctlTable => {
             let mut lines = vec![cells(&endpoint::ISTIOCTL_HOST_COLUMNS)];
             lines.extend(rows.iter().map(|r| r.istioctl_cells().to_vec()));
-            Ok(tabwriter(&lines, 5))
+            text(tabwriter(&lines, 5))
         }
-        Mode::Rows { yaml } => emit_rows(&rows, yaml),
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
         Mode::Table { wide, layout } => {
             let mut headers = endpoint::ISTIOCTL_HOST_COLUMNS.to_vec();
             if wide {
@@ -853,7 +961,7 @@ fn hosts_out(
                 }
                 t.row(c);
             }
-            Ok(t.render(layout))
+            text(t.render(layout))
         }
     }
 }
@@ -878,7 +986,7 @@ fn secrets_out(
     dump: &Dump,
     m: Mode,
     source: Option<&Source>,
-) -> Result<String, String> {
+) -> Result<Printed, String> {
     match m {
         Mode::Raw => {
             let mut items = Vec::new();
@@ -892,15 +1000,16 @@ fn secrets_out(
                     items.push(item);
                 }
             }
-            print_raw(source_of(source)?, &items)
+            Ok(Printed::Resources(items, Shape::Raw))
         }
         Mode::IstioctlResources { yaml } => emit_value(
             &section_value(dump, source_of(source)?, "SecretsConfigDump")?,
             yaml,
-        ),
+        )
+        .map(Printed::Text),
         Mode::IstioctlTable => {
             if rows.is_empty() {
-                return Ok("No active or warming secrets found.\n".into());
+                return text("No active or warming secrets found.\n".into());
             }
             let trust = secret::shows_trust_domain(&rows);
             let mut header = cells(&secret::ISTIOCTL_COLUMNS);
@@ -909,9 +1018,9 @@ fn secrets_out(
             }
             let mut lines = vec![header];
             lines.extend(rows.iter().map(|r| r.istioctl_cells(trust)));
-            Ok(tabwriter(&lines, 5))
+            text(tabwriter(&lines, 5))
         }
-        Mode::Rows { yaml } => emit_rows(&rows, yaml),
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
         Mode::Table { wide, layout } => {
             let trust = secret::shows_trust_domain(&rows);
             let mut headers = secret::ISTIOCTL_COLUMNS.to_vec();
@@ -935,12 +1044,12 @@ fn secrets_out(
                 }
                 t.row(c);
             }
-            Ok(t.render(layout))
+            text(t.render(layout))
         }
     }
 }
 
-fn bootstrap_out(dump: &Dump, m: Mode, source: Option<&Source>) -> Result<String, String> {
+fn bootstrap_out(dump: &Dump, m: Mode, source: Option<&Source>) -> Result<Printed, String> {
     let b = dump
         .bootstrap
         .as_ref()
@@ -951,12 +1060,13 @@ fn bootstrap_out(dump: &Dump, m: Mode, source: Option<&Source>) -> Result<String
                 .meta
                 .span
                 .ok_or("the bootstrap has no recorded position")?;
-            print_raw(source_of(source)?, &[(span, Wrapper::Whole)])
+            Ok(Printed::Resources(vec![(span, Wrapper::Whole)], Shape::Raw))
         }
         Mode::IstioctlResources { yaml } => emit_value(
             &section_value(dump, source_of(source)?, "BootstrapConfigDump")?,
             yaml,
-        ),
+        )
+        .map(Printed::Text),
         Mode::IstioctlTable => {
             let v = bootstrap::VersionSummary::of(&b.node);
             let lines: Vec<Vec<String>> = v
@@ -964,9 +1074,9 @@ fn bootstrap_out(dump: &Dump, m: Mode, source: Option<&Source>) -> Result<String
                 .into_iter()
                 .map(|(label, value)| vec![format!("{label}:"), value.to_string()])
                 .collect();
-            Ok(tabwriter(&lines, 1))
+            text(tabwriter(&lines, 1))
         }
-        Mode::Rows { yaml } => emit_rows(&[bootstrap::bootstrap_row(b)], yaml),
+        Mode::Rows { yaml } => emit_rows(&[bootstrap::bootstrap_row(b)], yaml).map(Printed::Text),
         Mode::Table { layout, .. } => {
             let row = bootstrap::bootstrap_row(b);
             let value = serde_json::to_value(&row).expect("a row serialises");
@@ -981,16 +1091,16 @@ fn bootstrap_out(dump: &Dump, m: Mode, source: Option<&Source>) -> Result<String
                     t.row(vec![k, text]);
                 }
             }
-            Ok(t.render(layout))
+            text(t.render(layout))
         }
     }
 }
 
-fn ecds_out(rows: Vec<ecds::EcdsRow>, m: Mode, source: Option<&Source>) -> Result<String, String> {
+fn ecds_out(rows: Vec<ecds::EcdsRow>, m: Mode, source: Option<&Source>) -> Result<Printed, String> {
     match m {
         Mode::Raw => {
             let items = spans(&rows, |r| r.span.map(|s| (s, Wrapper::Whole)))?;
-            print_raw(source_of(source)?, &items)
+            Ok(Printed::Resources(items, Shape::Raw))
         }
         Mode::IstioctlResources { yaml } => {
             // istioctl prints one EcdsConfigDump holding every entry, in dump order.
@@ -1000,14 +1110,14 @@ fn ecds_out(rows: Vec<ecds::EcdsRow>, m: Mode, source: Option<&Source>) -> Resul
             let entries = istioctl_values(source_of(source)?, &items, false)?;
             let mut doc = serde_json::Map::new();
             doc.insert("ecdsFilters".into(), Value::Array(entries));
-            emit_value(&Value::Object(doc), yaml)
+            emit_value(&Value::Object(doc), yaml).map(Printed::Text)
         }
         Mode::IstioctlTable => {
             let mut lines = vec![cells(&ecds::ISTIOCTL_COLUMNS)];
             lines.extend(rows.iter().map(|r| r.istioctl_cells().to_vec()));
-            Ok(tabwriter(&lines, 5))
+            text(tabwriter(&lines, 5))
         }
-        Mode::Rows { yaml } => emit_rows(&rows, yaml),
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
         Mode::Table { wide, layout } => {
             let mut headers = ecds::ISTIOCTL_COLUMNS.to_vec();
             if wide {
@@ -1025,7 +1135,7 @@ fn ecds_out(rows: Vec<ecds::EcdsRow>, m: Mode, source: Option<&Source>) -> Resul
                 }
                 t.row(c);
             }
-            Ok(t.render(layout))
+            text(t.render(layout))
         }
     }
 }

@@ -161,7 +161,7 @@ pub(crate) fn istioctl_rank(state: State) -> Option<u8> {
     }
 }
 
-/// Heft's own tables keep every state, after the ones `istioctl` shows.
+/// Heft's own tables keep every state, ranked after the ones `istioctl` shows.
 pub(crate) fn heft_rank(state: State) -> u8 {
     istioctl_rank(state).unwrap_or(match state {
         State::Warming => 2,
@@ -175,7 +175,8 @@ pub enum Order {
     /// `istioctl`'s rows and order: only what `istioctl` shows (no warming or draining
     /// resources), dynamic before static, then its sort.
     Istioctl,
-    /// Every row, in `istioctl`'s order, with the states `istioctl` leaves out after the rest.
+    /// Every row, sorted as `istioctl` sorts; the states `istioctl` leaves out enter the sort
+    /// after the others, so they follow rows that compare equal.
     #[default]
     Heft,
 }
