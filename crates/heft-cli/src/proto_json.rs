@@ -274,7 +274,7 @@ pub fn may_hold_secrets(text: &[u8]) -> bool {
     ];
     NEEDLES
         .iter()
-        .any(|n| text.windows(n.len()).any(|w| w == *n))
+        .any(|n| memchr::memmem::find(text, n).is_some())
 }
 
 /// Replaces every sensitive value Envoy has not already redacted; returns whether anything was.
