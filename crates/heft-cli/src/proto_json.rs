@@ -348,6 +348,73 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Fields that are a map or a `Struct` in some messages and something else in others: `kind`
+    /// tells them apart by where they sit. `key` is a map only in a gRPC-JSON transcoder response
+    /// type that never appears in a config dump, and is printed as a message.
+    const BY_CONTEXT: &[&str] = &[
+        "metadata",
+        "match",
+        "value",
+        "config",
+        "base",
+        "aws",
+        "attributes",
+        "policies",
+        "secrets",
+        "requires",
+        "bucket_id_builder",
+        "key",
+    ];
+
+    #[test]
+    fn every_map_and_struct_field_of_envoys_v3_api_is_known() {
+        // The field list comes from the xds-protos descriptors, as scripts/check_protos.py checks
+        // Heft's protos.
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = repo.join(".venv/oracle/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/setup.sh",
+            python.display()
+        );
+        let out = std::process::Command::new(python)
+            .arg(repo.join("tests/oracle/proto_maps.py"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fields: serde_json::Map<String, Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(fields.len() > 40, "{fields:?}");
+        for (name, kinds) in &fields {
+            let kinds: Vec<&str> = kinds
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            let only_data = kinds.iter().all(|k| matches!(*k, "map" | "struct"));
+            // A name kept whole everywhere must mean a Struct, or a message whose fields have no
+            // `_` to convert (`record`: `KeyValuePair {key, value}` or a Struct).
+            let known = if !only_data {
+                BY_CONTEXT.contains(&name.as_str()) || STRUCTS.contains(&name.as_str())
+            } else if kinds.contains(&"map") && !kinds.contains(&"struct") {
+                MAPS.contains(&name.as_str())
+            } else if kinds.contains(&"struct") && !kinds.contains(&"map") {
+                STRUCTS.contains(&name.as_str()) || BY_CONTEXT.contains(&name.as_str())
+            } else {
+                // A map of Structs in one message, a Struct in another: kept whole either way.
+                STRUCTS.contains(&name.as_str())
+            };
+            assert!(
+                known,
+                "field {name} ({kinds:?}) is not known to the istioctl printer"
+            );
+        }
+    }
+
     #[test]
     fn field_names_convert_but_map_keys_and_structs_stay() {
         let v = json!({
