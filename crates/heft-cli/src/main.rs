@@ -1,8 +1,12 @@
 //! The `heft` command: flags, wiring, output and exit codes. The library does the work.
 
 mod cost_cmd;
+mod proto_json;
+mod raw;
 mod summary_text;
+mod table;
 mod trace_cmd;
+mod views_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -55,6 +59,8 @@ enum Command {
         #[command(flatten)]
         query: trace_cmd::TraceArgs,
     },
+    #[command(flatten)]
+    View(views_cmd::View),
 }
 
 fn parse_kind(name: &str) -> Result<heft::cost::Kind, String> {
@@ -86,7 +92,24 @@ enum Format {
 const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            if matches!(
+                e.kind(),
+                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::from(e.exit_code() as u8);
+            }
+            // Bad flags get the same one line as every other error.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!("heft: error: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
@@ -137,7 +160,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 Format::Json => serde_json::to_writer_pretty(&mut out, &summary)
                     .map_err(std::io::Error::from)
                     .and_then(|()| writeln!(out)),
-                Format::Text => out.write_all(summary_text::render(&summary).as_bytes()),
+                Format::Text => {
+                    let versions = dump
+                        .bootstrap
+                        .as_ref()
+                        .map(|b| heft::views::bootstrap::VersionSummary::of(&b.node));
+                    out.write_all(summary_text::render(&summary, versions.as_ref()).as_bytes())
+                }
             }
         }
         Command::Top {
@@ -173,6 +202,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 Format::Text => out.write_all(trace_cmd::render(&trace).as_bytes()),
             }
         }
+        Command::View(view) => views_cmd::run(view, &mut out)?,
     };
     match written {
         Ok(()) => Ok(()),

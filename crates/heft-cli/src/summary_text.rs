@@ -2,6 +2,7 @@
 
 use bytesize::ByteSize;
 use heft::summary_types::{ByState, Counted};
+use heft::views::bootstrap::VersionSummary;
 use heft::Summary;
 use std::fmt::Write;
 
@@ -28,8 +29,9 @@ fn breakdown<'a>(pairs: impl Iterator<Item = (&'a String, &'a u64)>) -> String {
         .join(", ")
 }
 
-/// The text report.
-pub fn render(s: &Summary) -> String {
+/// The text report; `versions` (from the bootstrap) are shown as `istioctl`'s version summary
+/// shows them.
+pub fn render(s: &Summary, versions: Option<&VersionSummary>) -> String {
     let mut out = String::new();
     let n = &s.node;
     if let Some(id) = &n.id {
@@ -40,19 +42,6 @@ pub fn render(s: &Summary) -> String {
     }
     if let (Some(w), Some(ns)) = (&n.workload_name, &n.namespace) {
         let _ = writeln!(out, "Workload   {w} in namespace {ns}");
-    }
-    let mut versions = Vec::new();
-    if let Some(v) = &n.envoy_version {
-        versions.push(format!("Envoy {v}"));
-    }
-    if let Some(v) = &n.istio_version {
-        versions.push(format!("Istio {v}"));
-    }
-    if let Some(v) = &n.istio_proxy_sha {
-        versions.push(format!("proxy {v}"));
-    }
-    if !versions.is_empty() {
-        let _ = writeln!(out, "Versions   {}", versions.join(", "));
     }
     let i = &s.input;
     let format = serde_json::to_value(i.format)
@@ -71,6 +60,16 @@ pub fn render(s: &Summary) -> String {
         size(i.bytes)
     );
     let _ = writeln!(out);
+    let lines: Vec<Vec<String>> = versions
+        .map(VersionSummary::lines)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(label, value)| vec![format!("{label}:"), value.to_string()])
+        .collect();
+    if !lines.is_empty() {
+        out.push_str(&crate::table::tabwriter(&lines, 1));
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "  {:<16} {:>9} {:>9} {:>9} {:>9} {:>9}",

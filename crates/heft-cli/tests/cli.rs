@@ -83,7 +83,10 @@ fn the_text_report_names_the_proxy_and_counts() {
         text.contains("sidecar~127.0.0.1~productpage-v1-abc.default"),
         "{text}"
     );
-    assert!(text.contains("Envoy 1.40.0"), "{text}");
+    assert!(
+        text.contains("\nEnvoy Version:       1.40.0/Clean/RELEASE/BoringSSL\n"),
+        "{text}"
+    );
     assert!(text.contains("Clusters"), "{text}");
 }
 

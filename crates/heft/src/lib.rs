@@ -35,6 +35,7 @@ pub mod pb;
 mod read;
 mod summary;
 pub mod trace;
+pub mod views;
 
 pub use error::{Error, ErrorKind, PathSegment, Result};
 pub use model::Dump;

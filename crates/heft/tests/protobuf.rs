@@ -475,3 +475,53 @@ fn binary_input_is_detected_from_content_through_compression() {
     let from_reader = Dump::from_reader(&bytes[..]).unwrap();
     assert_eq!(from_reader, Dump::from_slice(&bytes).unwrap());
 }
+
+/// Endpoint features the real captures do not show: more addresses per host, internal
+/// addresses with an endpoint id, and an ECDS entry's name and config type.
+const EXTRA_FEATURES: &str = r#"{"configs": [
+ {"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+  "dynamic_endpoint_configs": [{"endpoint_config": {
+   "@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+   "cluster_name": "outbound|80||dual.default.svc.cluster.local",
+   "endpoints": [{"lb_endpoints": [
+    {"endpoint": {"address": {"socket_address": {"address": "10.0.0.1", "port_value": 80}},
+      "additional_addresses": [{"address": {"socket_address": {"address": "fd00::1", "port_value": 80}}}]},
+     "health_status": "HEALTHY"},
+    {"endpoint": {"address": {"envoy_internal_address": {
+      "server_listener_name": "connect_originate", "endpoint_id": "10.0.0.2:80"}}},
+     "health_status": "HEALTHY"}]}]}}]},
+ {"@type": "type.googleapis.com/envoy.admin.v3.EcdsConfigDump",
+  "ecds_filters": [{"version_info": "1", "ecds_filter": {
+   "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+   "name": "ext-authz",
+   "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+    "stat_prefix": "authz"}}}]}]}"#;
+
+#[test]
+fn additional_addresses_internal_endpoint_ids_and_ecds_types_read_the_same_from_binary() {
+    let out = temp_dir("protobuf-extra");
+    let input = out.join("extra.json");
+    std::fs::write(&input, EXTRA_FEATURES).unwrap();
+    let (_, result) = convert(std::slice::from_ref(&input), &out.join("bin")).remove(0);
+    let dir = result.unwrap_or_else(|e| panic!("to_binary.py: {e}"));
+    let json = Dump::from_path(&input).unwrap();
+    let binary = Dump::from_path(dir.join("config_dump.pb")).unwrap();
+    let eps: Vec<_> = json.endpoint_configs[0].endpoints().collect();
+    assert_eq!(eps[0].additional_addresses.len(), 1);
+    assert_eq!(eps[0].additional_addresses[0].to_string(), "[fd00::1]:80");
+    assert_eq!(
+        eps[1].address.as_ref().unwrap().to_string(),
+        "envoy://connect_originate/10.0.0.2:80"
+    );
+    assert_eq!(json.opaque[0].name.as_deref(), Some("ext-authz"));
+    assert_eq!(
+        json.opaque[0].config_type_url.as_deref(),
+        Some("type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz")
+    );
+    assert_same(
+        &normalised(&json, false),
+        &normalised(&binary, false),
+        "extra features: model",
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -759,6 +759,7 @@ impl SectionState {
                     type_url: type_url.clone(),
                     bytes: span.len,
                 },
+                config_type_url: None,
             });
         }
         sk.sections.push(crate::model::Section { type_url, span });

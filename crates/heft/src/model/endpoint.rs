@@ -64,6 +64,8 @@ pub struct Locality {
 pub struct Endpoint {
     /// Its address.
     pub address: Option<Address>,
+    /// More addresses of the same host (`additional_addresses`, e.g. its IPv6 address).
+    pub additional_addresses: Vec<Address>,
     /// Hostname, when given.
     pub hostname: Option<Box<str>>,
     /// Health reported by the control plane.

@@ -140,6 +140,9 @@ pub struct OpaqueResource {
     pub name: Option<Box<str>>,
     /// The payload's type and size.
     pub payload: Opaque,
+    /// For an extension config (ECDS `TypedExtensionConfig`), the type of the configuration it
+    /// carries (its `typed_config`'s `@type`), when it has one.
+    pub config_type_url: Option<Box<str>>,
 }
 
 /// A network address.
@@ -164,6 +167,8 @@ pub enum Address {
     Internal {
         /// The internal listener's name.
         server_listener_name: Box<str>,
+        /// Which endpoint of that listener (`endpoint_id`; Istio writes the target `ip:port`).
+        endpoint_id: Box<str>,
     },
 }
 
@@ -177,7 +182,12 @@ impl std::fmt::Display for Address {
             Address::Pipe { path } => write!(f, "unix://{path}"),
             Address::Internal {
                 server_listener_name,
-            } => write!(f, "envoy://{server_listener_name}"),
+                endpoint_id,
+            } if endpoint_id.is_empty() => write!(f, "envoy://{server_listener_name}"),
+            Address::Internal {
+                server_listener_name,
+                endpoint_id,
+            } => write!(f, "envoy://{server_listener_name}/{endpoint_id}"),
         }
     }
 }

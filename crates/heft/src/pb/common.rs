@@ -138,6 +138,7 @@ pub(crate) fn address(a: core::Address) -> Option<Address> {
                 }
                 None => "".into(),
             },
+            endpoint_id: e.endpoint_id.into(),
         },
     })
 }

@@ -26,6 +26,7 @@ fn locality_endpoints(l: pb::LocalityLbEndpoints) -> LocalityEndpoints {
 fn lb_endpoint(e: pb::LbEndpoint) -> Endpoint {
     let mut out = Endpoint {
         address: None,
+        additional_addresses: Vec::new(),
         hostname: None,
         health: HealthStatus::from_name(&super::common::enum_name(
             &HealthStatus::NAMES,
@@ -37,6 +38,11 @@ fn lb_endpoint(e: pb::LbEndpoint) -> Endpoint {
     };
     if let Some(pb::lb_endpoint::HostIdentifier::Endpoint(ep)) = e.host_identifier {
         out.address = ep.address.and_then(address);
+        out.additional_addresses = ep
+            .additional_addresses
+            .into_iter()
+            .filter_map(|a| a.address.and_then(address))
+            .collect();
         out.hostname = some(ep.hostname);
         out.health_check_port = ep
             .health_check_config

@@ -226,7 +226,8 @@ const DYNAMIC_SCOPED: Layout = Layout {
 const ECDS_ENTRY: Layout = Layout {
     name: 0,
     version_info: 1,
-    resource: 0,
+    // `ecds_filter`, a `TypedExtensionConfig`: read for its name and its config's type.
+    resource: 2,
     last_updated: 3,
     error_state: 4,
     client_status: 5,
@@ -463,6 +464,7 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Skeleton<'
                     type_url: any.type_url.into(),
                     bytes: span.len,
                 },
+                config_type_url: None,
             });
             &[]
         }
@@ -713,13 +715,18 @@ fn decode_job(job: &Job, versions: &[Option<Box<str>>], out: &mut Vec<Item>) -> 
         }
         Kind::OpaqueEntry(type_url, layout) => {
             let e = entry(job, layout, State::Active)?;
+            let (mut name, mut config_type_url) = (e.name, None);
+            if let Some(any) = e.resource.as_ref().filter(|_| type_url == ECDS) {
+                (name, config_type_url) = extension_config(any)?;
+            }
             out.push(Item::Opaque(Box::new(OpaqueResource {
                 meta: e.meta,
-                name: e.name,
+                name,
                 payload: Opaque {
                     type_url: type_url.into(),
                     bytes: job.bytes.len() as u64,
                 },
+                config_type_url,
             })));
             Ok(())
         }
@@ -728,6 +735,18 @@ fn decode_job(job: &Job, versions: &[Option<Box<str>>], out: &mut Vec<Item>) -> 
             resource(job, version, out)
         }
     }
+}
+
+/// An extension config's name and its config's type URL.
+type NameAndType = (Option<Box<str>>, Option<Box<str>>);
+
+/// A `TypedExtensionConfig`'s name and its config's type, as JSON reads them.
+fn extension_config(any: &RawAny) -> Result<NameAndType> {
+    let (name, config) = super::common::typed_extension(decode(any, "TypedExtensionConfig")?);
+    Ok((
+        (!name.is_empty()).then_some(name),
+        config.map(|c| c.type_url).filter(|t| !t.is_empty()),
+    ))
 }
 
 fn listener_item(any: &RawAny, meta: Meta) -> Result<Item> {
@@ -879,6 +898,7 @@ fn resource(job: &Job, version: Option<Box<str>>, out: &mut Vec<Item>) -> Result
                         type_url: any.type_url.into(),
                         bytes: any.value.len() as u64,
                     },
+                    config_type_url: None,
                 })));
                 return Ok(());
             }
@@ -911,6 +931,7 @@ fn resource(job: &Job, version: Option<Box<str>>, out: &mut Vec<Item>) -> Result
                 type_url: any.type_url.into(),
                 bytes: any.value.len() as u64,
             },
+            config_type_url: None,
         })),
     };
     out.push(item);

@@ -84,16 +84,18 @@ pub(crate) fn address(p: &mut Parser) -> Result<Option<Address>> {
             }
             "envoy_internal_address" => {
                 let mut server_listener_name = Box::<str>::default();
+                let mut endpoint_id = Box::<str>::default();
                 p.fields(|p, k| {
-                    if k == "server_listener_name" {
-                        server_listener_name = p.string()?;
-                    } else {
-                        p.skip()?;
+                    match k {
+                        "server_listener_name" => server_listener_name = p.string()?,
+                        "endpoint_id" => endpoint_id = p.string()?,
+                        _ => p.skip()?,
                     }
                     Ok(())
                 })?;
                 out = Some(Address::Internal {
                     server_listener_name,
+                    endpoint_id,
                 });
             }
             _ => p.skip()?,

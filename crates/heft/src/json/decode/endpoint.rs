@@ -58,6 +58,7 @@ fn locality_endpoints(p: &mut Parser) -> Result<LocalityEndpoints> {
 fn lb_endpoint(p: &mut Parser) -> Result<Endpoint> {
     let mut e = Endpoint {
         address: None,
+        additional_addresses: Vec::new(),
         hostname: None,
         health: HealthStatus::Unknown,
         weight: None,
@@ -69,6 +70,15 @@ fn lb_endpoint(p: &mut Parser) -> Result<Endpoint> {
             "endpoint" => p.fields(|p, k| {
                 match k {
                     "address" => e.address = address(p)?,
+                    "additional_addresses" => p.array(|p| {
+                        p.fields(|p, k| {
+                            match k {
+                                "address" => e.additional_addresses.extend(address(p)?),
+                                _ => p.skip()?,
+                            }
+                            Ok(())
+                        })
+                    })?,
                     "hostname" => e.hostname = Some(p.string()?),
                     "health_check_config" => p.fields(|p, k| {
                         if k == "port_value" {

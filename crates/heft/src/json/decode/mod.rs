@@ -293,6 +293,7 @@ fn secret_entry(p: &mut Parser, mut meta: Meta, out: &mut Vec<Item>) -> Result<(
 
 fn opaque_entry(p: &mut Parser, mut meta: Meta, type_url: &'static str) -> Result<Item> {
     let mut name = None;
+    let mut config_type_url = None;
     let start = {
         p.peek()?;
         p.pos()
@@ -304,6 +305,12 @@ fn opaque_entry(p: &mut Parser, mut meta: Meta, type_url: &'static str) -> Resul
             "last_updated" => meta.last_updated = Some(p.string()?),
             "error_state" => meta.error = Some(common::update_failure(p)?),
             "client_status" => meta.client_status = Some(p.string()?),
+            // An ECDS entry names its extension config inside the config.
+            "ecds_filter" => {
+                let (n, config) = common::typed_extension(p)?;
+                name = (!n.is_empty()).then_some(n);
+                config_type_url = config.map(|c| c.type_url).filter(|t| !t.is_empty());
+            }
             _ => p.skip()?,
         }
         Ok(())
@@ -315,6 +322,7 @@ fn opaque_entry(p: &mut Parser, mut meta: Meta, type_url: &'static str) -> Resul
             type_url: type_url.into(),
             bytes: (p.pos() - start) as u64,
         },
+        config_type_url,
     })))
 }
 
@@ -420,6 +428,7 @@ fn bare(p: &mut Parser, meta: Meta, out: &mut Vec<Item>) -> Result<()> {
                 meta,
                 name: None,
                 payload,
+                config_type_url: None,
             }))
         }
     };

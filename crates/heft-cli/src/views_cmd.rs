@@ -1,0 +1,1141 @@
+//! `heft clusters|listeners|routes|endpoints|secrets|bootstrap|ecds`: the proxy-config views.
+//!
+//! The library makes the rows (`heft::views`); this module reads the input, prices the rows,
+//! and prints them: Heft's tables (with COST), `istioctl`'s tables byte for byte
+//! (`--istioctl`), rows as JSON or YAML, `istioctl`'s JSON and YAML of the resources, or the
+//! resources' own text (`--raw`).
+
+use crate::cost_cmd::ModelArgs;
+use crate::proto_json::{istioctl_json, may_hold_secrets, redact};
+use crate::raw::{self, Source, Wrapper};
+use crate::table::{tabwriter, Layout, Table};
+use bytesize::ByteSize;
+use clap::{Subcommand, ValueEnum};
+use heft::cost::Estimate;
+use heft::model::{Span, State};
+use heft::views::{
+    bootstrap, cluster, ecds, endpoint, listener, route, secret, EstimatePricing, NoPricing, Order,
+    Pricing,
+};
+use heft::Dump;
+use serde::Serialize;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+/// What every view takes.
+#[derive(clap::Args)]
+pub struct Common {
+    /// The dump: a file (JSON, gzip or zstd), or `-` for standard input (the default when piped).
+    file: Option<PathBuf>,
+    /// Output: `table` (alias `short`), `wide` (more columns), `json` or `yaml` (one row per
+    /// object).
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// Print what `istioctl proxy-config` prints for the same dump: its table, or with `-o
+    /// json|yaml` the resources in its proto3 JSON naming.
+    #[arg(long)]
+    istioctl: bool,
+    /// Print the resources themselves, byte for byte as the dump holds them, as a JSON array.
+    #[arg(long, conflicts_with = "istioctl")]
+    raw: bool,
+    /// Skip resources that fail to decode, and report how many were skipped and why.
+    #[arg(long)]
+    keep_going: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    #[value(alias = "short")]
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+/// The views.
+#[derive(Subcommand)]
+pub enum View {
+    /// Clusters: service, port, subset, direction, type, DestinationRule, cost
+    /// (`istioctl proxy-config cluster`).
+    Clusters {
+        #[command(flatten)]
+        common: Common,
+        /// Only clusters whose name contains this FQDN.
+        #[arg(long)]
+        fqdn: Option<String>,
+        /// Only clusters of this port (`|port|` in the name).
+        #[arg(long)]
+        port: Option<u32>,
+        /// Only clusters whose name contains this subset.
+        #[arg(long)]
+        subset: Option<String>,
+        /// Only clusters whose name contains this direction (`inbound`, `outbound`).
+        #[arg(long)]
+        direction: Option<String>,
+    },
+    /// Listeners: addresses, port, and each filter chain's match and destination
+    /// (`istioctl proxy-config listener`).
+    Listeners {
+        #[command(flatten)]
+        common: Common,
+        /// Only listeners with this address.
+        #[arg(long)]
+        address: Option<String>,
+        /// Only listeners on this port.
+        #[arg(long)]
+        port: Option<u32>,
+        /// Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// One line per filter chain (`--verbose=false`: one per listener, with its type).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+              require_equals = true, default_missing_value = "true")]
+        verbose: bool,
+    },
+    /// Routes: route configuration, virtual host, domains, match, VirtualService
+    /// (`istioctl proxy-config route`).
+    Routes {
+        #[command(flatten)]
+        common: Common,
+        /// Only the route configuration of this name.
+        #[arg(long)]
+        name: Option<String>,
+        /// One line per route (`--verbose=false`: one per route configuration).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+              require_equals = true, default_missing_value = "true")]
+        verbose: bool,
+    },
+    /// Endpoints: from a config dump's load assignments, or from Envoy's `/clusters?format=json`
+    /// with outlier-detection status (`istioctl proxy-config endpoint`).
+    Endpoints {
+        #[command(flatten)]
+        common: Common,
+        /// Only endpoints with this address (`ip:port` in a config dump, the IP in `/clusters`).
+        #[arg(long)]
+        address: Option<String>,
+        /// Only endpoints on this port.
+        #[arg(long)]
+        port: Option<u32>,
+        /// Only endpoints of this cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Only endpoints with this health status (HEALTHY, UNHEALTHY, DRAINING, …).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Secrets: certificates, validity, serial numbers, trust domains
+    /// (`istioctl proxy-config secret`).
+    Secrets {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The bootstrap: node, versions, admin, stats settings (`istioctl proxy-config bootstrap`).
+    Bootstrap {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Extension configs delivered over ECDS (`istioctl proxy-config ecds`).
+    Ecds {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// The input, and where its text can be read again when the output needs it.
+struct Input {
+    dump: Dump,
+    source: Option<Source>,
+}
+
+fn read(common: &Common, need_text: bool) -> Result<Input, String> {
+    let opts = heft::ReadOptions {
+        keep_going: common.keep_going,
+    };
+    let stdin = match &common.file {
+        Some(p) => p.as_os_str() == "-",
+        None => {
+            if std::io::stdin().is_terminal() {
+                return Err("no input: give a dump FILE, or pipe one in (`-` reads stdin)".into());
+            }
+            true
+        }
+    };
+    let input = if stdin {
+        if need_text {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("<stdin>: reading input: {e}"))?;
+            if bytes.is_empty() {
+                return Err("<stdin>: the input is empty".into());
+            }
+            let dump = Dump::from_slice_with(&bytes, &opts).map_err(|e| format!("<stdin>: {e}"))?;
+            Input {
+                dump,
+                source: Some(Source::Memory(bytes)),
+            }
+        } else {
+            Input {
+                dump: Dump::from_stdin_with(&opts).map_err(|e| format!("<stdin>: {e}"))?,
+                source: None,
+            }
+        }
+    } else {
+        let path = common.file.clone().expect("a file when not stdin");
+        let dump =
+            Dump::from_path_with(&path, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
+        Input {
+            dump,
+            source: Some(Source::file(path)?),
+        }
+    };
+    let d = &input.dump;
+    if !d.skipped.is_empty() {
+        eprintln!(
+            "heft: warning: skipped {} resource(s) that could not be read; first: {}: {}",
+            d.skipped.len(),
+            d.skipped[0].path,
+            d.skipped[0].reason
+        );
+    }
+    if need_text && d.source.encoding != "json" {
+        return Err(format!(
+            "--raw and --istioctl -o json|yaml print the dump's own JSON; this input is {}",
+            d.source.encoding
+        ));
+    }
+    Ok(input)
+}
+
+/// How rows are printed, from the flags.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Heft's table; `wide` adds columns.
+    Table { wide: bool, layout: Layout },
+    /// Rows as JSON or YAML.
+    Rows { yaml: bool },
+    /// `istioctl`'s table.
+    IstioctlTable,
+    /// `istioctl`'s JSON or YAML of the resources.
+    IstioctlResources { yaml: bool },
+    /// The resources' own text.
+    Raw,
+}
+
+fn mode(common: &Common) -> Result<Mode, String> {
+    let yaml = common.output == Output::Yaml;
+    Ok(match (common.raw, common.istioctl, common.output) {
+        (true, _, Output::Table | Output::Json) => Mode::Raw,
+        (true, _, _) => {
+            return Err(
+                "--raw prints the resources' own JSON: use it without -o, or -o json".into(),
+            )
+        }
+        (_, true, Output::Table) => Mode::IstioctlTable,
+        (_, true, Output::Wide) => {
+            return Err(
+                "--istioctl: istioctl has no wide output (use -o table, json or yaml)".into(),
+            )
+        }
+        (_, true, _) => Mode::IstioctlResources { yaml },
+        (_, _, Output::Table | Output::Wide) => {
+            let out = std::io::stdout();
+            let layout = if out.is_terminal() {
+                Layout {
+                    width: terminal_size::terminal_size().map(|(w, _)| w.0 as usize),
+                    color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                }
+            } else {
+                Layout::default()
+            };
+            Mode::Table {
+                wide: common.output == Output::Wide,
+                layout,
+            }
+        }
+        (_, _, _) => Mode::Rows { yaml },
+    })
+}
+
+fn needs_text(m: Mode) -> bool {
+    matches!(m, Mode::Raw | Mode::IstioctlResources { .. })
+}
+
+fn text(s: String) -> Result<Printed, String> {
+    Ok(Printed::Text(s))
+}
+
+fn cost(c: Option<u64>) -> String {
+    c.map_or_else(|| "-".into(), |b| ByteSize(b).display().iec().to_string())
+}
+
+fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn emit_rows<T: Serialize>(rows: &T, yaml: bool) -> Result<String, String> {
+    if yaml {
+        yaml_serde::to_string(rows).map_err(|e| format!("writing YAML: {e}"))
+    } else {
+        serde_json::to_string_pretty(rows)
+            .map(|s| s + "\n")
+            .map_err(|e| format!("writing JSON: {e}"))
+    }
+}
+
+fn emit_value(v: &Value, yaml: bool) -> Result<String, String> {
+    if yaml {
+        return yaml_serde::to_string(v).map_err(|e| format!("writing YAML: {e}"));
+    }
+    // istioctl indents its JSON by four spaces.
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    v.serialize(&mut ser)
+        .map_err(|e| format!("writing JSON: {e}"))?;
+    Ok(String::from_utf8(out).expect("JSON is UTF-8") + "\n")
+}
+
+fn state_name(s: State) -> &'static str {
+    s.name()
+}
+
+/// A state worth a column of its own when any row is in it.
+fn unusual(s: State) -> bool {
+    matches!(s, State::Warming | State::Draining)
+}
+
+/// What a view prints: text made whole, or resources streamed one at a time.
+enum Printed {
+    /// A table or rows.
+    Text(String),
+    /// Resources from the dump, in this order.
+    Resources(Vec<(Span, Wrapper)>, Shape),
+}
+
+/// How streamed resources are printed.
+enum Shape {
+    /// Their own text.
+    Raw,
+    /// `istioctl`'s JSON or YAML list; `keep` lists, per resource, the endpoints to keep.
+    Istioctl {
+        yaml: bool,
+        keep: Option<Vec<Vec<usize>>>,
+    },
+}
+
+/// The resource's own bytes, cut out of its entry (borrowed from a mapped input).
+fn resource_text<'a>(entry: Cow<'a, [u8]>, wrapper: Wrapper) -> Result<Cow<'a, [u8]>, String> {
+    Ok(match entry {
+        Cow::Borrowed(e) => Cow::Borrowed(raw::resource(e, wrapper)?),
+        Cow::Owned(e) => Cow::Owned(raw::resource(&e, wrapper)?.to_vec()),
+    })
+}
+
+fn write_resources(
+    out: &mut dyn Write,
+    source: &Source,
+    items: &[(Span, Wrapper)],
+    shape: &Shape,
+) -> Result<std::io::Result<()>, String> {
+    let spans: Vec<Span> = items.iter().map(|(s, _)| *s).collect();
+    let entries = source.texts(&spans)?;
+    let (open, sep, close, empty) = match shape {
+        Shape::Istioctl { yaml: true, .. } => ("", "", "", "[]\n"),
+        _ => ("[\n", ",\n", "\n]\n", "[]\n"),
+    };
+    if items.is_empty() {
+        return Ok(out.write_all(empty.as_bytes()));
+    }
+    if let Err(e) = out.write_all(open.as_bytes()) {
+        return Ok(Err(e));
+    }
+    for (i, (entry, (_, wrapper))) in entries.into_iter().zip(items).enumerate() {
+        let text = resource_text(entry, *wrapper)?;
+        let piece: Cow<[u8]> = match shape {
+            Shape::Raw => raw_piece(text)?,
+            Shape::Istioctl { yaml, keep } => {
+                let v: Value = serde_json::from_slice(&text)
+                    .map_err(|e| format!("re-reading a resource: {e}"))?;
+                let mut v = istioctl_json(&v, true);
+                redact(&mut v);
+                if let Some(keep) = keep {
+                    keep_endpoints(&mut v, &keep[i]);
+                }
+                Cow::Owned(list_item(&v, *yaml)?.into_bytes())
+            }
+        };
+        let written = (if i > 0 {
+            out.write_all(sep.as_bytes())
+        } else {
+            Ok(())
+        })
+        .and_then(|()| out.write_all(&piece));
+        if let Err(e) = written {
+            return Ok(Err(e));
+        }
+    }
+    Ok(out.write_all(close.as_bytes()))
+}
+
+/// A resource's own text, unless it holds secret material Envoy did not redact.
+fn raw_piece(text: Cow<'_, [u8]>) -> Result<Cow<'_, [u8]>, String> {
+    if !may_hold_secrets(&text) {
+        return Ok(text);
+    }
+    let mut v: Value =
+        serde_json::from_slice(&text).map_err(|e| format!("re-reading a resource: {e}"))?;
+    if !redact(&mut v) {
+        return Ok(text);
+    }
+    eprintln!("heft: warning: replaced secret material in the output with [redacted]");
+    Ok(Cow::Owned(
+        serde_json::to_string_pretty(&v).expect("JSON").into_bytes(),
+    ))
+}
+
+/// One element of a JSON array (indented one level) or of a YAML list.
+fn list_item(v: &Value, yaml: bool) -> Result<String, String> {
+    let text = emit_value(v, yaml)?;
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for (i, line) in text.trim_end_matches('\n').lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(match (yaml, i) {
+            (true, 0) => "- ",
+            (true, _) => "  ",
+            (false, _) => "    ",
+        });
+        out.push_str(line);
+    }
+    if yaml {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Sections and single documents, as `istioctl` prints them: parsed, renamed, secrets redacted.
+fn istioctl_values(
+    source: &Source,
+    items: &[(Span, Wrapper)],
+    drop_type: bool,
+) -> Result<Vec<Value>, String> {
+    let spans: Vec<Span> = items.iter().map(|(s, _)| *s).collect();
+    source
+        .texts(&spans)?
+        .into_iter()
+        .zip(items)
+        .map(|(entry, (_, w))| {
+            let t = resource_text(entry, *w)?;
+            let v: Value =
+                serde_json::from_slice(&t).map_err(|e| format!("re-reading a resource: {e}"))?;
+            let mut v = istioctl_json(&v, drop_type);
+            redact(&mut v);
+            Ok(v)
+        })
+        .collect()
+}
+
+fn spans<T>(
+    rows: &[T],
+    f: impl Fn(&T) -> Option<(Span, Wrapper)>,
+) -> Result<Vec<(Span, Wrapper)>, String> {
+    rows.iter()
+        .map(|r| f(r).ok_or_else(|| "a resource has no recorded position in the input".to_string()))
+        .collect()
+}
+
+/// Runs a view, writing what it prints to `out`; a failure to write is the inner error.
+pub fn run(view: View, out: &mut dyn Write) -> Result<std::io::Result<()>, String> {
+    let common = match &view {
+        View::Clusters { common, .. }
+        | View::Listeners { common, .. }
+        | View::Routes { common, .. }
+        | View::Endpoints { common, .. }
+        | View::Secrets { common }
+        | View::Bootstrap { common }
+        | View::Ecds { common } => common,
+    };
+    let m = mode(common)?;
+    let input = read(common, needs_text(m))?;
+    let dump = &input.dump;
+    let priced = matches!(m, Mode::Table { .. } | Mode::Rows { .. });
+    let estimate;
+    let pricing: Box<dyn Pricing> = if priced {
+        let (model, settings) = common.model.resolve()?;
+        estimate = Estimate::of(dump, &model, &settings);
+        Box::new(EstimatePricing::new(&estimate))
+    } else {
+        Box::new(NoPricing)
+    };
+    let source = input.source.as_ref();
+    let printed = printed(&view, m, dump, source, &*pricing)?;
+    match printed {
+        Printed::Text(text) => Ok(out.write_all(text.as_bytes())),
+        Printed::Resources(items, shape) => {
+            write_resources(out, source_of(source)?, &items, &shape)
+        }
+    }
+}
+
+fn printed(
+    view: &View,
+    m: Mode,
+    dump: &Dump,
+    source: Option<&Source>,
+    pricing: &dyn Pricing,
+) -> Result<Printed, String> {
+    let order = match m {
+        Mode::IstioctlTable | Mode::IstioctlResources { .. } => Order::Istioctl,
+        _ => Order::Heft,
+    };
+    match view {
+        View::Clusters {
+            fqdn,
+            port,
+            subset,
+            direction,
+            ..
+        } => {
+            let filter = cluster::ClusterFilter {
+                fqdn: fqdn.clone(),
+                port: *port,
+                subset: subset.clone(),
+                direction: direction.clone(),
+            };
+            let rows: Vec<_> = dump
+                .clusters
+                .iter()
+                .filter_map(|c| cluster::cluster_row(c, &filter, pricing))
+                .collect();
+            clusters_out(cluster::arrange(rows, order), m)
+        }
+        View::Listeners {
+            address,
+            port,
+            kind,
+            verbose,
+            ..
+        } => {
+            let filter = listener::ListenerFilter {
+                address: address.clone(),
+                port: *port,
+                r#type: kind.clone(),
+            };
+            let rows: Vec<_> = dump
+                .listeners
+                .iter()
+                .filter_map(|l| listener::listener_row(l, &filter, pricing))
+                .collect();
+            listeners_out(listener::arrange(rows, order), *verbose, m)
+        }
+        View::Routes { name, verbose, .. } => {
+            let filter = route::RouteFilter { name: name.clone() };
+            let rows: Vec<_> = dump
+                .route_configs
+                .iter()
+                .filter_map(|rc| route::route_rows(rc, &filter, pricing))
+                .collect();
+            routes_out(route::arrange(rows, order), *verbose, m)
+        }
+        View::Endpoints {
+            address,
+            port,
+            cluster,
+            status,
+            ..
+        } => {
+            let filter = endpoint::EndpointFilter {
+                address: address.clone(),
+                port: *port,
+                cluster: cluster.clone(),
+                status: status.clone(),
+            };
+            if dump.cluster_statuses.is_empty() {
+                let rows: Vec<_> = dump
+                    .endpoint_configs
+                    .iter()
+                    .filter_map(|la| endpoint::load_assignment_rows(la, &filter, pricing))
+                    .collect();
+                endpoints_out(endpoint::arrange(rows, order), m)
+            } else {
+                let mut rows = Vec::new();
+                let mut clusters = Vec::new();
+                for c in &dump.cluster_statuses {
+                    let hosts = endpoint::host_rows(c, &filter);
+                    if !hosts.is_empty() {
+                        clusters.extend(c.meta.span);
+                    }
+                    rows.extend(hosts);
+                }
+                hosts_out(endpoint::arrange_hosts(rows), clusters, m)
+            }
+        }
+        View::Secrets { .. } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let rows: Vec<_> = dump
+                .secrets
+                .iter()
+                .flat_map(|s| secret::secret_rows(s, now, pricing))
+                .collect();
+            secrets_out(secret::arrange(rows, order), dump, m, source)
+        }
+        View::Bootstrap { .. } => bootstrap_out(dump, m, source),
+        View::Ecds { .. } => {
+            let rows: Vec<_> = dump.opaque.iter().filter_map(ecds::ecds_row).collect();
+            ecds_out(ecds::arrange(rows, order), m, source)
+        }
+    }
+}
+
+fn source_of(source: Option<&Source>) -> Result<&Source, String> {
+    source.ok_or_else(|| "the input cannot be read again".to_string())
+}
+
+fn clusters_out(rows: Vec<cluster::ClusterRow>, m: Mode) -> Result<Printed, String> {
+    let items = || spans(&rows, |r| r.span.map(|s| (s, Wrapper::Cluster)));
+    match m {
+        Mode::Raw => Ok(Printed::Resources(items()?, Shape::Raw)),
+        Mode::IstioctlResources { yaml } => Ok(Printed::Resources(
+            items()?,
+            Shape::Istioctl { yaml, keep: None },
+        )),
+        Mode::IstioctlTable => {
+            let mut lines = vec![cells(&cluster::ISTIOCTL_COLUMNS)];
+            lines.extend(rows.iter().map(|r| r.istioctl_cells().to_vec()));
+            text(tabwriter(&lines, 5))
+        }
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
+        Mode::Table { wide, layout } => {
+            let state = wide || rows.iter().any(|r| unusual(r.state));
+            let mut headers = cluster::ISTIOCTL_COLUMNS.to_vec();
+            if state {
+                headers.push("STATE");
+            }
+            headers.push("COST");
+            if wide {
+                headers.push("NAME");
+            }
+            let mut t = Table::new(&headers, &["COST"]);
+            for r in &rows {
+                let mut c = vec![
+                    dash(&r.service_fqdn),
+                    r.port.map_or_else(|| "-".into(), |p| p.to_string()),
+                    r.subset.clone().unwrap_or_else(|| "-".into()),
+                    r.direction.clone().unwrap_or_else(|| "-".into()),
+                    r.discovery.clone(),
+                    dash(&r.destination_rule),
+                ];
+                if state {
+                    c.push(state_name(r.state).into());
+                }
+                c.push(cost(r.cost));
+                if wide {
+                    c.push(r.name.clone());
+                }
+                t.row(c);
+            }
+            text(t.render(layout))
+        }
+    }
+}
+
+fn cells(headers: &[&str]) -> Vec<String> {
+    headers.iter().map(|h| h.to_string()).collect()
+}
+
+fn listeners_out(
+    rows: Vec<listener::ListenerRow>,
+    verbose: bool,
+    m: Mode,
+) -> Result<Printed, String> {
+    let items = || spans(&rows, |r| r.span.map(|s| (s, Wrapper::Listener(r.state))));
+    match m {
+        Mode::Raw => Ok(Printed::Resources(items()?, Shape::Raw)),
+        // istioctl sorts listeners for its table only: its JSON keeps dynamic ones, then static
+        // ones, in dump order.
+        Mode::IstioctlResources { yaml } => {
+            let mut items = items()?;
+            items.sort_by_key(|(span, w)| {
+                let rank = matches!(w, Wrapper::Listener(State::Static));
+                (rank, span.offset)
+            });
+            Ok(Printed::Resources(
+                items,
+                Shape::Istioctl { yaml, keep: None },
+            ))
+        }
+        Mode::IstioctlTable if verbose => {
+            let mut lines = vec![cells(&listener::ISTIOCTL_COLUMNS)];
+            for r in &rows {
+                lines.extend(r.istioctl_cells().into_iter().map(|c| c.to_vec()));
+            }
+            text(tabwriter(&lines, 1))
+        }
+        Mode::IstioctlTable => {
+            let mut lines = vec![cells(&listener::ISTIOCTL_SHORT_COLUMNS)];
+            lines.extend(rows.iter().map(|r| r.istioctl_short_cells().to_vec()));
+            text(tabwriter(&lines, 1))
+        }
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
+        Mode::Table { wide, layout } => {
+            let mut headers: Vec<&'static str> = if verbose {
+                listener::ISTIOCTL_COLUMNS.to_vec()
+            } else {
+                listener::ISTIOCTL_SHORT_COLUMNS.to_vec()
+            };
+            let state = wide || rows.iter().any(|r| unusual(r.state));
+            if state {
+                headers.push("STATE");
+            }
+            headers.push("COST");
+            if wide {
+                headers.push("NAME");
+                if verbose {
+                    headers.push("CHAIN");
+                }
+            }
+            let mut t = Table::new(&headers, &["COST"]);
+            for r in &rows {
+                let addresses = r.addresses.join(",");
+                let lines: Vec<(Vec<String>, Option<u64>, Option<String>)> = if verbose {
+                    r.chains
+                        .iter()
+                        .map(|ch| {
+                            let chain = match (&ch.name, ch.default) {
+                                (Some(n), _) => n.clone(),
+                                (None, true) => "(default)".into(),
+                                (None, false) => "-".into(),
+                            };
+                            let c = vec![
+                                addresses.clone(),
+                                r.port.to_string(),
+                                ch.matches.clone(),
+                                ch.destination.clone(),
+                            ];
+                            (c, ch.cost, Some(chain))
+                        })
+                        .collect()
+                } else {
+                    vec![(
+                        vec![addresses, r.port.to_string(), r.kind.clone()],
+                        r.cost,
+                        None,
+                    )]
+                };
+                for (mut c, price, chain) in lines {
+                    if state {
+                        c.push(state_name(r.state).into());
+                    }
+                    c.push(cost(price));
+                    if wide {
+                        c.push(r.name.clone());
+                        c.extend(chain);
+                    }
+                    t.row(c);
+                }
+            }
+            text(t.render(layout))
+        }
+    }
+}
+
+fn routes_out(
+    configs: Vec<route::RouteConfigRows>,
+    verbose: bool,
+    m: Mode,
+) -> Result<Printed, String> {
+    let items = || spans(&configs, |r| r.span.map(|s| (s, Wrapper::RouteConfig)));
+    match m {
+        Mode::Raw => Ok(Printed::Resources(items()?, Shape::Raw)),
+        Mode::IstioctlResources { yaml } => Ok(Printed::Resources(
+            items()?,
+            Shape::Istioctl { yaml, keep: None },
+        )),
+        Mode::IstioctlTable if verbose => {
+            let mut lines = vec![cells(&route::ISTIOCTL_COLUMNS)];
+            for c in &configs {
+                lines.extend(c.routes.iter().map(|r| r.istioctl_cells().to_vec()));
+            }
+            text(tabwriter(&lines, 5))
+        }
+        Mode::IstioctlTable => {
+            let mut lines = vec![cells(&route::ISTIOCTL_SHORT_COLUMNS)];
+            lines.extend(configs.iter().map(|c| c.istioctl_short_cells().to_vec()));
+            text(tabwriter(&lines, 5))
+        }
+        Mode::Rows { yaml } if verbose => {
+            let rows: Vec<&route::RouteRow> = configs.iter().flat_map(|c| &c.routes).collect();
+            emit_rows(&rows, yaml).map(Printed::Text)
+        }
+        Mode::Rows { yaml } => emit_rows(&configs, yaml).map(Printed::Text),
+        Mode::Table { wide, layout } => {
+            let mut headers: Vec<&'static str> = if verbose {
+                route::ISTIOCTL_COLUMNS.to_vec()
+            } else {
+                route::ISTIOCTL_SHORT_COLUMNS.to_vec()
+            };
+            headers.push("COST");
+            if wide {
+                headers.extend(if verbose {
+                    &["DESTINATION", "STATE"][..]
+                } else {
+                    &["STATE"][..]
+                });
+            }
+            let mut t = Table::new(&headers, &["COST", "VIRTUAL HOSTS"]);
+            for c in &configs {
+                if verbose {
+                    for r in &c.routes {
+                        let mut cells = vec![
+                            r.route_config.clone(),
+                            r.virtual_host.clone(),
+                            r.domains.clone(),
+                            r.matches.clone(),
+                            dash(&r.virtual_service),
+                            cost(r.cost),
+                        ];
+                        if wide {
+                            cells.extend([dash(&r.destination), state_name(r.state).into()]);
+                        }
+                        t.row(cells);
+                    }
+                } else {
+                    let mut cells = vec![c.name.clone(), c.virtual_hosts.to_string(), cost(c.cost)];
+                    if wide {
+                        cells.push(state_name(c.state).into());
+                    }
+                    t.row(cells);
+                }
+            }
+            text(t.render(layout))
+        }
+    }
+}
+
+fn endpoints_out(
+    assignments: Vec<endpoint::LoadAssignmentRows>,
+    m: Mode,
+) -> Result<Printed, String> {
+    let items = || {
+        spans(&assignments, |a| {
+            a.span.map(|s| (s, Wrapper::EndpointConfig))
+        })
+    };
+    match m {
+        Mode::Raw => Ok(Printed::Resources(items()?, Shape::Raw)),
+        // istioctl prints each assignment with only the endpoints the filter kept.
+        Mode::IstioctlResources { yaml } => Ok(Printed::Resources(
+            items()?,
+            Shape::Istioctl {
+                yaml,
+                keep: Some(
+                    assignments
+                        .iter()
+                        .map(|a| a.endpoints.iter().map(|e| e.index).collect())
+                        .collect(),
+                ),
+            },
+        )),
+        Mode::IstioctlTable => {
+            let mut lines = vec![cells(&endpoint::ISTIOCTL_COLUMNS)];
+            for a in &assignments {
+                lines.extend(a.endpoints.iter().map(|e| e.istioctl_cells().to_vec()));
+            }
+            text(tabwriter(&lines, 5))
+        }
+        Mode::Rows { yaml } => {
+            let rows: Vec<&endpoint::EndpointRow> =
+                assignments.iter().flat_map(|a| &a.endpoints).collect();
+            emit_rows(&rows, yaml).map(Printed::Text)
+        }
+        Mode::Table { wide, layout } => {
+            let mut headers = endpoint::ISTIOCTL_COLUMNS.to_vec();
+            headers.push("COST");
+            if wide {
+                headers.extend(["WEIGHT", "PRIORITY", "STATE"]);
+            }
+            let mut t = Table::new(&headers, &["COST", "WEIGHT", "PRIORITY"]);
+            for a in &assignments {
+                for e in &a.endpoints {
+                    let mut c = vec![
+                        e.addresses.join(","),
+                        e.status.clone(),
+                        dash(&e.locality),
+                        e.cluster.clone(),
+                        cost(e.cost),
+                    ];
+                    if wide {
+                        c.extend([
+                            e.weight.map_or_else(|| "-".into(), |w| w.to_string()),
+                            e.priority.to_string(),
+                            state_name(e.state).into(),
+                        ]);
+                    }
+                    t.row(c);
+                }
+            }
+            text(t.render(layout))
+        }
+    }
+}
+
+/// Keeps, in an assignment's JSON, the endpoints at these positions (counted over all
+/// localities); a locality left with none loses its `lbEndpoints`, as proto3 JSON omits an empty
+/// list.
+fn keep_endpoints(v: &mut Value, keep: &[usize]) {
+    let mut index = 0;
+    let Some(localities) = v.get_mut("endpoints").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for l in localities {
+        let Some(obj) = l.as_object_mut() else {
+            continue;
+        };
+        if let Some(Value::Array(eps)) = obj.get_mut("lbEndpoints") {
+            let mut kept = Vec::new();
+            for e in eps.drain(..) {
+                if keep.contains(&index) {
+                    kept.push(e);
+                }
+                index += 1;
+            }
+            *eps = kept;
+            if eps.is_empty() {
+                obj.shift_remove("lbEndpoints");
+            }
+        }
+    }
+}
+
+fn hosts_out(
+    rows: Vec<endpoint::HostRow>,
+    clusters: Vec<Span>,
+    m: Mode,
+) -> Result<Printed, String> {
+    let items: Vec<(Span, Wrapper)> = clusters.iter().map(|s| (*s, Wrapper::Whole)).collect();
+    match m {
+        Mode::Raw => Ok(Printed::Resources(items, Shape::Raw)),
+        Mode::IstioctlResources { yaml } => Ok(Printed::Resources(
+            items,
+            Shape::Istioctl { yaml, keep: None },
+        )),
+        Mode::IstioctlTable => {
+            let mut lines = vec![cells(&endpoint::ISTIOCTL_HOST_COLUMNS)];
+            lines.extend(rows.iter().map(|r| r.istioctl_cells().to_vec()));
+            text(tabwriter(&lines, 5))
+        }
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
+        Mode::Table { wide, layout } => {
+            let mut headers = endpoint::ISTIOCTL_HOST_COLUMNS.to_vec();
+            if wide {
+                headers.extend(["WEIGHT", "PRIORITY", "LOCALITY", "ACTIVE HC"]);
+            }
+            let mut t = Table::new(&headers, &["WEIGHT", "PRIORITY"]);
+            for r in &rows {
+                let mut c = r.istioctl_cells().to_vec();
+                if wide {
+                    c.extend([
+                        r.weight.to_string(),
+                        r.priority.to_string(),
+                        dash(&r.locality),
+                        if r.failed_active_health_check {
+                            "FAILED"
+                        } else {
+                            "OK"
+                        }
+                        .into(),
+                    ]);
+                }
+                t.row(c);
+            }
+            text(t.render(layout))
+        }
+    }
+}
+
+/// The dump's sections of this type, as `istioctl` prints a section: renamed, without `@type`.
+fn section_value(dump: &Dump, source: &Source, type_name: &str) -> Result<Value, String> {
+    let items: Vec<(Span, Wrapper)> = dump
+        .sections
+        .iter()
+        .filter(|s| s.type_url.ends_with(type_name))
+        .map(|s| (s.span, Wrapper::Whole))
+        .collect();
+    let mut values = istioctl_values(source, &items, true)?;
+    match values.len() {
+        0 => Err(format!("the input has no {type_name} section")),
+        _ => Ok(values.swap_remove(0)),
+    }
+}
+
+fn secrets_out(
+    rows: Vec<secret::SecretRow>,
+    dump: &Dump,
+    m: Mode,
+    source: Option<&Source>,
+) -> Result<Printed, String> {
+    match m {
+        Mode::Raw => {
+            let mut items = Vec::new();
+            for r in &rows {
+                let item = r
+                    .span
+                    .map(|s| (s, Wrapper::Secret))
+                    .ok_or("a resource has no recorded position in the input")?;
+                // A SPIFFE bundle gives one row per trust domain, but is one resource.
+                if items.last() != Some(&item) {
+                    items.push(item);
+                }
+            }
+            Ok(Printed::Resources(items, Shape::Raw))
+        }
+        Mode::IstioctlResources { yaml } => emit_value(
+            &section_value(dump, source_of(source)?, "SecretsConfigDump")?,
+            yaml,
+        )
+        .map(Printed::Text),
+        Mode::IstioctlTable => {
+            if rows.is_empty() {
+                return text("No active or warming secrets found.\n".into());
+            }
+            let trust = secret::shows_trust_domain(&rows);
+            let mut header = cells(&secret::ISTIOCTL_COLUMNS);
+            if trust {
+                header.push(secret::TRUST_DOMAIN_COLUMN.into());
+            }
+            let mut lines = vec![header];
+            lines.extend(rows.iter().map(|r| r.istioctl_cells(trust)));
+            text(tabwriter(&lines, 5))
+        }
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
+        Mode::Table { wide, layout } => {
+            let trust = secret::shows_trust_domain(&rows);
+            let mut headers = secret::ISTIOCTL_COLUMNS.to_vec();
+            if trust {
+                headers.push(secret::TRUST_DOMAIN_COLUMN);
+            }
+            headers.push("COST");
+            if wide {
+                headers.push("SANS");
+            }
+            let mut t = Table::new(&headers, &["COST"]);
+            for r in &rows {
+                let mut c: Vec<String> = r
+                    .istioctl_cells(trust)
+                    .into_iter()
+                    .map(|s| dash(&s))
+                    .collect();
+                c.push(cost(r.cost));
+                if wide {
+                    c.push(dash(&r.sans.join(",")));
+                }
+                t.row(c);
+            }
+            text(t.render(layout))
+        }
+    }
+}
+
+fn bootstrap_out(dump: &Dump, m: Mode, source: Option<&Source>) -> Result<Printed, String> {
+    let b = dump
+        .bootstrap
+        .as_ref()
+        .ok_or("the input has no bootstrap")?;
+    match m {
+        Mode::Raw => {
+            let span = b
+                .meta
+                .span
+                .ok_or("the bootstrap has no recorded position")?;
+            Ok(Printed::Resources(vec![(span, Wrapper::Whole)], Shape::Raw))
+        }
+        Mode::IstioctlResources { yaml } => emit_value(
+            &section_value(dump, source_of(source)?, "BootstrapConfigDump")?,
+            yaml,
+        )
+        .map(Printed::Text),
+        Mode::IstioctlTable => {
+            let v = bootstrap::VersionSummary::of(&b.node);
+            let lines: Vec<Vec<String>> = v
+                .lines()
+                .into_iter()
+                .map(|(label, value)| vec![format!("{label}:"), value.to_string()])
+                .collect();
+            text(tabwriter(&lines, 1))
+        }
+        Mode::Rows { yaml } => emit_rows(&[bootstrap::bootstrap_row(b)], yaml).map(Printed::Text),
+        Mode::Table { layout, .. } => {
+            let row = bootstrap::bootstrap_row(b);
+            let value = serde_json::to_value(&row).expect("a row serialises");
+            let mut t = Table::new(&["FIELD", "VALUE"], &[]);
+            if let Value::Object(m) = value {
+                for (k, v) in m {
+                    let text = match v {
+                        Value::String(s) => s,
+                        Value::Null => "-".into(),
+                        other => other.to_string(),
+                    };
+                    t.row(vec![k, text]);
+                }
+            }
+            text(t.render(layout))
+        }
+    }
+}
+
+fn ecds_out(rows: Vec<ecds::EcdsRow>, m: Mode, source: Option<&Source>) -> Result<Printed, String> {
+    match m {
+        Mode::Raw => {
+            let items = spans(&rows, |r| r.span.map(|s| (s, Wrapper::Whole)))?;
+            Ok(Printed::Resources(items, Shape::Raw))
+        }
+        Mode::IstioctlResources { yaml } => {
+            // istioctl prints one EcdsConfigDump holding every entry, in dump order.
+            let mut in_order = rows.clone();
+            in_order.sort_by_key(|r| r.span.map(|s| s.offset));
+            let items = spans(&in_order, |r| r.span.map(|s| (s, Wrapper::Whole)))?;
+            let entries = istioctl_values(source_of(source)?, &items, false)?;
+            let mut doc = serde_json::Map::new();
+            doc.insert("ecdsFilters".into(), Value::Array(entries));
+            emit_value(&Value::Object(doc), yaml).map(Printed::Text)
+        }
+        Mode::IstioctlTable => {
+            let mut lines = vec![cells(&ecds::ISTIOCTL_COLUMNS)];
+            lines.extend(rows.iter().map(|r| r.istioctl_cells().to_vec()));
+            text(tabwriter(&lines, 5))
+        }
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
+        Mode::Table { wide, layout } => {
+            let mut headers = ecds::ISTIOCTL_COLUMNS.to_vec();
+            if wide {
+                headers.extend(["VERSION", "LAST UPDATED", "STATE"]);
+            }
+            let mut t = Table::new(&headers, &[]);
+            for r in &rows {
+                let mut c = vec![r.name.clone(), dash(r.config_type())];
+                if wide {
+                    c.extend([
+                        r.version_info.clone().unwrap_or_else(|| "-".into()),
+                        r.last_updated.clone().unwrap_or_else(|| "-".into()),
+                        state_name(r.state).into(),
+                    ]);
+                }
+                t.row(c);
+            }
+            text(t.render(layout))
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! `heft clusters|listeners|routes|endpoints|secrets|bootstrap|ecds` as users run them: every
+//! output format, `--raw` giving the dump's own bytes, `--istioctl -o json` agreeing with
+//! Google's protobuf JSON printer on real captures, terminals, and errors.
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn heft(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heft"))
+        .args(args)
+        .current_dir(repo())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        let _ = child.stdin.take().unwrap().write_all(bytes);
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(args: &[&str]) -> Vec<u8> {
+    let out = heft(args, None);
+    assert!(
+        out.status.success(),
+        "heft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+const SIDECAR: &str = "testdata/real/sidecar/config_dump.json.gz";
+const GATEWAY: &str = "testdata/real/gateway/config_dump.json";
+const LIVE: &str = "testdata/real/sidecar/clusters.json";
+const VIEWS: [&str; 7] = [
+    "clusters",
+    "listeners",
+    "routes",
+    "endpoints",
+    "secrets",
+    "bootstrap",
+    "ecds",
+];
+
+fn dump_text(path: &str) -> Vec<u8> {
+    let raw = std::fs::read(repo().join(path)).unwrap();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else {
+        raw
+    }
+}
+
+#[test]
+fn every_view_prints_the_same_rows_as_table_wide_json_and_yaml() {
+    for input in [SIDECAR, GATEWAY, LIVE] {
+        for view in VIEWS {
+            if input == LIVE && view != "endpoints" {
+                continue;
+            }
+            let json: Value = serde_json::from_slice(&ok(&[view, "-o", "json", input])).unwrap();
+            let yaml: Value = yaml_serde::from_slice(&ok(&[view, "-o", "yaml", input])).unwrap();
+            assert_eq!(json, yaml, "{view} {input}: JSON and YAML rows differ");
+            let rows = json.as_array().expect("a list of rows").len();
+            let table = String::from_utf8(ok(&[view, input])).unwrap();
+            let wide = String::from_utf8(ok(&[view, "-o", "wide", input])).unwrap();
+            // Piped: no colour, no cutting.
+            assert!(!table.contains('\x1b') && !table.contains('…'), "{table}");
+            let header = |t: &str| t.lines().next().unwrap().split_whitespace().count();
+            if view != "bootstrap" {
+                assert!(header(&wide) > header(&table), "{view}: wide adds columns");
+            }
+            let lines = table.lines().count() - 1;
+            match view {
+                // One line per filter chain and per route, one JSON row per listener / route.
+                "listeners" => assert!(lines >= rows, "{view}"),
+                "bootstrap" => assert_eq!(rows, 1),
+                _ => assert_eq!(lines, rows, "{view} {input}: table lines vs JSON rows"),
+            }
+            if matches!(
+                view,
+                "clusters" | "listeners" | "routes" | "endpoints" | "secrets"
+            ) && input != LIVE
+            {
+                assert!(table.lines().next().unwrap().ends_with("COST"), "{table}");
+                assert!(
+                    json[0].get("cost").is_some(),
+                    "{view}: rows carry their cost"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn warming_and_draining_rows_get_a_state_column() {
+    let clusters = String::from_utf8(ok(&["clusters", SIDECAR])).unwrap();
+    assert!(clusters.lines().next().unwrap().contains("STATE"));
+    assert!(clusters.contains("warming"));
+    let listeners = String::from_utf8(ok(&["listeners", SIDECAR])).unwrap();
+    assert!(listeners.contains("draining"));
+    let gateway = String::from_utf8(ok(&["clusters", GATEWAY])).unwrap();
+    assert!(!gateway.lines().next().unwrap().contains("STATE"));
+}
+
+/// Each element of `--raw`'s array, as its exact text.
+fn raw_elements(out: &[u8]) -> Vec<String> {
+    let v: Vec<Box<RawValue>> = serde_json::from_slice(out).unwrap();
+    v.iter().map(|r| r.get().to_string()).collect()
+}
+
+#[test]
+fn raw_prints_each_resource_byte_for_byte_as_the_dump_holds_it() {
+    for input in [SIDECAR, GATEWAY] {
+        let text = dump_text(input);
+        for view in [
+            "clusters",
+            "listeners",
+            "routes",
+            "endpoints",
+            "secrets",
+            "ecds",
+        ] {
+            let out = ok(&[view, "--raw", input]);
+            let elements = raw_elements(&out);
+            let rows: Value = serde_json::from_slice(&ok(&[view, "-o", "json", input])).unwrap();
+            let rows = rows.as_array().unwrap();
+            for e in &elements {
+                let at = memchr::memmem::find(&text, e.as_bytes())
+                    .unwrap_or_else(|| panic!("{view}: not in the dump:\n{e}"));
+                // A whole value of the dump: the key before it names the resource's field.
+                let before = String::from_utf8_lossy(&text[at.saturating_sub(40)..at]);
+                assert!(
+                    before.trim_end().ends_with(':'),
+                    "{view}: {e:.80} is not a value in the dump"
+                );
+            }
+            let names: Vec<String> = elements
+                .iter()
+                .map(|e| {
+                    let v: Value = serde_json::from_str(e).unwrap();
+                    v.get("name")
+                        .or_else(|| v.get("cluster_name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect();
+            match view {
+                "clusters" | "listeners" => {
+                    let want: Vec<&str> =
+                        rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+                    assert_eq!(names, want, "{view} {input}");
+                }
+                "endpoints" => {
+                    let mut want: Vec<&str> = rows
+                        .iter()
+                        .map(|r| r["cluster"].as_str().unwrap())
+                        .collect();
+                    want.dedup();
+                    assert_eq!(names, want, "{view} {input}");
+                }
+                _ => assert!(!elements.is_empty() || view == "ecds", "{view} {input}"),
+            }
+        }
+        // The same bytes from a pipe as from the file.
+        let piped = heft(
+            &["clusters", "--raw"],
+            Some(&std::fs::read(repo().join(input)).unwrap()),
+        );
+        assert!(piped.status.success());
+        assert_eq!(piped.stdout, ok(&["clusters", "--raw", input]));
+    }
+}
+
+#[test]
+fn raw_honours_the_views_filters() {
+    let out = ok(&[
+        "clusters", "--raw", "--fqdn", "reviews", "--subset", "v2", SIDECAR,
+    ]);
+    let elements = raw_elements(&out);
+    assert_eq!(elements.len(), 1);
+    assert!(elements[0].contains("\"outbound|9080|v2|reviews.default.svc.cluster.local\""));
+}
+
+/// The value as data: numbers as floats (a `Struct` holds doubles, which printers write either
+/// way) and keys in sorted order.
+fn numbers_as_floats(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+        Value::Array(a) => Value::Array(a.iter().map(numbers_as_floats).collect()),
+        Value::Object(m) => {
+            let sorted: std::collections::BTreeMap<&String, Value> =
+                m.iter().map(|(k, v)| (k, numbers_as_floats(v))).collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn istioctl_json_matches_protobufs_own_json_printer_on_real_captures() {
+    let python = repo().join(".venv/oracle/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh",
+        python.display()
+    );
+    let views = [
+        "clusters",
+        "listeners",
+        "routes",
+        "endpoints",
+        "secrets",
+        "bootstrap",
+    ];
+    for input in [SIDECAR, GATEWAY] {
+        let out = Command::new(&python)
+            .arg(repo().join("tests/oracle/istioctl_json.py"))
+            .arg(repo().join(input))
+            .args(views)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for view in views {
+            let want = numbers_as_floats(&all[view]);
+            let got: Value =
+                serde_json::from_slice(&ok(&[view, "--istioctl", "-o", "json", input])).unwrap();
+            let got = numbers_as_floats(&got);
+            match (&want, &got) {
+                // istioctl sorts the list; the oracle keeps dump order.
+                (Value::Array(w), Value::Array(g)) => {
+                    let key = |v: &Value| v.to_string();
+                    let mut w: Vec<String> = w.iter().map(key).collect();
+                    let mut g: Vec<String> = g.iter().map(key).collect();
+                    w.sort();
+                    g.sort();
+                    assert_eq!(g.len(), w.len(), "{view} {input}");
+                    for (a, b) in g.iter().zip(&w) {
+                        assert_eq!(a, b, "{view} {input}");
+                    }
+                }
+                _ => assert_eq!(got, want, "{view} {input}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn private_keys_in_a_dump_are_never_printed() {
+    let dump = br#"{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.SecretsConfigDump",
+      "dynamic_active_secrets": [{"name": "leaky", "secret": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        "name": "leaky",
+        "tls_certificate": {"private_key": {"inline_string": "-----BEGIN PRIVATE KEY-----abc"}}}}]}]}"#;
+    for args in [
+        &["secrets", "--raw", "-"][..],
+        &["secrets", "--istioctl", "-o", "json", "-"],
+        &["secrets", "--istioctl", "-o", "yaml", "-"],
+        &["secrets", "-o", "json", "-"],
+    ] {
+        let out = heft(args, Some(dump));
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "{args:?} printed the key:\n{text}"
+        );
+    }
+    let out = heft(&["secrets", "--raw", "-"], Some(dump));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[redacted]"));
+}
+
+/// Bad input or flags: one line on stderr saying what, exit code 2, nothing on stdout.
+fn assert_clean_failure(out: &Output, expect: &str) {
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one error line: {err}");
+    assert!(err.starts_with("heft: error: "), "{err}");
+    assert!(err.contains(expect), "{err:?} should contain {expect:?}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_input_and_bad_flags_exit_2_with_one_line() {
+    assert_clean_failure(
+        &heft(&["clusters", "testdata/no-such-file.json"], None),
+        "no-such-file.json",
+    );
+    assert_clean_failure(&heft(&["routes", "-"], Some(b"{\"configs\": [")), "<stdin>");
+    assert_clean_failure(
+        &heft(&["listeners", "--raw", "-"], Some(b"{\"configs\": [}")),
+        "<stdin>",
+    );
+    assert_clean_failure(
+        &heft(&["clusters", "--port", "eighty", SIDECAR], None),
+        "--port",
+    );
+    assert_clean_failure(&heft(&["clusters", "-o", "xml", SIDECAR], None), "xml");
+    assert_clean_failure(
+        &heft(&["clusters", "--raw", "-o", "yaml", SIDECAR], None),
+        "--raw",
+    );
+    assert_clean_failure(
+        &heft(&["clusters", "--istioctl", "-o", "wide", SIDECAR], None),
+        "wide",
+    );
+    assert_clean_failure(
+        &heft(&["clusters", "--istioctl", "--raw", SIDECAR], None),
+        "--raw",
+    );
+    assert_clean_failure(&heft(&["bootstrap", LIVE], None), "no bootstrap");
+    assert_clean_failure(
+        &heft(&["listeners", "--verbose=maybe", SIDECAR], None),
+        "verbose",
+    );
+}
+
+#[test]
+fn binary_input_has_no_json_text_to_print_raw() {
+    // A binary ConfigDump holding one empty ClustersConfigDump.
+    let type_url = b"type.googleapis.com/envoy.admin.v3.ClustersConfigDump";
+    let mut any = vec![0x0a, type_url.len() as u8];
+    any.extend_from_slice(type_url);
+    let mut dump = vec![0x0a, any.len() as u8];
+    dump.extend_from_slice(&any);
+    assert!(heft(&["clusters", "-"], Some(&dump)).status.success());
+    assert_clean_failure(
+        &heft(&["clusters", "--raw", "-"], Some(&dump)),
+        "this input is protobuf",
+    );
+}
+
+/// Runs `heft` on a pseudo-terminal of `cols` columns (util-linux `script`).
+fn on_terminal(args: &str, cols: u32, env: &str) -> String {
+    let cmd = format!(
+        "stty cols {cols} rows 40; {env} {} {args}",
+        env!("CARGO_BIN_EXE_heft")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(repo())
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs (it provides the terminal for this test)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().replace('\r', "")
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn on_a_terminal_tables_fit_its_width_and_colour_unless_no_color() {
+    let text = on_terminal(&format!("clusters {SIDECAR}"), 90, "");
+    assert!(text.contains("\x1b[1m"), "bold headers on a terminal");
+    for line in strip_ansi(&text).lines() {
+        assert!(line.chars().count() <= 90, "{line:?}");
+    }
+    assert!(strip_ansi(&text).contains('…'), "the widest column is cut");
+    let plain = on_terminal(&format!("clusters {SIDECAR}"), 90, "NO_COLOR=1");
+    assert!(!plain.contains('\x1b'), "NO_COLOR: no colour");
+    // istioctl's tables stay byte for byte, terminal or not.
+    let istioctl = on_terminal(&format!("clusters --istioctl {SIDECAR}"), 90, "");
+    assert_eq!(
+        istioctl.as_bytes(),
+        &ok(&["clusters", "--istioctl", SIDECAR])[..]
+    );
+}
