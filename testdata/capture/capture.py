@@ -87,20 +87,23 @@ def admin_get(port, path, timeout=10.0):
 class Envoy:
     """One Envoy process: started in its own session, stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, binary, bootstrap_path, workdir, admin_port):
+    def __init__(self, binary, bootstrap_path, workdir, admin_port, concurrency=2):
         self.binary = binary
+        self.concurrency = concurrency
         self.bootstrap_path = bootstrap_path
         self.workdir = workdir
         self.admin_port = admin_port
         self.log_path = os.path.join(workdir, "envoy.log")
         self.process = None
 
-    def start(self, deadline):
+    def start(self, deadline, admin_timeout=20):
+        """Starts Envoy and waits for its admin endpoint. Admin runs on the main thread, which a
+        big initial xDS push keeps busy: callers serving thousands of clusters wait longer."""
         # Each Envoy on the machine needs its own base id (shared memory and domain socket names).
         for attempt in range(3):
             base_id = (os.getpid() * 7 + attempt * 7919 + int(time.time())) % 60000 + 1000
             command = [self.binary, "-c", self.bootstrap_path, "--base-id", str(base_id),
-                       "--concurrency", "2", "-l", "warning", "--log-path", self.log_path,
+                       "--concurrency", str(self.concurrency), "-l", "warning", "--log-path", self.log_path,
                        "--drain-time-s", "600", "--parent-shutdown-time-s", "900"]
             stdout = open(os.path.join(self.workdir, "envoy.stdout"), "ab")
             try:
@@ -109,15 +112,15 @@ class Envoy:
             finally:
                 stdout.close()
             log(f"envoy pid {self.process.pid}, base id {base_id}, admin 127.0.0.1:{self.admin_port}")
-            if self._wait_admin(deadline):
+            if self._wait_admin(deadline, admin_timeout):
                 return
             if "unable to bind domain socket" not in self.log_tail():
                 break
             self.stop()
         raise RuntimeError(f"Envoy did not start; log:\n{self.log_tail()}")
 
-    def _wait_admin(self, deadline):
-        end = time.monotonic() + deadline.left(20)
+    def _wait_admin(self, deadline, timeout):
+        end = time.monotonic() + deadline.left(timeout)
         while time.monotonic() < end:
             if self.process.poll() is not None:
                 return False

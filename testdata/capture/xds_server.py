@@ -75,7 +75,7 @@ class _Stream:
 class XdsServer:
     """Serves what `push()` was given; records Envoy's ACKs and NACKs per stream and type."""
 
-    def __init__(self, log=print):
+    def __init__(self, log=print, max_workers=32):
         self._log = log
         self._lock = threading.Condition()
         self._resources = {}  # type_url -> (version, {name: Any})
@@ -83,7 +83,7 @@ class XdsServer:
         self._stream_ids = itertools.count(1)
         self._stopping = False
         self._nack_messages = []
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="xds"))
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="xds"))
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_AdsServicer(self), self._server)
         sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(_SdsServicer(self), self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")

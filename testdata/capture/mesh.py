@@ -1,0 +1,292 @@
+"""Istio-shaped proxy configurations of any size, with one knob per factor that costs Envoy memory.
+
+`Mesh` describes what istiod would push to one proxy: `services` services spread over `namespaces`
+namespaces, each with `ports`; DestinationRule `subsets`; `endpoints` per service in `localities`
+localities; clusters of one discovery type with or without Istio's mTLS transport socket matches,
+HTTP protocol options, circuit breakers and outlier detection; an outbound HTTP listener and RDS route
+configuration per HTTP port with a virtual host per service; a TCP proxy listener per TCP service port
+(as Istio makes them); optionally a gateway listener with SNI filter chains terminating TLS with their
+own SDS secrets. `resources()` gives the xDS resources (proto3-JSON dicts) and `bootstrap()` an Istio
+bootstrap with the chosen stats settings. The calibration (`calibrate.py`) and the Sidecar what-if
+proof vary these knobs; nothing here talks to Envoy.
+
+Every address Envoy binds is 127.0.0.1; endpoint addresses are never dialled (no traffic is sent).
+"""
+
+from dataclasses import asdict, dataclass, field, replace
+
+import istio
+
+# Protocols a service port can have: istio.http_protocol_options() kinds, or "tcp".
+HTTP_PROTOCOLS = ("http", "h2", "client")
+
+
+@dataclass(frozen=True)
+class Mesh:
+    services: int = 100
+    namespaces: int = 10
+    # (port, protocol) of every service; protocol "http", "h2", "client" or "tcp".
+    ports: tuple = ((8080, "http"),)
+    subsets: int = 0
+    endpoints: int = 3
+    localities: int = 1
+    # EDS, STATIC, STRICT_DNS, LOGICAL_DNS or ORIGINAL_DST.
+    cluster_type: str = "EDS"
+    # "istio": tlsMode-istio/tlsMode-disabled socket matches; "tls": one upstream TLS socket; "none".
+    tls: str = "istio"
+    http_options: bool = True
+    circuit_breakers: bool = True
+    outlier_detection: bool = False
+    # Endpoint metadata: "full" (tlsMode + istio workload, as istiod sends), "tls", "workload", "none".
+    endpoint_metadata: str = "full"
+    # Virtual hosts: domains ("istio" = istiod's set for the port, or a number) and routes each.
+    domains: object = "istio"
+    routes: int = 1
+    # Route match of the extra routes: "prefix", "regex", "header" or "weighted".
+    route_match: str = "prefix"
+    # HTTP ports get listeners and routes; "none" leaves listeners out (clusters only).
+    listeners: str = "istio"
+    # Gateway: SNI filter chains on one TLS listener, each with its own certificate secret.
+    sni_hosts: int = 0
+    # Clusters (the first ones) whose upstream TLS presents its own client certificate, as a
+    # DestinationRule with `credentialName` makes them: one SDS secret each.
+    cluster_credentials: int = 0
+    # Whether those clusters share one credential (one secret) instead of one each.
+    shared_credential: bool = False
+    # Knative-style fan-out: each service also gets a `-private` twin and this many revisions.
+    knative_revisions: int = 0
+    stats: str = "default"  # "default", "istio" or "reject_all"
+    concurrency: int = 2
+    # Key for spreading endpoint addresses so points do not collide (any integer).
+    seed: int = 0
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def describe(self):
+        return {k: v for k, v in asdict(self).items() if k != "extra"}
+
+    def but(self, **changes):
+        return replace(self, **changes)
+
+
+def _service_names(mesh):
+    """(service, namespace) pairs, Knative twins and revisions included."""
+    out = []
+    for i in range(mesh.services):
+        namespace = f"ns-{i % mesh.namespaces}"
+        name = f"svc-{i}"
+        out.append((name, namespace))
+        if mesh.knative_revisions:
+            out.append((f"{name}-private", namespace))
+            for r in range(mesh.knative_revisions):
+                out.append((f"{name}-{r + 1:05d}", namespace))
+                out.append((f"{name}-{r + 1:05d}-private", namespace))
+    return out
+
+
+def _ip(mesh, index, endpoint):
+    """A distinct 10.x.y.z per (service index, endpoint)."""
+    n = (mesh.seed * 7919 + index * 64 + endpoint) % (1 << 24)
+    return f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
+
+
+def _service_ip(index):
+    return f"172.{16 + (index >> 16) % 16}.{(index >> 8) & 255}.{index & 255}"
+
+
+def _cluster(mesh, service, namespace, port, protocol, subset, credential=None):
+    host = istio.fqdn(service, namespace)
+    kind = mesh.cluster_type
+    cluster = istio.eds_cluster(service, namespace, port, service, protocol=protocol, subset=subset,
+                                destination_rule=service if mesh.subsets else None)
+    if kind != "EDS":
+        del cluster["eds_cluster_config"]
+        cluster["type"] = kind
+        if kind == "ORIGINAL_DST":
+            cluster["lb_policy"] = "CLUSTER_PROVIDED"
+        if kind in ("STRICT_DNS", "LOGICAL_DNS"):
+            cluster["dns_lookup_family"] = "V4_ONLY"
+    if credential:
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": istio.upstream_mtls(
+            host, [istio.spiffe(namespace, service)], cert=credential, root="ROOTCA", alpn=["h2", "http/1.1"])}
+        del cluster["transport_socket_matches"]
+    elif mesh.tls == "tls":
+        match = cluster["transport_socket_matches"][0]["transport_socket"]
+        cluster["transport_socket"] = match
+        del cluster["transport_socket_matches"]
+    elif mesh.tls == "none":
+        del cluster["transport_socket_matches"]
+    if not mesh.http_options:
+        cluster.pop("typed_extension_protocol_options", None)
+    if not mesh.circuit_breakers:
+        del cluster["circuit_breakers"]
+    if mesh.outlier_detection:
+        cluster["outlier_detection"] = istio.outlier_detection()
+    else:
+        cluster.pop("outlier_detection", None)
+    cluster["metadata"] = istio.istio_metadata(host, service, namespace, port, subset,
+                                               service if mesh.subsets else None)
+    return cluster
+
+
+def _localities(mesh, index, port, subset):
+    """The endpoints of one cluster, spread over localities."""
+    groups = [[] for _ in range(max(1, mesh.localities))]
+    for e in range(mesh.endpoints):
+        if mesh.cluster_type in ("STRICT_DNS", "LOGICAL_DNS"):
+            address = "localhost"
+        else:
+            address = _ip(mesh, index, e)
+        workload = None
+        if mesh.endpoint_metadata in ("full", "workload"):
+            workload = f"svc-{index}-v{e % 3};ns;svc-{index};v{e % 3};Kubernetes"
+        tls = mesh.endpoint_metadata in ("full", "tls") and mesh.tls == "istio"
+        groups[e % len(groups)].append(istio.lb_endpoint(address, port, health="HEALTHY", tls=tls,
+                                                         workload=workload))
+    return [istio.locality("region-1", f"zone-{z}", eps) for z, eps in enumerate(groups) if eps]
+
+
+def _domains(mesh, service, namespace, port):
+    if mesh.domains == "istio":
+        return istio.service_domains(service, namespace, port)
+    host = istio.fqdn(service, namespace)
+    return [host] + [f"alias-{d}.{host}" for d in range(int(mesh.domains) - 1)]
+
+
+def _routes(mesh, cluster, host, port, subset_clusters):
+    routes = []
+    for r in range(mesh.routes - 1):
+        name = f"r{r}"
+        if mesh.route_match == "regex":
+            match = {"safe_regex": {"regex": f"^/api/v{r}/[a-z0-9]+$"}}
+        elif mesh.route_match == "header":
+            match = {"prefix": "/", "headers": [{"name": "x-route", "string_match": {"exact": name}}]}
+        else:
+            match = {"prefix": f"/api/v{r}/"}
+        if mesh.route_match == "weighted" and len(subset_clusters) >= 2:
+            action = {"route": istio.weighted_route([(subset_clusters[0], 50), (subset_clusters[1], 50)])}
+        else:
+            action = {"route": istio.route_to(cluster)}
+        routes.append({"name": name, "match": match, **action, "decorator": istio.decorator(host, port)})
+    routes.append({"name": "default", "match": {"prefix": "/"}, "route": istio.route_to(cluster),
+                   "decorator": istio.decorator(host, port)})
+    return routes
+
+
+def resources(mesh):
+    """{type URL: [resource]} for the whole mesh, as the xDS server serves them."""
+    clusters = [istio.blackhole_cluster(), istio.passthrough_cluster(), istio.inbound_passthrough_cluster()]
+    assignments = []
+    vhosts_by_port = {}
+    tcp_listeners = []
+    credentials = []
+    given = 0
+    for index, (service, namespace) in enumerate(_service_names(mesh)):
+        host = istio.fqdn(service, namespace)
+        for port, protocol in mesh.ports:
+            subset_names = [f"v{s + 1}" for s in range(mesh.subsets)]
+            names = []
+            for subset in [None] + subset_names:
+                credential = None
+                if given < mesh.cluster_credentials:
+                    credential = f"kubernetes://client-cred-{0 if mesh.shared_credential else given}"
+                    given += 1
+                    if credential not in credentials:
+                        credentials.append(credential)
+                cluster = _cluster(mesh, service, namespace, port, protocol, subset, credential)
+                names.append(cluster["name"])
+                localities = []
+                if mesh.cluster_type != "ORIGINAL_DST":
+                    localities = _localities(mesh, index, port, subset)
+                if mesh.cluster_type == "EDS":
+                    assignments.append(istio.load_assignment(cluster["name"], localities))
+                elif localities:
+                    cluster["load_assignment"] = {"cluster_name": cluster["name"], "endpoints": localities}
+                clusters.append(cluster)
+            if mesh.listeners == "none":
+                continue
+            if protocol in HTTP_PROTOCOLS:
+                vhosts_by_port.setdefault(port, []).append({
+                    "name": f"{host}:{port}", "domains": _domains(mesh, service, namespace, port),
+                    "routes": _routes(mesh, names[0], host, port, names[1:]),
+                    "include_request_attempt_count": True})
+            else:
+                ip = _service_ip(index)
+                tcp_listeners.append(istio.listener(
+                    f"{ip}_{port}", ip, port,
+                    [{"filters": [istio.tcp_proxy(names[0], cluster=names[0])]}],
+                    direction="OUTBOUND", bind_to_port=False))
+    listeners, routes = [], []
+    if mesh.listeners != "none":
+        listeners.append(_virtual_outbound())
+        for port, vhosts in sorted(vhosts_by_port.items()):
+            listeners.append(istio.listener(
+                f"0.0.0.0_{port}", "0.0.0.0", port,
+                [{"filters": [istio.hcm(f"outbound_0.0.0.0_{port}", rds_name=str(port))]}],
+                direction="OUTBOUND", bind_to_port=False))
+            routes.append(istio.route_configuration(str(port), vhosts + [istio.allow_any_vhost()]))
+        listeners.extend(tcp_listeners)
+    secret_names = list(credentials)
+    if mesh.sni_hosts:
+        listener, gateway_routes, names = _gateway(mesh)
+        listeners.append(listener)
+        routes.extend(gateway_routes)
+        secret_names.extend(names)
+    return {"clusters": clusters, "endpoints": assignments, "listeners": listeners, "routes": routes,
+            "secret_names": secret_names}
+
+
+def _virtual_outbound():
+    return istio.listener(
+        "virtualOutbound", "0.0.0.0", 15001,
+        [{"name": "PassthroughFilterChain",
+          "filters": [istio.tcp_proxy("PassthroughCluster", cluster="PassthroughCluster")]}],
+        direction="OUTBOUND", bind_to_port=False,
+        listener_filters=("original_dst", "tls_inspector", "http_inspector"),
+        use_original_dst=True, listener_filters_timeout="0s", continue_on_listener_filters_timeout=True)
+
+
+def _gateway(mesh):
+    """An ingress gateway's TLS listener: one SNI filter chain per host, each with its certificate."""
+    names = _service_names(mesh)
+    chains, routes, secrets = [], [], []
+    for h in range(mesh.sni_hosts):
+        service, namespace = names[h % len(names)]
+        sni = f"app-{h}.example.com"
+        credential = f"kubernetes://cred-{h}"
+        secrets.append(credential)
+        route_name = f"https.443.app-{h}.gw-{h}.istio-system"
+        cluster = istio.outbound_name(mesh.ports[0][0], None, istio.fqdn(service, namespace))
+        routes.append(istio.route_configuration(route_name, [{
+            "name": f"{sni}:443", "domains": [sni, f"{sni}:443"],
+            "routes": [{"name": "default", "match": {"prefix": "/"}, "route": istio.route_to(cluster)}]}]))
+        chains.append({
+            "filter_chain_match": {"server_names": [sni]},
+            "transport_socket": istio.downstream_mtls(cert=credential, root=None, require_client=False),
+            "filters": [istio.hcm(f"outbound_0.0.0.0_8443", rds_name=route_name, direction="gateway")],
+        })
+    listener = istio.listener("0.0.0.0_8443", "0.0.0.0", 8443, chains, bind_to_port=False,
+                              listener_filters=("tls_inspector",))
+    return listener, routes, secrets
+
+
+def stats_matcher(mesh):
+    return {"default": None, "istio": istio.ISTIO_STATS_INCLUSIONS,
+            "reject_all": {"reject_all": True}}[mesh.stats]
+
+
+def node(name="mesh"):
+    return {
+        "id": f"sidecar~127.0.0.1~{name}-abc.default~default.svc.cluster.local",
+        "cluster": f"{name}.default",
+        "locality": {"region": "region-1", "zone": "zone-0"},
+        "metadata": {"ISTIO_VERSION": "1.24.2", "NAMESPACE": "default", "WORKLOAD_NAME": name,
+                     "CLUSTER_ID": "Kubernetes", "MESH_ID": "cluster.local"},
+    }
+
+
+def bootstrap(mesh, admin_port, xds_port, name="mesh"):
+    listeners = [
+        istio.admin_listener("0.0.0.0_15090", 0, "/stats/prometheus", "prometheus_stats", "stats"),
+        istio.admin_listener("0.0.0.0_15021", 0, "/healthz/ready", "agent", "agent"),
+    ]
+    return istio.bootstrap(node(name), admin_port, xds_port, listeners, stats_matcher=stats_matcher(mesh))
