@@ -102,7 +102,8 @@ impl ModelArgs {
 fn concurrency_of(path: &Path) -> Result<u32, String> {
     let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let text = std::fs::read(path).map_err(|e| at(&e))?;
-    let info: Value = serde_json::from_slice(&text).map_err(|e| at(&e))?;
+    let info: Value = serde_json::from_slice(&text)
+        .map_err(|e| at(&format!("not an Envoy /server_info JSON document ({e})")))?;
     info.pointer("/command_line_options/concurrency")
         .and_then(Value::as_u64)
         .and_then(|c| u32::try_from(c).ok())

@@ -39,17 +39,54 @@ fn parts_children_objects_and_rollups_add_up_on_real_dumps() {
             let count = |k: Kind| e.objects.iter().filter(|o| o.object.kind() == k).count();
             assert_eq!(count(Kind::Cluster), dump.clusters.len(), "{name}");
             assert_eq!(count(Kind::Listener), dump.listeners.len(), "{name}");
-            assert_eq!(count(Kind::RouteConfig), dump.route_configs.len(), "{name}");
-            assert_eq!(count(Kind::Secret), dump.secrets.len(), "{name}");
-            let with_eds = e
-                .objects
+            // Listeners' inline route configurations are priced in their filter chains; their
+            // copies in `static_route_configs` are not priced again.
+            let inline: Vec<&heft::model::RouteConfig> = dump
+                .listeners
                 .iter()
-                .filter(|o| {
-                    matches!(o.object, Object::Cluster(c, Some(_)) if c.load_assignment.is_none())
+                .flat_map(|l| l.all_filter_chains())
+                .flat_map(|fc| &fc.filters)
+                .filter_map(|f| match f {
+                    heft::model::NetworkFilter::HttpConnectionManager { config, .. } => {
+                        match &config.routes {
+                            heft::model::RouteSource::Inline(rc) => Some(&**rc),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                })
+                .collect();
+            let copies = dump
+                .route_configs
+                .iter()
+                .filter(|rc| {
+                    rc.meta.state == heft::model::State::Static
+                        && inline
+                            .iter()
+                            .any(|i| i.name == rc.name && i.virtual_hosts == rc.virtual_hosts)
                 })
                 .count();
+            assert!(
+                copies > 0,
+                "{name}: the captures' listeners have inline routes"
+            );
             assert_eq!(
-                with_eds + count(Kind::Endpoints),
+                count(Kind::RouteConfig) + copies,
+                dump.route_configs.len(),
+                "{name}"
+            );
+            assert_eq!(count(Kind::Secret), dump.secrets.len(), "{name}");
+            // A cluster takes the dump's endpoint configuration of its name when there is one.
+            let listed = |la: &heft::model::LoadAssignment| {
+                dump.endpoint_configs.iter().any(|x| std::ptr::eq(x, la))
+            };
+            let with_listed = e
+                .objects
+                .iter()
+                .filter(|o| matches!(o.object, Object::Cluster(_, Some(la)) if listed(la)))
+                .count();
+            assert_eq!(
+                with_listed + count(Kind::Endpoints),
                 dump.endpoint_configs.len(),
                 "{name}: every endpoint config is priced exactly once"
             );
@@ -68,13 +105,17 @@ fn parts_children_objects_and_rollups_add_up_on_real_dumps() {
                         };
                         assert_eq!(children.len(), hosts, "{name}: {}", o.object.name());
                     }
+                    // A listener's own share (its stats, its workers' copies) may be 0, as under
+                    // the gateway's Istio stats list.
                     Object::Listener(l) => {
                         assert_eq!(children.len(), l.all_filter_chains().count());
-                        assert!(child_sum(&children) < o.bytes(), "{name}");
+                        assert!(child_sum(&children) <= o.bytes(), "{name}");
                     }
+                    // A route configuration's own share may be 0: one is always used by one
+                    // connection manager in these dumps, and the fit gives their cost to it.
                     Object::RouteConfig(rc) => {
                         assert_eq!(children.len(), rc.virtual_hosts.len());
-                        assert!(child_sum(&children) < o.bytes(), "{name}");
+                        assert!(child_sum(&children) <= o.bytes(), "{name}");
                     }
                     Object::Secret(_) => assert!(children.is_empty()),
                 }
@@ -113,8 +154,11 @@ fn workers_and_stats_settings_move_the_parts_they_should() {
     let none = at(2, Some(heft::model::StatsMatcher::RejectAll));
     assert_eq!(none.parts().stats, 0, "{name}: reject_all leaves no stats");
     assert_eq!(none.parts().config, two.parts().config);
+    // The gateway capture's bootstrap already has Istio's inclusion list: compare with every stat.
+    let all = at(2, Some(heft::model::StatsMatcher::All));
     let istio = at(2, Some(heft::cost::istio_stats_matcher()));
-    assert!(istio.parts().stats < two.parts().stats, "{name}");
+    assert!(istio.parts().stats < all.parts().stats, "{name}");
+    assert_eq!(istio.parts().config, all.parts().config, "{name}");
 }
 
 #[test]
@@ -176,9 +220,53 @@ fn the_shipped_model_is_the_fit_of_the_committed_points() {
             },
         );
         let r = report.residuals.iter().find(|r| r.id == p.id).unwrap();
-        // Each addition is rounded to whole bytes: far under 0.01% in all.
+        // Attribution rounds each feature it adds to whole bytes (so parents are exactly the sum
+        // of their children): at most half a byte per addition. Additions, by what adds them:
+        // an endpoint at most 5, a virtual host 2 and a route 5, a filter chain 4 and a network
+        // filter 4, a cluster, listener, secret or the baseline at most one of each feature.
+        let endpoints: usize = dump
+            .endpoint_configs
+            .iter()
+            .map(|la| la.endpoints().count())
+            .sum();
+        let inline_endpoints: usize = dump
+            .clusters
+            .iter()
+            .filter_map(|c| c.load_assignment.as_ref())
+            .map(|la| la.endpoints().count())
+            .sum();
+        let routes = |rc: &heft::model::RouteConfig| {
+            rc.virtual_hosts
+                .iter()
+                .map(|v| 2 + 5 * v.routes.len())
+                .sum::<usize>()
+        };
+        let listeners: usize = dump
+            .listeners
+            .iter()
+            .flat_map(|l| l.all_filter_chains())
+            .map(|fc| {
+                4 + fc
+                    .filters
+                    .iter()
+                    .map(|f| match f {
+                        heft::model::NetworkFilter::HttpConnectionManager { config, .. } => {
+                            4 + match &config.routes {
+                                heft::model::RouteSource::Inline(rc) => routes(rc),
+                                _ => 0,
+                            }
+                        }
+                        _ => 4,
+                    })
+                    .sum::<usize>()
+            })
+            .sum();
+        let additions = 5 * (endpoints + inline_endpoints)
+            + dump.route_configs.iter().map(routes).sum::<usize>()
+            + listeners
+            + heft::cost::Feature::ALL.len() * (e.objects.len() + 1);
         assert!(
-            (e.total().abs_diff(r.predicted) as f64) < 1e-4 * r.predicted as f64,
+            (e.total().abs_diff(r.predicted) as f64) <= 0.5 * additions as f64,
             "{}: attribution {} vs fit {}",
             p.id,
             e.total(),

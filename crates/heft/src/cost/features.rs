@@ -8,11 +8,13 @@
 
 use super::Settings;
 use crate::model::{
-    Action, Address, Cluster, Discovery, FilterChain, HttpProtocol, Listener, LoadAssignment,
-    NetworkFilter, PathMatch, Route, RouteConfig, RouteSource, RouteTarget, Secret, StatsMatcher,
-    VirtualHost,
+    Action, Address, Cluster, Discovery, Endpoint, FilterChain, HttpProtocol, Listener,
+    LoadAssignment, Metadata, NetworkFilter, PathMatch, Route, RouteConfig, RouteSource,
+    RouteTarget, Secret, StatsMatcher, VirtualHost,
 };
 use serde::Serialize;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 /// Which share of an object's memory a feature accounts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -97,7 +99,9 @@ features! {
     ClusterCircuitBreaker = "cluster.circuit_breaker", Config, "A circuit breaker threshold set.";
     ClusterOutlierDetection = "cluster.outlier_detection", Config, "Outlier detection on a cluster.";
     Endpoint = "endpoint", Endpoints, "An endpoint (host).";
-    EndpointMetadata = "endpoint.metadata", Endpoints, "An endpoint carrying metadata (Istio's tlsMode, workload).";
+    EndpointTlsMode = "endpoint.tls_mode", Endpoints, "An endpoint whose metadata selects a transport socket match (Istio's tlsMode).";
+    EndpointMetadata = "endpoint.metadata", Endpoints, "An endpoint carrying other filter metadata (Istio's workload).";
+    EndpointDistinctMetadata = "endpoint.distinct_metadata", Endpoints, "A distinct endpoint metadata value: Envoy keeps one shared copy of each, paid by the first endpoint carrying it.";
     EndpointPerWorker = "endpoint.per_worker", Endpoints, "An endpoint in one worker's host sets (per worker).";
     EndpointLocality = "endpoint.locality", Endpoints, "A locality (with its priority) of a load assignment.";
     Listener = "listener", Config, "A listener.";
@@ -284,6 +288,8 @@ const HTTP_STATS: &[&str] = &[
 pub(crate) struct Context {
     pub(crate) stats: StatsFilter,
     pub(crate) concurrency: f64,
+    /// The endpoints that first carry each distinct metadata value, by address.
+    pub(crate) first_metadata: HashSet<usize>,
 }
 
 impl Context {
@@ -291,9 +297,52 @@ impl Context {
         Context {
             stats: StatsFilter::new(matcher),
             concurrency: f64::from(settings.concurrency),
+            first_metadata: HashSet::new(),
         }
     }
+
+    /// Marks, in `endpoints` order, the first endpoint carrying each distinct metadata value.
+    pub(crate) fn with_metadata_pool<'e>(
+        mut self,
+        endpoints: impl Iterator<Item = &'e Endpoint>,
+    ) -> Context {
+        let mut seen = HashSet::new();
+        for e in endpoints {
+            if let Some(key) = metadata_key(&e.metadata) {
+                if seen.insert(key) {
+                    self.first_metadata.insert(e as *const Endpoint as usize);
+                }
+            }
+        }
+        self
+    }
+
+    fn is_first_metadata(&self, e: &Endpoint) -> bool {
+        self.first_metadata
+            .contains(&(e as *const Endpoint as usize))
+    }
 }
+
+/// What makes two endpoints' metadata one value in Envoy's shared pool, from what the model keeps
+/// of it (the same for JSON and binary input); `None` without metadata.
+pub(crate) fn metadata_key(m: &Metadata) -> Option<u64> {
+    if m.namespaces.is_empty() {
+        return None;
+    }
+    // Metadata is a protobuf map: Envoy prints its keys in no fixed order, and its pool compares
+    // contents, so the namespaces are hashed in sorted order.
+    let mut namespaces: Vec<&str> = m.namespaces.iter().map(|n| &**n).collect();
+    namespaces.sort_unstable();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&namespaces, &m.istio_workload, &m.tls_mode, &m.istio_config).hash(&mut h);
+    for s in &m.istio_services {
+        (&s.host, &s.name, &s.namespace).hash(&mut h);
+    }
+    Some(h.finish())
+}
+
+/// The filter-metadata namespace Envoy matches transport socket matches against.
+const SOCKET_MATCH_NAMESPACE: &str = "envoy.transport_socket_match";
 
 fn tls(socket: Option<&crate::model::TransportSocket>) -> f64 {
     if socket.is_some_and(|s| s.tls.is_some()) {
@@ -359,10 +408,17 @@ pub(crate) fn endpoints(t: &mut impl Tally, la: &LoadAssignment, cx: &Context) {
 }
 
 /// One endpoint's features (for listing endpoints one by one).
-pub(crate) fn endpoint(t: &mut impl Tally, e: &crate::model::Endpoint, cx: &Context) {
+pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, cx: &Context) {
     t.add(Feature::Endpoint, 1.0);
-    if !e.metadata.namespaces.is_empty() {
+    let namespaces = &e.metadata.namespaces;
+    if namespaces.iter().any(|n| &**n == SOCKET_MATCH_NAMESPACE) {
+        t.add(Feature::EndpointTlsMode, 1.0);
+    }
+    if namespaces.iter().any(|n| &**n != SOCKET_MATCH_NAMESPACE) {
         t.add(Feature::EndpointMetadata, 1.0);
+    }
+    if cx.is_first_metadata(e) {
+        t.add(Feature::EndpointDistinctMetadata, 1.0);
     }
     t.add(Feature::EndpointPerWorker, cx.concurrency);
 }

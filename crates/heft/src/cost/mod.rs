@@ -424,10 +424,17 @@ pub struct Estimate<'d> {
     cx: Context,
 }
 
-/// The objects of a dump that hold memory, with each cluster matched to its endpoints.
+/// The objects of a dump that hold memory, each once.
+///
+/// A cluster is matched with the endpoints Envoy holds for it: the dump's endpoint configuration
+/// of its name (its EDS service name for EDS clusters) when there is one, which for DNS clusters
+/// lists the resolved addresses; else its inline `load_assignment`. With `include_eds` Envoy lists
+/// every cluster's endpoints, so a cluster's inline assignment is not priced again. Likewise a
+/// listener's inline route configurations are priced in its filter chains, and their copies in
+/// `static_route_configs` are left out.
 pub fn objects(dump: &Dump) -> Vec<Object<'_>> {
     let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(dump.endpoint_configs.len());
-    for (i, la) in dump.endpoint_configs.iter().enumerate() {
+    for (i, la) in dump.endpoint_configs.iter().enumerate().rev() {
         by_name.insert(&la.cluster_name, i);
     }
     let mut used = vec![false; dump.endpoint_configs.len()];
@@ -435,20 +442,49 @@ pub fn objects(dump: &Dump) -> Vec<Object<'_>> {
         dump.clusters.len() + dump.listeners.len() + dump.route_configs.len() + dump.secrets.len(),
     );
     for c in &dump.clusters {
-        let la = match (&c.load_assignment, c.discovery == Discovery::Eds) {
-            (Some(la), _) => Some(&**la),
-            (None, true) => by_name
-                .get(c.eds_service_name.as_deref().unwrap_or(&c.name))
-                .map(|&i| {
-                    used[i] = true;
-                    &dump.endpoint_configs[i]
-                }),
-            (None, false) => None,
+        let key = match c.discovery {
+            Discovery::Eds => c.eds_service_name.as_deref().unwrap_or(&c.name),
+            _ => &c.name,
+        };
+        let listed = by_name.get(key).copied().filter(|&i| !used[i]);
+        let la = match listed {
+            Some(i) => {
+                used[i] = true;
+                Some(&dump.endpoint_configs[i])
+            }
+            None => c.load_assignment.as_deref(),
         };
         out.push(Object::Cluster(c, la));
     }
     out.extend(dump.listeners.iter().map(Object::Listener));
-    out.extend(dump.route_configs.iter().map(Object::RouteConfig));
+    let mut inline: Vec<&RouteConfig> = dump
+        .listeners
+        .iter()
+        .flat_map(|l| l.all_filter_chains())
+        .flat_map(|fc| &fc.filters)
+        .filter_map(|f| match f {
+            NetworkFilter::HttpConnectionManager { config, .. } => match &config.routes {
+                RouteSource::Inline(rc) => Some(&**rc),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    for rc in &dump.route_configs {
+        let copy = (rc.meta.state == State::Static)
+            .then(|| {
+                inline
+                    .iter()
+                    .position(|i| i.name == rc.name && i.virtual_hosts == rc.virtual_hosts)
+            })
+            .flatten();
+        match copy {
+            Some(k) => {
+                inline.swap_remove(k);
+            }
+            None => out.push(Object::RouteConfig(rc)),
+        }
+    }
     out.extend(dump.secrets.iter().map(Object::Secret));
     out.extend(
         dump.endpoint_configs
@@ -489,23 +525,37 @@ fn stats_of(dump: &Dump, settings: &Settings) -> (StatsMatcher, StatsSource) {
 /// The amounts of every feature in a whole dump, baseline included: one row of a calibration.
 pub fn amounts(dump: &Dump, settings: &Settings) -> features::Amounts {
     let (matcher, _) = stats_of(dump, settings);
-    let cx = Context::new(&matcher, settings);
+    let objects = objects(dump);
+    let cx = Context::new(&matcher, settings).with_metadata_pool(endpoints_of(&objects));
     let mut amounts = features::Amounts::default();
     features::baseline(&mut amounts, &cx);
-    for object in objects(dump) {
-        tally_object(&mut amounts, &object, &cx);
+    for object in &objects {
+        tally_object(&mut amounts, object, &cx);
     }
     amounts
+}
+
+/// Every endpoint the objects hold, in object order: the order that decides which endpoint pays
+/// for a metadata value several share.
+fn endpoints_of<'a>(objects: &'a [Object<'a>]) -> impl Iterator<Item = &'a crate::model::Endpoint> {
+    objects
+        .iter()
+        .flat_map(|o| match o {
+            Object::Cluster(_, Some(la)) | Object::Endpoints(la) => Some(la.endpoints()),
+            _ => None,
+        })
+        .flatten()
 }
 
 impl<'d> Estimate<'d> {
     /// Prices every object of `dump` with `model`.
     pub fn of(dump: &'d Dump, model: &CostModel, settings: &Settings) -> Estimate<'d> {
         let (stats, stats_source) = stats_of(dump, settings);
-        let cx = Context::new(&stats, settings);
+        let objects = objects(dump);
+        let cx = Context::new(&stats, settings).with_metadata_pool(endpoints_of(&objects));
         let mut base = Pricer::new(model);
         features::baseline(&mut base, &cx);
-        let objects = objects(dump)
+        let objects = objects
             .into_par_iter()
             .with_min_len(256)
             .map(|object| {
