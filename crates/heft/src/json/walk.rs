@@ -114,6 +114,8 @@ fn decode_batch(batch: &Batch, keep_going: bool) -> Decoded {
                 out.skipped.push(Skipped {
                     path: err.path_string(),
                     offset: err.offset(),
+                    line: None,
+                    column: None,
                     reason: err.message().to_string(),
                 });
             } else {
@@ -218,6 +220,8 @@ fn walk_once(
             last.skipped.push(Skipped {
                 path: e.path_string(),
                 offset: e.offset(),
+                line: None,
+                column: None,
                 reason: format!("reading stopped: {}", e.message()),
             });
             decoded.push(last);
@@ -327,8 +331,6 @@ fn not_json(w: &mut Window) -> Result<Error> {
         "it looks like Envoy's /stats text output".to_string()
     } else if first_line.starts_with("# HELP") || first_line.starts_with("# TYPE") {
         "it looks like Prometheus metrics".to_string()
-    } else if first_line.starts_with("configs:") || text.contains("\nconfigs:") {
-        "it looks like a YAML config dump; this build reads JSON".to_string()
     } else {
         let b = head.first().copied().unwrap_or(0);
         format!("expected a JSON object or array, found {}", describe(b))
@@ -684,7 +686,7 @@ fn wrong_object_hint(keys: &[String]) -> String {
     } else if has("allocated") && has("heap_size") {
         "this is Envoy's /memory output".into()
     } else if has("api_version") || has("kind") {
-        "it looks like a Kubernetes object".into()
+        "it looks like a Kubernetes manifest (it has apiVersion or kind)".into()
     } else {
         format!(
             "no configs or dump sections found (top-level keys: {})",

@@ -226,8 +226,14 @@ pub struct Rejected {
 pub struct Skipped {
     /// JSON path of the skipped value.
     pub path: String,
-    /// Byte offset of the failure.
+    /// Byte offset of the failure (JSON and protobuf input).
     pub offset: Option<u64>,
+    /// Line of the failure (YAML input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// Column of the failure, in characters (YAML input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
     /// The error that made Heft skip it.
     pub reason: String,
 }

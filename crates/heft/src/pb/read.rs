@@ -295,6 +295,8 @@ pub(crate) fn read(
         skipped.push(Skipped {
             path: e.path_string(),
             offset: e.offset(),
+            line: None,
+            column: None,
             reason: format!("reading stopped: {}", e.message()),
         });
     }
@@ -315,6 +317,8 @@ pub(crate) fn read(
                     skipped.push(Skipped {
                         path: e.path_string(),
                         offset: e.offset(),
+                        line: None,
+                        column: None,
                         reason: e.message().to_string(),
                     });
                 }
