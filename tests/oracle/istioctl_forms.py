@@ -3,6 +3,7 @@
 (json_format, the official Envoy protos from xds-protos) and PyYAML, for Heft's istioctl-forms test.
 
 Usage: istioctl_forms.py OUTDIR INPUT [INPUT ...]      (run with .venv/oracle/bin/python)
+       istioctl_forms.py --camel-exceptions
 
 INPUT is a `/config_dump` or a `/clusters?format=json` capture (plain or gzip, recognised by its
 magic bytes). The document is parsed into its proto message (ignore_unknown_fields=False), then
@@ -24,6 +25,10 @@ A `/config_dump` gives:
                         cluster|listener|route|endpoint -o json|yaml` (kind: clusters, listeners,
                         routes, endpoints; every state, in dump order)
 A `/clusters?format=json` gives statuses.camel.json|yaml (envoy.admin.v3.Clusters).
+
+With --camel-exceptions, prints as JSON every [json_name, name] pair of the Envoy API (every field
+of every message in the envoy, udpa and xds packages) whose lowerCamelCase JSON name does not turn
+back into the field name by putting `_` before each capital and lowering it.
 """
 
 import base64
@@ -234,7 +239,32 @@ def convert_statuses(original, outdir):
     return files
 
 
+def camel_exceptions():
+    def snake(name):
+        return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+    seen = set()
+
+    def walk(message):
+        for f in message.fields:
+            if snake(f.json_name) != f.name and f.json_name != f.name:
+                seen.add((f.json_name, f.name))
+        for nested in message.nested_types:
+            walk(nested)
+
+    for module in list(sys.modules.values()):
+        file = getattr(module, "DESCRIPTOR", None)
+        if file is not None and hasattr(file, "message_types_by_name"):
+            for message in file.message_types_by_name.values():
+                walk(message)
+    return sorted(seen)
+
+
 def main():
+    if sys.argv[1:] == ["--camel-exceptions"]:
+        import_all_protos()
+        print(json.dumps(camel_exceptions()))
+        return
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     import_all_protos()

@@ -764,3 +764,99 @@ fn mutated_and_truncated_yaml_never_panics_and_errors_say_where() {
         }
     }
 }
+
+#[test]
+fn the_json_names_that_lose_an_underscore_are_all_known_to_the_reader() {
+    // The reader turns lowerCamelCase back into field names by rule, with a table for the names
+    // the rule cannot invert (`consecutive5xx` is `consecutive_5xx`). The table must list every
+    // such field of the Envoy API, as xds-protos has it.
+    let out = Command::new(python())
+        .arg(repo().join("tests/oracle/istioctl_forms.py"))
+        .arg("--camel-exceptions")
+        .output()
+        .expect("the oracle python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    let source = std::fs::read_to_string(repo().join("crates/heft/src/json/parser.rs")).unwrap();
+    let table = source
+        .split_once("const DIGIT_NAMES")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .expect("DIGIT_NAMES in parser.rs")
+        .0;
+    let mut got: Vec<(String, String)> = table
+        .split("(\"")
+        .skip(1)
+        .map(|pair| {
+            let mut parts = pair
+                .split('"')
+                .filter(|p| !p.trim().is_empty() && p.trim() != ",");
+            (
+                parts.next().unwrap().to_string(),
+                parts.next().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    // And the one Heft reads works, in a cluster's outlier detection.
+    let json = br#"[{"name": "c", "type": "EDS", "outlierDetection": {"consecutive5xx": 7}}]"#;
+    let dump = Dump::from_slice(json).unwrap();
+    let od = dump.clusters[0].outlier_detection.as_ref().unwrap();
+    assert_eq!(od.consecutive_5xx, Some(7));
+}
+
+#[test]
+fn struct_values_read_alike_whichever_way_they_are_printed() {
+    // Envoy prints a Struct's integral numbers as `2`, json_format as `2.0`; keys are data and
+    // keep their case; `null` is a value in a Struct, not an absent field.
+    let forms: [&[u8]; 3] = [
+        br#"{"bootstrap": {"node": {"id": "x", "metadata": {"PROXY_CONFIG": {"concurrency": 2, "drainDuration": "45s", "extra": null}, "LABELS": {"app": "a"}}}}}"#,
+        br#"{"bootstrap": {"node": {"id": "x", "metadata": {"PROXY_CONFIG": {"concurrency": 2.0, "drainDuration": "45s", "extra": null}, "LABELS": {"app": "a"}}}}}"#,
+        b"bootstrap:\n  node:\n    id: x\n    metadata:\n      LABELS: {app: a}\n      PROXY_CONFIG:\n        concurrency: 2.0\n        drainDuration: 45s\n        extra: ~\n",
+    ];
+    let metadata: Vec<J> = forms
+        .iter()
+        .map(|f| {
+            let d = Dump::from_slice(f).unwrap();
+            J::Object(d.bootstrap.unwrap().node.metadata)
+        })
+        .collect();
+    let want = serde_json::json!({"PROXY_CONFIG": {"concurrency": 2, "drainDuration": "45s", "extra": null}, "LABELS": {"app": "a"}});
+    for m in &metadata {
+        assert_eq!(m, &want);
+        assert!(m["PROXY_CONFIG"]["concurrency"].is_i64());
+    }
+}
+
+#[test]
+fn null_is_the_default_for_every_kind_of_field() {
+    // proto3 JSON: `null` for a field means its default, exactly as if it were left out.
+    let plain = br#"[{"name": "c", "type": "EDS", "circuitBreakers": {"thresholds": [{"maxConnections": 5}]},
+        "outlierDetection": {"consecutive5xx": 3}}]"#;
+    let nulls = br#"[{"name": "c", "type": "EDS", "altStatName": null, "lbPolicy": null, "connectTimeout": null,
+        "circuitBreakers": {"thresholds": [{"maxConnections": 5, "maxRequests": null, "priority": null}]},
+        "outlierDetection": {"consecutive5xx": 3, "interval": null}, "transportSocket": null,
+        "transportSocketMatches": null, "metadata": null, "loadAssignment": null, "filters": null,
+        "typedExtensionProtocolOptions": null}]"#;
+    let yaml = b"- name: c\n  type: EDS\n  altStatName:\n  lbPolicy: ~\n  connectTimeout: null\n  \
+        circuitBreakers:\n    thresholds:\n    - maxConnections: 5\n      maxRequests: null\n  \
+        outlierDetection: {consecutive5xx: 3, interval: ~}\n  transportSocket:\n";
+    let want = Dump::from_slice(plain).unwrap().clusters;
+    assert_eq!(want[0].circuit_breakers[0].max_requests, None);
+    for (what, text) in [("json", &nulls[..]), ("yaml", &yaml[..])] {
+        let got = Dump::from_slice(text).unwrap().clusters;
+        assert_eq!(
+            normalised(&got, Order::Exact, false),
+            normalised(&want, Order::Exact, false),
+            "{what}"
+        );
+    }
+    // And in the walk: a null section or bootstrap is an absent one.
+    let d = Dump::from_slice(br#"{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "dynamicActiveClusters": null, "staticClusters": [{"cluster": {"name": "s"}}]}], "bootstrap": null}"#).unwrap();
+    assert_eq!(d.clusters.len(), 1);
+    assert!(d.bootstrap.is_none());
+}

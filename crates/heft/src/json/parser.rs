@@ -25,7 +25,7 @@ pub(crate) struct Parser<'a> {
 
 /// The proto3 JSON names that the camel-to-snake rule cannot turn back, because an underscore
 /// before a digit vanishes (`consecutive_5xx` → `consecutive5xx`): every such field of the Envoy
-/// API, as listed from xds-protos (`tests/oracle/camel_exceptions.py`).
+/// API, as listed from xds-protos (`tests/oracle/istioctl_forms.py --camel-exceptions`).
 const DIGIT_NAMES: [(&str, &str); 8] = [
     ("acceptHttp10", "accept_http_10"),
     ("consecutive5xx", "consecutive_5xx"),
@@ -606,7 +606,18 @@ impl<'a> Parser<'a> {
                 let n: serde_json::Number = text.parse().map_err(|_| {
                     Error::at(ErrorKind::Syntax, at, format!("invalid number {text:?}"))
                 })?;
-                Value::Number(n)
+                // A `Struct` number is a double: `2.0` and `2` are one value, read as the
+                // integer (as the protobuf reader does), whichever way the printer wrote it.
+                match n.as_f64() {
+                    Some(f)
+                        if !n.is_i64()
+                            && f.fract() == 0.0
+                            && f.abs() < 9.007_199_254_740_992e15 =>
+                    {
+                        Value::from(f as i64)
+                    }
+                    _ => Value::Number(n),
+                }
             }
         })
     }
@@ -761,6 +772,16 @@ mod tests {
         let text = "[".repeat(1000) + &"]".repeat(1000);
         let mut p = Parser::new(text.as_bytes(), 0);
         assert_eq!(p.value().unwrap_err().kind(), ErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn struct_numbers_are_doubles_so_integral_ones_read_as_integers() {
+        let mut p = Parser::new(br#"{"a": 2.0, "b": 2, "c": 2.5, "d": 1e3, "e": -0.0}"#, 0);
+        let v = p.value().unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 2, "b": 2, "c": 2.5, "d": 1000, "e": 0})
+        );
     }
 
     #[test]
