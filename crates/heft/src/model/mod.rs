@@ -104,7 +104,8 @@ pub struct Meta {
     pub error: Option<Box<UpdateFailure>>,
     /// The client status (`ACKED`, `NACKED`, …) where the dump has one.
     pub client_status: Option<Box<str>>,
-    /// Where the dump entry holding it sat in the input.
+    /// Where the dump entry holding it sat in the input (`None` for YAML input, which is read
+    /// through a translation whose offsets would mislead).
     pub span: Option<Span>,
 }
 
@@ -257,7 +258,7 @@ pub enum DocumentKind {
 pub struct Source {
     /// The kind of document.
     pub format: DocumentKind,
-    /// `json` or `protobuf`.
+    /// `json`, `yaml` or `protobuf`.
     pub encoding: &'static str,
     /// `none`, `gzip` or `zstd`.
     pub compression: &'static str,
