@@ -860,3 +860,18 @@ fn null_is_the_default_for_every_kind_of_field() {
     assert_eq!(d.clusters.len(), 1);
     assert!(d.bootstrap.is_none());
 }
+
+#[test]
+fn keep_going_over_broken_yaml_keeps_what_came_before_and_says_where_it_stopped() {
+    let text = format!("{SMALL}  - cluster: {{name: c\n");
+    let opts = heft::ReadOptions { keep_going: true };
+    let d = Dump::from_slice_with(text.as_bytes(), &opts).unwrap();
+    assert_eq!(d.clusters.len(), 2);
+    let last = d.skipped.last().unwrap();
+    assert!(
+        last.reason.starts_with("reading stopped: invalid YAML"),
+        "{last:?}"
+    );
+    assert_eq!(last.line, Some(15), "{last:?}");
+    assert_eq!(last.offset, None);
+}

@@ -157,8 +157,9 @@ where
     let stopped = outcome.error.as_ref().map(|e| (e, dump.skipped.len()));
     for (i, s) in dump.skipped.iter_mut().enumerate() {
         match stopped {
-            // Under --keep-going, the translation error ended the reading.
-            Some((e, n)) if i + 1 == n => {
+            // Under --keep-going, the translation error ended the reading (the JSON reader saw
+            // it as a failed read, which has no offset).
+            Some((e, n)) if i + 1 == n && s.offset.is_none() => {
                 s.reason = format!("reading stopped: {}", e.message());
                 s.offset = None;
                 (s.line, s.column) = e.line_column().unzip();
