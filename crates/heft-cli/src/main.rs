@@ -72,7 +72,8 @@ fn parse_kind(name: &str) -> Result<heft::cost::Kind, String> {
 
 #[derive(clap::Args)]
 struct InputArgs {
-    /// The dump: a file (JSON, gzip or zstd), or `-` for standard input (the default when piped).
+    /// The dump: a file (JSON, YAML or protobuf; plain, gzip or zstd), or `-` for standard input
+    /// (the default when piped).
     file: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
@@ -138,12 +139,17 @@ fn read(args: &InputArgs) -> Result<heft::Dump, String> {
             heft::Dump::from_stdin_with(&opts).map_err(|e| format!("<stdin>: {e}"))?
         }
     };
-    if !dump.skipped.is_empty() {
+    if let Some(first) = dump.skipped.first() {
+        let place = match (first.line, first.column, first.offset) {
+            (Some(line), Some(column), _) => format!("line {line}, column {column}, "),
+            (_, _, Some(offset)) => format!("byte {offset}, "),
+            _ => String::new(),
+        };
         eprintln!(
-            "heft: warning: skipped {} resource(s) that could not be read; first: {}: {}",
+            "heft: warning: skipped {} resource(s) that could not be read; first: at {place}{}: {}",
             dump.skipped.len(),
-            dump.skipped[0].path,
-            dump.skipped[0].reason
+            first.path,
+            first.reason
         );
     }
     Ok(dump)

@@ -1,6 +1,7 @@
-//! Errors: what went wrong and where, as a byte offset and a JSON path.
+//! Errors: what went wrong and where, as a byte offset (a line and column for YAML) and a JSON path.
 //!
-//! Every error Heft returns for bad input names the byte offset in the (decompressed) input and,
+//! Every error Heft returns for bad input names the byte offset in the (decompressed) input (for
+//! YAML input, the line and column) and,
 //! where it is known, the JSON path of the value being read, such as
 //! `configs[1].dynamic_active_clusters[532].cluster.name`. Paths are built while an error unwinds
 //! through the decoders, so reading valid input pays nothing for them.
@@ -49,6 +50,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     offset: Option<u64>,
+    /// Line and column (1-based) in a YAML input, which replace the byte offset there.
+    line_column: Option<(u64, u64)>,
     /// Path segments, innermost first (they are pushed while unwinding).
     path_rev: Vec<PathSegment>,
 }
@@ -62,6 +65,7 @@ impl Error {
             kind,
             message: message.into(),
             offset: None,
+            line_column: None,
             path_rev: Vec::new(),
         }
     }
@@ -78,6 +82,19 @@ impl Error {
         if self.offset.is_none() {
             self.offset = Some(offset);
         }
+        self
+    }
+
+    /// Places the error at a line and column of a YAML input, instead of a byte offset.
+    pub(crate) fn at_line_column(mut self, line: u64, column: u64) -> Error {
+        self.offset = None;
+        self.line_column = Some((line, column));
+        self
+    }
+
+    /// Drops a byte offset that would mislead (one in text Heft made, not in the input).
+    pub(crate) fn without_offset(mut self) -> Error {
+        self.offset = None;
         self
     }
 
@@ -98,9 +115,22 @@ impl Error {
         self.kind
     }
 
-    /// The byte offset in the decompressed input, when known.
+    /// The byte offset in the decompressed input, when known (JSON and protobuf input).
     pub fn offset(&self) -> Option<u64> {
         self.offset
+    }
+
+    /// The line and column (both 1-based, the column in characters) in a YAML input, when known.
+    ///
+    /// ```
+    /// let err = heft::Dump::from_slice(b"configs:\n- bootstrap: [1, 2\n").unwrap_err();
+    /// assert_eq!(err.kind(), heft::ErrorKind::Syntax);
+    /// assert_eq!(err.offset(), None);
+    /// assert!(err.line_column().is_some(), "{err}");
+    /// assert!(err.to_string().starts_with("at line "), "{err}");
+    /// ```
+    pub fn line_column(&self) -> Option<(u64, u64)> {
+        self.line_column
     }
 
     /// What went wrong, without the location.
@@ -138,9 +168,14 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path_string();
-        match (self.offset, path.is_empty()) {
-            (Some(off), false) => write!(f, "at byte {off}, {path}: {}", self.message),
-            (Some(off), true) => write!(f, "at byte {off}: {}", self.message),
+        let place = match (self.line_column, self.offset) {
+            (Some((line, column)), _) => Some(format!("line {line}, column {column}")),
+            (None, Some(off)) => Some(format!("byte {off}")),
+            (None, None) => None,
+        };
+        match (place, path.is_empty()) {
+            (Some(place), false) => write!(f, "at {place}, {path}: {}", self.message),
+            (Some(place), true) => write!(f, "at {place}: {}", self.message),
             (None, false) => write!(f, "at {path}: {}", self.message),
             (None, true) => f.write_str(&self.message),
         }

@@ -1,8 +1,8 @@
 //! Heft reads Envoy configuration dumps and explains them: what a proxy holds, how a request
 //! flows through it, and what each object costs.
 //!
-//! Every input (`/config_dump`, its sections, `istioctl proxy-config … -o json` output,
-//! `/clusters?format=json`, or binary protobuf: a `ConfigDump`, a `DiscoveryResponse` or a
+//! Every input (`/config_dump`, its sections, `istioctl proxy-config … -o json|yaml` output,
+//! `/clusters?format=json`, in JSON with either field naming or YAML, or binary protobuf: a `ConfigDump`, a `DiscoveryResponse` or a
 //! length-delimited stream of them; plain, gzip or zstd; file or stream) becomes one typed
 //! [`Dump`], and so do prost messages a control plane holds ([`Dump::from_resources`]).
 //! Analyses such as [`Summary`] read only the model.
@@ -23,7 +23,8 @@
 //! # Ok::<(), heft::Error>(())
 //! ```
 //!
-//! The library never prints. Errors say what went wrong and where: a byte offset and a JSON path.
+//! The library never prints. Errors say what went wrong and where: a byte offset (a line and
+//! column for YAML) and a JSON path.
 
 #![warn(missing_docs)]
 
@@ -36,6 +37,7 @@ mod read;
 mod summary;
 pub mod trace;
 pub mod views;
+mod yaml;
 
 pub use error::{Error, ErrorKind, PathSegment, Result};
 pub use model::Dump;

@@ -1,8 +1,8 @@
 //! Opening inputs: files (mapped, never copied), stdin (streamed), gzip and zstd (streamed).
 //!
 //! The input's kind is detected from its first bytes, never from its name: gzip or zstd, then
-//! binary protobuf (`pb::read::sniff`) or JSON. Whatever the source, the decoded resources are
-//! assembled into one [`Dump`] in input order.
+//! binary protobuf (`pb::read::sniff`), JSON (`{` or `[` first) or YAML (`yaml::is_yaml`).
+//! Whatever the source, the decoded resources are assembled into one [`Dump`] in input order.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::decode::Item;
@@ -84,6 +84,10 @@ impl Dump {
         if compression == "none" {
             if let Some(shape) = crate::pb::read::sniff(bytes, true) {
                 return crate::pb::read::read(bytes, shape, compression, opts);
+            }
+            let head = &bytes[..bytes.len().min(crate::pb::read::SNIFF_BYTES)];
+            if crate::yaml::is_yaml(head, head.len() == bytes.len())? {
+                return crate::yaml::read_slice(bytes, compression, opts);
             }
             return read_window(Window::borrowed(bytes), compression, opts);
         }
@@ -178,7 +182,8 @@ impl Dump {
     }
 }
 
-/// Reads a (decompressed) stream: protobuf is read whole, JSON through a window.
+/// Reads a (decompressed) stream: protobuf is read whole, JSON through a window, YAML through the
+/// translation to JSON.
 fn read_stream(
     mut r: Box<dyn Read + '_>,
     compression: &'static str,
@@ -196,7 +201,11 @@ fn read_stream(
             .map_err(|e| Error::io("reading input", e))?;
         return crate::pb::read::read(&head, shape, compression, opts);
     }
+    let yaml = crate::yaml::is_yaml(&head, whole)?;
     let joined: Box<dyn Read + '_> = Box::new(std::io::Cursor::new(head).chain(r));
+    if yaml {
+        return crate::yaml::read_stream(joined, compression, opts);
+    }
     read_window(Window::reader(joined), compression, opts)
 }
 
@@ -219,7 +228,11 @@ pub(crate) fn add_item(dump: &mut Dump, item: Item) {
     }
 }
 
-fn read_window(mut window: Window, compression: &'static str, opts: &ReadOptions) -> Result<Dump> {
+pub(crate) fn read_window(
+    mut window: Window,
+    compression: &'static str,
+    opts: &ReadOptions,
+) -> Result<Dump> {
     let (skeleton, batches) = walk::walk(&mut window, opts.keep_going)?;
     let mut dump = Dump::empty(Source {
         format: skeleton.format.unwrap_or(DocumentKind::ConfigDump),

@@ -359,7 +359,8 @@ fn nesting_bombs_empty_and_foreign_inputs_fail_cleanly() {
     );
     let yaml = b"apiVersion: networking.istio.io/v1\nkind: Sidecar\n";
     let err = Dump::from_slice(yaml).unwrap_err();
-    assert!(err.to_string().contains("Kubernetes YAML"), "{err}");
+    assert!(err.to_string().contains("Kubernetes manifest"), "{err}");
+    assert_eq!(err.line_column(), Some((1, 1)), "{err}");
     let err = Dump::from_slice(b"{\"configs\": [] } trailing").unwrap_err();
     assert_eq!(err.kind(), heft::ErrorKind::Syntax);
     assert_eq!(err.offset(), Some(17));

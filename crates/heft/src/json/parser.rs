@@ -23,9 +23,28 @@ pub(crate) struct Parser<'a> {
     depth: u32,
 }
 
+/// The proto3 JSON names that the camel-to-snake rule cannot turn back, because an underscore
+/// before a digit vanishes (`consecutive_5xx` → `consecutive5xx`): every such field of the Envoy
+/// API, as listed from xds-protos (`tests/oracle/istioctl_forms.py --camel-exceptions`).
+const DIGIT_NAMES: [(&str, &str); 8] = [
+    ("acceptHttp10", "accept_http_10"),
+    ("consecutive5xx", "consecutive_5xx"),
+    ("defaultHostForHttp10", "default_host_for_http_10"),
+    ("enforcingConsecutive5xx", "enforcing_consecutive_5xx"),
+    ("ignoreHttp11Upgrade", "ignore_http_11_upgrade"),
+    ("normalizePathRfc3986", "normalize_path_rfc_3986"),
+    ("proxy100Continue", "proxy_100_continue"),
+    ("traceId128bit", "trace_id_128bit"),
+];
+
 /// Converts a lowerCamelCase proto3 JSON name to the proto field name; other keys pass unchanged.
 pub(crate) fn field_name<'k>(key: &'k str, scratch: &'k mut [u8; 64]) -> &'k str {
     let bytes = key.as_bytes();
+    if bytes.iter().any(u8::is_ascii_digit) {
+        if let Some((_, name)) = DIGIT_NAMES.iter().find(|(json, _)| *json == key) {
+            return name;
+        }
+    }
     if !bytes.iter().any(u8::is_ascii_uppercase) || key.starts_with('@') {
         return key;
     }
@@ -183,7 +202,8 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// Iterates over a message's fields: keys become proto field names, `@type` is skipped.
+    /// Iterates over a message's fields: keys become proto field names, `@type` is skipped, and so
+    /// is a field whose value is `null`.
     pub(crate) fn fields(
         &mut self,
         mut f: impl FnMut(&mut Self, &str) -> Result<()>,
@@ -191,6 +211,10 @@ impl<'a> Parser<'a> {
         self.entries(|p, key| {
             if key == "@type" {
                 return p.skip();
+            }
+            // In proto3 JSON, `null` for a field means its default: the same as leaving it out.
+            if p.peek()? == b'n' {
+                return p.literal(b"null");
             }
             let mut scratch = [0u8; 64];
             f(p, field_name(key, &mut scratch))
@@ -482,30 +506,15 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Reads a wrapper such as `google.protobuf.UInt32Value`: a bare value, or `{"value": …}`.
-    fn wrapped<T: Default>(&mut self, read: fn(&mut Self) -> Result<T>) -> Result<T> {
-        if self.peek()? != b'{' {
-            return read(self);
-        }
-        let mut v = T::default();
-        self.fields(|p, k| match k {
-            "value" => {
-                v = read(p)?;
-                Ok(())
-            }
-            _ => p.skip(),
-        })?;
-        Ok(v)
-    }
-
-    /// Reads a `google.protobuf.UInt32Value`.
+    /// Reads a `google.protobuf.UInt32Value`. In proto3 JSON a wrapper is its bare value (never
+    /// `{"value": …}`); `null`, an unset wrapper, never reaches here ([`Parser::fields`] drops it).
     pub(crate) fn wrapped_u32(&mut self) -> Result<u32> {
-        self.wrapped(Self::u32)
+        self.u32()
     }
 
-    /// Reads a `google.protobuf.BoolValue`.
+    /// Reads a `google.protobuf.BoolValue`, a bare boolean in proto3 JSON.
     pub(crate) fn wrapped_bool(&mut self) -> Result<bool> {
-        self.wrapped(Self::bool)
+        self.bool()
     }
 
     /// Reads an enum written as its name or its number; numbers are mapped through `names`
@@ -597,7 +606,18 @@ impl<'a> Parser<'a> {
                 let n: serde_json::Number = text.parse().map_err(|_| {
                     Error::at(ErrorKind::Syntax, at, format!("invalid number {text:?}"))
                 })?;
-                Value::Number(n)
+                // A `Struct` number is a double: `2.0` and `2` are one value, read as the
+                // integer (as the protobuf reader does), whichever way the printer wrote it.
+                match n.as_f64() {
+                    Some(f)
+                        if !n.is_i64()
+                            && f.fract() == 0.0
+                            && f.abs() < 9.007_199_254_740_992e15 =>
+                    {
+                        Value::from(f as i64)
+                    }
+                    _ => Value::Number(n),
+                }
             }
         })
     }
@@ -665,14 +685,15 @@ mod tests {
         );
         let mut s = [0u8; 64];
         assert_eq!(field_name("lb_endpoints", &mut s), "lb_endpoints");
+        let mut s = [0u8; 64];
+        assert_eq!(field_name("consecutive5xx", &mut s), "consecutive_5xx");
+        let mut s = [0u8; 64];
+        assert_eq!(field_name("consecutive_5xx", &mut s), "consecutive_5xx");
     }
 
     #[test]
     fn reads_proto3_json_liberties() {
-        let mut p = Parser::new(
-            br#"["18446744073709551615", 7, null, "2.5s", {"value": 3}]"#,
-            0,
-        );
+        let mut p = Parser::new(br#"["18446744073709551615", 7, null, "2.5s", "3", 4]"#, 0);
         let mut got = Vec::new();
         let mut i = 0;
         p.array(|p| {
@@ -685,7 +706,21 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(got, ["18446744073709551615", "7", "0", "2.5s", "3"]);
+        assert_eq!(got, ["18446744073709551615", "7", "0", "2.5s", "3", "4"]);
+    }
+
+    #[test]
+    fn a_null_field_is_an_absent_field() {
+        let mut p = Parser::new(br#"{"a": null, "b": 1, "c": nul}"#, 0);
+        let mut seen = Vec::new();
+        let e = p
+            .fields(|p, k| {
+                seen.push(k.to_string());
+                p.skip()
+            })
+            .unwrap_err();
+        assert_eq!(seen, ["b"]);
+        assert_eq!(e.kind(), ErrorKind::Syntax, "{e}");
     }
 
     #[test]
@@ -737,6 +772,16 @@ mod tests {
         let text = "[".repeat(1000) + &"]".repeat(1000);
         let mut p = Parser::new(text.as_bytes(), 0);
         assert_eq!(p.value().unwrap_err().kind(), ErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn struct_numbers_are_doubles_so_integral_ones_read_as_integers() {
+        let mut p = Parser::new(br#"{"a": 2.0, "b": 2, "c": 2.5, "d": 1e3, "e": -0.0}"#, 0);
+        let v = p.value().unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 2, "b": 2, "c": 2.5, "d": 1000, "e": 0})
+        );
     }
 
     #[test]

@@ -114,6 +114,8 @@ fn decode_batch(batch: &Batch, keep_going: bool) -> Decoded {
                 out.skipped.push(Skipped {
                     path: err.path_string(),
                     offset: err.offset(),
+                    line: None,
+                    column: None,
                     reason: err.message().to_string(),
                 });
             } else {
@@ -218,6 +220,8 @@ fn walk_once(
             last.skipped.push(Skipped {
                 path: e.path_string(),
                 offset: e.offset(),
+                line: None,
+                column: None,
                 reason: format!("reading stopped: {}", e.message()),
             });
             decoded.push(last);
@@ -327,8 +331,6 @@ fn not_json(w: &mut Window) -> Result<Error> {
         "it looks like Envoy's /stats text output".to_string()
     } else if first_line.starts_with("# HELP") || first_line.starts_with("# TYPE") {
         "it looks like Prometheus metrics".to_string()
-    } else if first_line.starts_with("configs:") || text.contains("\nconfigs:") {
-        "it looks like a YAML config dump; this build reads JSON".to_string()
     } else {
         let b = head.first().copied().unwrap_or(0);
         format!("expected a JSON object or array, found {}", describe(b))
@@ -434,7 +436,8 @@ fn key(w: &mut Window) -> Result<String> {
     Ok(k)
 }
 
-/// Iterates an object's members in the window: `f` must consume each value.
+/// Iterates an object's members in the window: `f` must consume each value. A member whose value
+/// is `null` is skipped: in proto3 JSON it is the same as an absent field.
 fn members(w: &mut Window, mut f: impl FnMut(&mut Window, &str) -> Result<()>) -> Result<()> {
     w.expect(b'{', "an object")?;
     if w.next_byte("inside an object")? == b'}' {
@@ -445,7 +448,11 @@ fn members(w: &mut Window, mut f: impl FnMut(&mut Window, &str) -> Result<()>) -
         let raw = key(w)?;
         let mut scratch = [0u8; 64];
         let name = field_name(&raw, &mut scratch);
-        f(w, name).map_err(|e| e.in_key(&raw))?;
+        if w.next_byte("where a value was expected")? == b'n' {
+            w.value(false).map_err(|e| e.in_key(&raw))?;
+        } else {
+            f(w, name).map_err(|e| e.in_key(&raw))?;
+        }
         match w.next_byte("inside an object")? {
             b',' => w.bump(),
             b'}' => {
@@ -613,8 +620,10 @@ fn top_object(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> 
     let start = w.offset();
     let mut seen: Vec<String> = Vec::new();
     let mut found = false;
+    let mut any_key = false;
     let mut section = SectionState::default();
     members(w, |w, k| {
+        any_key = true;
         match k {
             "configs" => {
                 found = true;
@@ -653,6 +662,11 @@ fn top_object(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> 
         sk.format.get_or_insert(crate::model::DocumentKind::Section);
         section.finish(sk, start, w.offset());
     }
+    if !any_key {
+        // `{}`: proto3 JSON of an empty message, which istioctl prints for an empty section.
+        sk.format = Some(crate::model::DocumentKind::Section);
+        return Ok(());
+    }
     if !found {
         return Err(Error::at(
             ErrorKind::WrongDocument,
@@ -672,9 +686,7 @@ fn wrong_object_hint(keys: &[String]) -> String {
     } else if has("allocated") && has("heap_size") {
         "this is Envoy's /memory output".into()
     } else if has("api_version") || has("kind") {
-        "it looks like a Kubernetes object".into()
-    } else if keys.is_empty() {
-        "the object is empty".into()
+        "it looks like a Kubernetes manifest (it has apiVersion or kind)".into()
     } else {
         format!(
             "no configs or dump sections found (top-level keys: {})",

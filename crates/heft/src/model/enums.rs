@@ -13,6 +13,16 @@ pub(crate) const LB_POLICY: [&str; 8] = [
     "CLUSTER_PROVIDED",
     "LOAD_BALANCING_POLICY_CONFIG",
 ];
+/// `envoy.admin.v3.ClientResourceStatus`.
+pub(crate) const CLIENT_STATUS: [&str; 7] = [
+    "UNKNOWN",
+    "REQUESTED",
+    "DOES_NOT_EXIST",
+    "ACKED",
+    "NACKED",
+    "RECEIVED_ERROR",
+    "TIMEOUT",
+];
 /// `envoy.config.core.v3.RoutingPriority`.
 pub(crate) const ROUTING_PRIORITY: [&str; 2] = ["DEFAULT", "HIGH"];
 /// `envoy.config.core.v3.SocketAddress.Protocol`.

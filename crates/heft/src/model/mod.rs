@@ -104,7 +104,8 @@ pub struct Meta {
     pub error: Option<Box<UpdateFailure>>,
     /// The client status (`ACKED`, `NACKED`, …) where the dump has one.
     pub client_status: Option<Box<str>>,
-    /// Where the dump entry holding it sat in the input.
+    /// Where the dump entry holding it sat in the input (`None` for YAML input, which is read
+    /// through a translation whose offsets would mislead).
     pub span: Option<Span>,
 }
 
@@ -236,8 +237,14 @@ pub struct Rejected {
 pub struct Skipped {
     /// JSON path of the skipped value.
     pub path: String,
-    /// Byte offset of the failure.
+    /// Byte offset of the failure (JSON and protobuf input).
     pub offset: Option<u64>,
+    /// Line of the failure (YAML input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// Column of the failure, in characters (YAML input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
     /// The error that made Heft skip it.
     pub reason: String,
 }
@@ -261,7 +268,7 @@ pub enum DocumentKind {
 pub struct Source {
     /// The kind of document.
     pub format: DocumentKind,
-    /// `json` or `protobuf`.
+    /// `json`, `yaml` or `protobuf`.
     pub encoding: &'static str,
     /// `none`, `gzip` or `zstd`.
     pub compression: &'static str,

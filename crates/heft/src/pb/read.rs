@@ -296,6 +296,8 @@ pub(crate) fn read(
         skipped.push(Skipped {
             path: e.path_string(),
             offset: e.offset(),
+            line: None,
+            column: None,
             reason: format!("reading stopped: {}", e.message()),
         });
     }
@@ -316,6 +318,8 @@ pub(crate) fn read(
                     skipped.push(Skipped {
                         path: e.path_string(),
                         offset: e.offset(),
+                        line: None,
+                        column: None,
                         reason: e.message().to_string(),
                     });
                 }

@@ -64,7 +64,7 @@ fn node(p: &mut Parser) -> Result<Node> {
                     n.metadata = map;
                 }
             }
-            "user_agent_name" => n.user_agent_name = Some(p.string()?),
+            "user_agent_name" => n.user_agent_name = super::common::nonempty(p)?,
             "user_agent_build_version" => n.build_version = Some(build_version(p)?),
             _ => p.skip()?,
         }

@@ -17,7 +17,7 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
     p.fields(|p, k| {
         match k {
             "name" => c.name = p.string()?,
-            "alt_stat_name" => c.alt_stat_name = Some(p.string()?),
+            "alt_stat_name" => c.alt_stat_name = super::common::nonempty(p)?,
             "type" => c.discovery = Discovery::from_name(&p.enum_name(&Discovery::NAMES)?),
             "cluster_type" => {
                 let (name, config) = super::common::typed_extension(p)?;
@@ -26,7 +26,7 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
             }
             "eds_cluster_config" => p.fields(|p, k| {
                 if k == "service_name" {
-                    c.eds_service_name = Some(p.string()?);
+                    c.eds_service_name = super::common::nonempty(p)?;
                 } else {
                     p.skip()?;
                 }
@@ -66,9 +66,10 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
                 let la = load_assignment(p, Meta::new(c.meta.state))?;
                 c.load_assignment = Some(Box::new(la));
             }
-            "load_balancing_policy" | "filters" | "upstream_config" | "cluster_provided" => {
+            "load_balancing_policy" | "upstream_config" | "cluster_provided" => {
                 c.extensions.push(opaque(p)?)
             }
+            "filters" => c.extensions.extend(super::common::opaque_list(p)?),
             _ => p.skip()?,
         }
         Ok(())

@@ -23,6 +23,20 @@ pub(crate) fn opt_string(p: &mut Parser) -> Result<Option<Box<str>>> {
     }
 }
 
+/// Reads a proto3 `string` field: empty is its default, the same as absent (`None`), as the
+/// protobuf reader has it.
+pub(crate) fn nonempty(p: &mut Parser) -> Result<Option<Box<str>>> {
+    let s = p.string()?;
+    Ok((!s.is_empty()).then_some(s))
+}
+
+/// Reads an enum field whose default (number 0) means "not set": `None` for it, by name or
+/// number, as the protobuf reader has it.
+pub(crate) fn opt_enum(p: &mut Parser, names: &[&str]) -> Result<Option<Box<str>>> {
+    let name = p.enum_name(names)?;
+    Ok((Some(&*name) != names.first().copied()).then_some(name))
+}
+
 /// Keeps any value as its `@type` (if it has one) and size.
 pub(crate) fn opaque(p: &mut Parser) -> Result<Opaque> {
     let type_url = p.peek_type_url()?.map(Into::into).unwrap_or_default();
@@ -31,6 +45,22 @@ pub(crate) fn opaque(p: &mut Parser) -> Result<Opaque> {
         type_url,
         bytes: (end - start) as u64,
     })
+}
+
+/// A repeated field kept opaque as one payload; `None` for an empty list (its default, the same
+/// as absent).
+pub(crate) fn opaque_list(p: &mut Parser) -> Result<Option<Opaque>> {
+    p.peek()?;
+    let start = p.pos();
+    let mut n = 0;
+    p.array(|p| {
+        n += 1;
+        p.skip()
+    })?;
+    Ok((n > 0).then(|| Opaque {
+        type_url: "".into(),
+        bytes: (p.pos() - start) as u64,
+    }))
 }
 
 /// `TypedExtensionConfig` (`{name, typed_config}`) kept opaque: returns the name and payload.
@@ -271,7 +301,7 @@ pub(crate) fn tls_context(p: &mut Parser, side: TlsSide) -> Result<TlsContext> {
     };
     p.fields(|p, k| {
         match k {
-            "sni" => t.sni = Some(p.string()?),
+            "sni" => t.sni = nonempty(p)?,
             "require_client_certificate" => t.require_client_certificate = p.wrapped_bool()?,
             "common_tls_context" => p.fields(|p, k| {
                 match k {
@@ -359,7 +389,7 @@ pub(crate) fn update_failure(p: &mut Parser) -> Result<Box<crate::model::UpdateF
     p.fields(|p, k| {
         match k {
             "details" => f.details = p.string()?,
-            "version_info" => f.version_info = Some(p.string()?),
+            "version_info" => f.version_info = nonempty(p)?,
             "last_update_attempt" => f.last_update_attempt = Some(p.string()?),
             "failed_configuration" => f.failed_configuration = Some(opaque(p)?),
             _ => p.skip()?,

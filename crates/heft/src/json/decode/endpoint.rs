@@ -79,10 +79,10 @@ fn lb_endpoint(p: &mut Parser) -> Result<Endpoint> {
                             Ok(())
                         })
                     })?,
-                    "hostname" => e.hostname = Some(p.string()?),
+                    "hostname" => e.hostname = super::common::nonempty(p)?,
                     "health_check_config" => p.fields(|p, k| {
                         if k == "port_value" {
-                            e.health_check_port = Some(p.u32()?);
+                            e.health_check_port = Some(p.u32()?).filter(|&port| port != 0);
                         } else {
                             p.skip()?;
                         }
@@ -149,7 +149,7 @@ fn host_status(p: &mut Parser) -> Result<HostStatus> {
     p.fields(|p, k| {
         match k {
             "address" => h.address = address(p)?,
-            "hostname" => h.hostname = Some(p.string()?),
+            "hostname" => h.hostname = super::common::nonempty(p)?,
             "weight" => h.weight = p.u32()?,
             "priority" => h.priority = p.u32()?,
             "locality" => h.locality = locality(p)?,

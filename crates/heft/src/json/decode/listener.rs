@@ -44,7 +44,7 @@ pub(crate) fn listener(p: &mut Parser, meta: Meta) -> Result<Listener> {
                 })
             })?,
             "traffic_direction" => {
-                l.traffic_direction = Some(p.enum_name(&enums::TRAFFIC_DIRECTION)?)
+                l.traffic_direction = super::common::opt_enum(p, &enums::TRAFFIC_DIRECTION)?
             }
             "bind_to_port" => l.bind_to_port = Some(p.wrapped_bool()?),
             "use_original_dst" => l.use_original_dst = p.wrapped_bool()?,
@@ -57,7 +57,8 @@ pub(crate) fn listener(p: &mut Parser, meta: Meta) -> Result<Listener> {
             "filter_chains" => l.filter_chains = p.list(filter_chain)?,
             "default_filter_chain" => l.default_filter_chain = Some(filter_chain(p)?),
             "filter_chain_matcher" => l.filter_chain_matcher = Some(opaque(p)?),
-            "access_log" | "udp_listener_config" | "api_listener" => l.extensions.push(opaque(p)?),
+            "udp_listener_config" | "api_listener" => l.extensions.push(opaque(p)?),
+            "access_log" => l.extensions.extend(super::common::opaque_list(p)?),
             _ => p.skip()?,
         }
         Ok(())
@@ -76,7 +77,7 @@ fn filter_chain(p: &mut Parser) -> Result<FilterChain> {
     };
     p.fields(|p, k| {
         match k {
-            "name" => fc.name = Some(p.string()?),
+            "name" => fc.name = super::common::nonempty(p)?,
             "filter_chain_match" => fc.filter_chain_match = filter_chain_match(p)?,
             "filters" => fc.filters = p.list(network_filter)?,
             "transport_socket" => fc.transport_socket = Some(transport_socket(p)?),
@@ -94,11 +95,11 @@ fn filter_chain_match(p: &mut Parser) -> Result<FilterChainMatch> {
             "destination_port" => m.destination_port = Some(p.wrapped_u32()?),
             "prefix_ranges" => m.prefix_ranges = p.list(cidr)?,
             "direct_source_prefix_ranges" => m.direct_source_prefix_ranges = p.list(cidr)?,
-            "source_type" => m.source_type = Some(p.enum_name(&enums::SOURCE_TYPE)?),
+            "source_type" => m.source_type = super::common::opt_enum(p, &enums::SOURCE_TYPE)?,
             "source_prefix_ranges" => m.source_prefix_ranges = p.list(cidr)?,
             "source_ports" => m.source_ports = p.list(|p| p.u32())?,
             "server_names" => m.server_names = p.strings()?,
-            "transport_protocol" => m.transport_protocol = Some(p.string()?),
+            "transport_protocol" => m.transport_protocol = super::common::nonempty(p)?,
             "application_protocols" => m.application_protocols = p.strings()?,
             _ => p.skip()?,
         }
@@ -175,7 +176,7 @@ fn http_connection_manager(p: &mut Parser) -> Result<HttpConnectionManager> {
             "merge_slashes" => h.merge_slashes = p.bool()?,
             "path_with_escaped_slashes_action" => {
                 h.path_with_escaped_slashes_action =
-                    Some(p.enum_name(&enums::PATH_WITH_ESCAPED_SLASHES_ACTION)?)
+                    super::common::opt_enum(p, &enums::PATH_WITH_ESCAPED_SLASHES_ACTION)?
             }
             "strip_matching_host_port" => h.strip_matching_host_port = p.bool()?,
             "strip_any_host_port" => h.strip_any_host_port = p.bool()?,

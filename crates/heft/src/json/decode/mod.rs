@@ -118,11 +118,11 @@ fn wrapped(
     let mut name = None;
     p.fields(|p, k| {
         match k {
-            "version_info" => meta.version_info = Some(p.string()?),
+            "version_info" => meta.version_info = common::nonempty(p)?,
             "last_updated" => meta.last_updated = Some(p.string()?),
             "error_state" => meta.error = Some(common::update_failure(p)?),
-            "client_status" => meta.client_status = Some(p.string()?),
-            "name" => name = Some(p.string()?),
+            "client_status" => meta.client_status = client_status_of(p)?,
+            "name" => name = common::nonempty(p)?,
             k if k == field => match decode.take() {
                 Some(decode) => item = Some(decode(p, Meta::new(meta.state))?),
                 None => p.skip()?,
@@ -177,6 +177,11 @@ impl Item {
     }
 }
 
+/// `ClientResourceStatus`, by name or number; `None` for `UNKNOWN` (its default).
+fn client_status_of(p: &mut Parser) -> Result<Option<Box<str>>> {
+    common::opt_enum(p, &crate::model::enums::CLIENT_STATUS)
+}
+
 /// `DynamicListener`: `{name, active_state, warming_state, draining_state, error_state}`.
 fn dynamic_listener(p: &mut Parser, span: Option<Span>, out: &mut Vec<Item>) -> Result<()> {
     let mut name = None;
@@ -186,7 +191,7 @@ fn dynamic_listener(p: &mut Parser, span: Option<Span>, out: &mut Vec<Item>) -> 
     p.fields(|p, k| {
         let state = match k {
             "name" => {
-                name = Some(p.string()?);
+                name = common::nonempty(p)?;
                 return Ok(());
             }
             "error_state" => {
@@ -194,7 +199,7 @@ fn dynamic_listener(p: &mut Parser, span: Option<Span>, out: &mut Vec<Item>) -> 
                 return Ok(());
             }
             "client_status" => {
-                client_status = Some(p.string()?);
+                client_status = client_status_of(p)?;
                 return Ok(());
             }
             "active_state" => State::Active,
@@ -209,7 +214,7 @@ fn dynamic_listener(p: &mut Parser, span: Option<Span>, out: &mut Vec<Item>) -> 
         let mut listener = None;
         p.fields(|p, k| {
             match k {
-                "version_info" => meta.version_info = Some(p.string()?),
+                "version_info" => meta.version_info = common::nonempty(p)?,
                 "last_updated" => meta.last_updated = Some(p.string()?),
                 "listener" => listener = Some(listener::listener(p, Meta::new(state))?),
                 _ => p.skip()?,
@@ -266,11 +271,11 @@ fn secret_entry(p: &mut Parser, mut meta: Meta, out: &mut Vec<Item>) -> Result<(
     let mut secret = None;
     p.fields(|p, k| {
         match k {
-            "name" => name = Some(p.string()?),
-            "version_info" => meta.version_info = Some(p.string()?),
+            "name" => name = common::nonempty(p)?,
+            "version_info" => meta.version_info = common::nonempty(p)?,
             "last_updated" => meta.last_updated = Some(p.string()?),
             "error_state" => meta.error = Some(common::update_failure(p)?),
-            "client_status" => meta.client_status = Some(p.string()?),
+            "client_status" => meta.client_status = client_status_of(p)?,
             "secret" => secret = Some(secret::secret(p, Meta::new(meta.state), None)?),
             _ => p.skip()?,
         }
@@ -301,10 +306,10 @@ fn opaque_entry(p: &mut Parser, mut meta: Meta, type_url: &'static str) -> Resul
     p.fields(|p, k| {
         match k {
             "name" => name = common::opt_string(p)?,
-            "version_info" => meta.version_info = Some(p.string()?),
+            "version_info" => meta.version_info = common::nonempty(p)?,
             "last_updated" => meta.last_updated = Some(p.string()?),
             "error_state" => meta.error = Some(common::update_failure(p)?),
-            "client_status" => meta.client_status = Some(p.string()?),
+            "client_status" => meta.client_status = client_status_of(p)?,
             // An ECDS entry names its extension config inside the config.
             "ecds_filter" => {
                 let (n, config) = common::typed_extension(p)?;

@@ -51,7 +51,7 @@ fn virtual_host(p: &mut Parser) -> Result<VirtualHost> {
             "domains" => v.domains = p.strings()?,
             "routes" => v.routes = p.list(route)?,
             "retry_policy" => v.retry_policy = Some(retry_policy(p)?),
-            "require_tls" => v.require_tls = Some(p.enum_name(&enums::REQUIRE_TLS)?),
+            "require_tls" => v.require_tls = super::common::opt_enum(p, &enums::REQUIRE_TLS)?,
             "typed_per_filter_config" => p.entries(|p, _| {
                 v.extensions.push(opaque(p)?);
                 Ok(())
@@ -82,14 +82,14 @@ fn route(p: &mut Parser) -> Result<Route> {
     };
     p.fields(|p, k| {
         match k {
-            "name" => r.name = Some(p.string()?),
+            "name" => r.name = super::common::nonempty(p)?,
             "match" => r.route_match = route_match(p)?,
             "route" => r.action = Action::Route(route_action(p)?),
             "redirect" => r.action = redirect(p)?,
             "direct_response" => r.action = direct_response(p)?,
             "decorator" => p.fields(|p, k| {
                 if k == "operation" {
-                    r.decorator = Some(p.string()?);
+                    r.decorator = super::common::nonempty(p)?;
                 } else {
                     p.skip()?;
                 }
@@ -213,7 +213,7 @@ pub(crate) fn retry_policy(p: &mut Parser) -> Result<RetryPolicy> {
     let mut r = RetryPolicy::default();
     p.fields(|p, k| {
         match k {
-            "retry_on" => r.retry_on = Some(p.string()?),
+            "retry_on" => r.retry_on = super::common::nonempty(p)?,
             "num_retries" => r.num_retries = Some(p.wrapped_u32()?),
             "per_try_timeout" => r.per_try_timeout = Some(p.duration()?),
             "retriable_status_codes" => r.retriable_status_codes = p.list(|p| p.u32())?,
@@ -266,7 +266,7 @@ fn route_action(p: &mut Parser) -> Result<RouteAction> {
             }
             "timeout" => a.timeout = Some(p.duration()?),
             "retry_policy" => a.retry_policy = Some(retry_policy(p)?),
-            "prefix_rewrite" => a.prefix_rewrite = Some(p.string()?),
+            "prefix_rewrite" => a.prefix_rewrite = super::common::nonempty(p)?,
             "host_rewrite_literal" => a.host_rewrite = Some(p.string()?),
             _ => p.skip()?,
         }
@@ -280,7 +280,7 @@ fn redirect(p: &mut Parser) -> Result<Action> {
     let mut response_code = Box::<str>::from("MOVED_PERMANENTLY");
     p.fields(|p, k| {
         match k {
-            "host_redirect" => host = Some(p.string()?),
+            "host_redirect" => host = super::common::nonempty(p)?,
             "path_redirect" => path = Some(p.string()?),
             "https_redirect" => https = p.bool()?,
             "scheme_redirect" => https = &*p.string()? == "https",

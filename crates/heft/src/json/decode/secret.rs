@@ -108,15 +108,13 @@ fn data_source(p: &mut Parser) -> Result<Option<Vec<u8>>> {
             "inline_bytes" => {
                 let at = p.offset();
                 let text = p.str()?;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(text.as_bytes())
-                    .map_err(|e| {
-                        crate::error::Error::at(
-                            crate::error::ErrorKind::InvalidValue,
-                            at,
-                            format!("inline_bytes is not valid base64: {e}"),
-                        )
-                    })?;
+                let bytes = proto3_base64(&text).map_err(|e| {
+                    crate::error::Error::at(
+                        crate::error::ErrorKind::InvalidValue,
+                        at,
+                        format!("inline_bytes is not valid base64: {e}"),
+                    )
+                })?;
                 out = Some(bytes);
             }
             "inline_string" => out = Some(p.str()?.as_bytes().to_vec()),
@@ -125,6 +123,17 @@ fn data_source(p: &mut Parser) -> Result<Option<Vec<u8>>> {
         Ok(())
     })?;
     Ok(out)
+}
+
+/// Decodes proto3 JSON `bytes`: standard or URL-safe base64, with or without padding.
+fn proto3_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::alphabet::{STANDARD, URL_SAFE};
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let url_safe = text.bytes().any(|b| b == b'-' || b == b'_');
+    let alphabet = if url_safe { &URL_SAFE } else { &STANDARD };
+    GeneralPurpose::new(alphabet, config).decode(text.as_bytes())
 }
 
 /// Reads every certificate of a PEM bundle.
@@ -206,7 +215,21 @@ pub(crate) fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{proto3_base64, rfc3339};
+
+    #[test]
+    fn bytes_read_in_every_base64_variant() {
+        // 0xfb 0xff: '+' and '/' in the standard alphabet, '-' and '_' in the URL-safe one.
+        for text in ["+/8+", "-_8-"] {
+            assert_eq!(proto3_base64(text).unwrap(), [0xfb, 0xff, 0x3e], "{text}");
+        }
+        for text in ["+/8=", "+/8", "-_8=", "-_8"] {
+            assert_eq!(proto3_base64(text).unwrap(), [0xfb, 0xff], "{text}");
+        }
+        assert_eq!(proto3_base64("W3JlZGFjdGVkXQ==").unwrap(), b"[redacted]");
+        assert_eq!(proto3_base64("W3JlZGFjdGVkXQ").unwrap(), b"[redacted]");
+        assert!(proto3_base64("+/8-").is_err(), "one alphabet per value");
+    }
 
     #[test]
     fn formats_utc_times() {
