@@ -57,6 +57,14 @@ class Mesh:
     knative_revisions: int = 0
     stats: str = "default"  # "default", "istio" or "reject_all"
     concurrency: int = 2
+    # The workload's namespace (what a Sidecar's `.` means).
+    workload_namespace: str = "default"
+    # Sidecar egress hosts istiod applies (None: no Sidecar). See `in_scope`.
+    egress: tuple = None
+    # Traffic tests: the first HTTP port's listener binds 127.0.0.1 on this port, and every
+    # endpoint is 127.0.0.1:`upstream_port`, where the bootstrap answers any request with 200.
+    bind_http_port: int = 0
+    upstream_port: int = 0
     # Key for spreading endpoint addresses so points do not collide (any integer).
     seed: int = 0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
@@ -81,6 +89,22 @@ def _service_names(mesh):
                 out.append((f"{name}-{r + 1:05d}", namespace))
                 out.append((f"{name}-{r + 1:05d}-private", namespace))
     return out
+
+
+def in_scope(mesh, service, namespace):
+    """Istio's Sidecar egress semantics, as istiod applies them: `namespace/dnsName`, where the
+    namespace is a name, `*`, `.` (the workload's) or `~` (none), and the name is a host, `*`, or
+    `*.suffix` (hosts ending in `.suffix`)."""
+    if mesh.egress is None:
+        return True
+    host = istio.fqdn(service, namespace)
+    for entry in mesh.egress:
+        ns, name = entry.split("/", 1)
+        ns_ok = {"*": True, ".": namespace == mesh.workload_namespace, "~": False}.get(ns, ns == namespace)
+        name_ok = name == "*" or (name.startswith("*.") and host.endswith(name[1:])) or name == host
+        if ns_ok and name_ok:
+            return True
+    return False
 
 
 def _ip(mesh, index, endpoint):
@@ -132,7 +156,9 @@ def _localities(mesh, index, port, subset):
     """The endpoints of one cluster, spread over localities."""
     groups = [[] for _ in range(max(1, mesh.localities))]
     for e in range(mesh.endpoints):
-        if mesh.cluster_type in ("STRICT_DNS", "LOGICAL_DNS"):
+        if mesh.upstream_port:
+            address, port = "127.0.0.1", mesh.upstream_port
+        elif mesh.cluster_type in ("STRICT_DNS", "LOGICAL_DNS"):
             address = "localhost"
         else:
             address = _ip(mesh, index, e)
@@ -181,6 +207,8 @@ def resources(mesh):
     credentials = []
     given = 0
     for index, (service, namespace) in enumerate(_service_names(mesh)):
+        if not in_scope(mesh, service, namespace):
+            continue
         host = istio.fqdn(service, namespace)
         for port, protocol in mesh.ports:
             subset_names = [f"v{s + 1}" for s in range(mesh.subsets)]
@@ -219,10 +247,12 @@ def resources(mesh):
     if mesh.listeners != "none":
         listeners.append(_virtual_outbound())
         for port, vhosts in sorted(vhosts_by_port.items()):
+            bind = mesh.bind_http_port and port == mesh.ports[0][0]
             listeners.append(istio.listener(
-                f"0.0.0.0_{port}", "0.0.0.0", port,
+                f"0.0.0.0_{port}", "127.0.0.1" if bind else "0.0.0.0",
+                mesh.bind_http_port if bind else port,
                 [{"filters": [istio.hcm(f"outbound_0.0.0.0_{port}", rds_name=str(port))]}],
-                direction="OUTBOUND", bind_to_port=False))
+                direction="OUTBOUND", bind_to_port=bool(bind)))
             routes.append(istio.route_configuration(str(port), vhosts + [istio.allow_any_vhost()]))
         listeners.extend(tcp_listeners)
     secret_names = list(credentials)
@@ -274,12 +304,13 @@ def stats_matcher(mesh):
             "reject_all": {"reject_all": True}}[mesh.stats]
 
 
-def node(name="mesh"):
+def node(name="mesh", namespace="default"):
     return {
-        "id": f"sidecar~127.0.0.1~{name}-abc.default~default.svc.cluster.local",
-        "cluster": f"{name}.default",
+        "id": f"sidecar~127.0.0.1~{name}-abc.{namespace}~{namespace}.svc.cluster.local",
+        "cluster": f"{name}.{namespace}",
         "locality": {"region": "region-1", "zone": "zone-0"},
-        "metadata": {"ISTIO_VERSION": "1.24.2", "NAMESPACE": "default", "WORKLOAD_NAME": name,
+        "metadata": {"ISTIO_VERSION": "1.24.2", "NAMESPACE": namespace, "WORKLOAD_NAME": name,
+                     "LABELS": {"app": name, "version": "v1"},
                      "CLUSTER_ID": "Kubernetes", "MESH_ID": "cluster.local"},
     }
 
@@ -289,4 +320,23 @@ def bootstrap(mesh, admin_port, xds_port, name="mesh"):
         istio.admin_listener("0.0.0.0_15090", 0, "/stats/prometheus", "prometheus_stats", "stats"),
         istio.admin_listener("0.0.0.0_15021", 0, "/healthz/ready", "agent", "agent"),
     ]
-    return istio.bootstrap(node(name), admin_port, xds_port, listeners, stats_matcher=stats_matcher(mesh))
+    if mesh.upstream_port:
+        listeners.append(_upstream_listener(mesh.upstream_port))
+    return istio.bootstrap(node(name, mesh.workload_namespace), admin_port, xds_port, listeners,
+                           stats_matcher=stats_matcher(mesh))
+
+
+def _upstream_listener(port):
+    """What every endpoint is in traffic tests: 127.0.0.1:`port`, answering 200 to anything."""
+    return {
+        "name": "upstream", "address": istio.socket_address("127.0.0.1", port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": istio.HCM_T, "stat_prefix": "upstream",
+                "route_config": {"virtual_hosts": [{"name": "upstream", "domains": ["*"], "routes": [
+                    {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
+                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                    "@type": istio.TYPE + "envoy.extensions.filters.http.router.v3.Router"}}],
+            }}]}],
+    }

@@ -21,8 +21,8 @@ pub struct ModelArgs {
     server_info: Option<PathBuf>,
     /// Stats settings to assume instead of the bootstrap's (needed when the dump has no bootstrap,
     /// such as `istioctl proxy-config cluster -o json`): `all`, `istio`, `reject-all`.
-    #[arg(long, value_name = "MODE")]
-    stats: Option<StatsMode>,
+    #[arg(long = "stats-matcher", value_name = "MODE")]
+    stats_matcher: Option<StatsMode>,
     /// A model file from `heft calibrate` [default: the built-in model for Envoy 1.40].
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
@@ -89,7 +89,7 @@ impl ModelArgs {
         if concurrency == 0 {
             return Err("--concurrency must be at least 1".into());
         }
-        let stats = self.stats.map(|m| match m {
+        let stats = self.stats_matcher.map(|m| match m {
             StatsMode::All => StatsMatcher::All,
             StatsMode::Istio => istio_stats_matcher(),
             StatsMode::RejectAll => StatsMatcher::RejectAll,

@@ -7,6 +7,7 @@ mod summary_text;
 mod table;
 mod trace_cmd;
 mod views_cmd;
+mod why_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -58,6 +59,28 @@ enum Command {
         input: InputArgs,
         #[command(flatten)]
         query: trace_cmd::TraceArgs,
+    },
+    /// What bloats this proxy: where the predicted heap goes, what serves nothing, the
+    /// multipliers at work, and the Sidecar scope that would cut it.
+    Why {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        model: cost_cmd::ModelArgs,
+        #[command(flatten)]
+        usage: why_cmd::UsageArgs,
+    },
+    /// What an Istio Sidecar resource would save: the predicted heap before and after its
+    /// egress hosts, and the manifest to apply.
+    Sidecar {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        model: cost_cmd::ModelArgs,
+        #[command(flatten)]
+        usage: why_cmd::UsageArgs,
+        #[command(flatten)]
+        sidecar: why_cmd::SidecarArgs,
     },
     #[command(flatten)]
     View(views_cmd::View),
@@ -207,6 +230,44 @@ fn run(cli: Cli) -> Result<(), String> {
                     .and_then(|()| writeln!(out)),
                 Format::Text => out.write_all(trace_cmd::render(&trace).as_bytes()),
             }
+        }
+        Command::Why {
+            input,
+            model,
+            usage,
+        } => {
+            let (cost_model, settings) = model.resolve()?;
+            let usage = usage.read()?;
+            let dump = read(&input)?;
+            let why = heft::why::Why::of(&dump, &cost_model, &settings, usage.as_ref());
+            let file = input
+                .file
+                .as_ref()
+                .map_or("-".to_string(), |f| f.display().to_string());
+            let text = match input.output {
+                Format::Json => why_cmd::why_json(&why),
+                Format::Text => why_cmd::why_text(&why, &file),
+            };
+            out.write_all(text.as_bytes())
+        }
+        Command::Sidecar {
+            input,
+            model,
+            usage,
+            sidecar,
+        } => {
+            let (cost_model, settings) = model.resolve()?;
+            let usage = usage.read()?;
+            let dump = read(&input)?;
+            let (scope, workload) = why_cmd::scope_of(&dump, &sidecar, usage.as_ref())?;
+            let what_if =
+                heft::sidecar::WhatIf::of(&dump, &scope, &cost_model, &settings, usage.as_ref());
+            let text = match (sidecar.emit(), input.output) {
+                (true, _) => why_cmd::sidecar_manifest(&what_if, &workload)?,
+                (false, Format::Json) => why_cmd::sidecar_json(&what_if, &workload),
+                (false, Format::Text) => why_cmd::sidecar_text(&what_if, &workload),
+            };
+            out.write_all(text.as_bytes())
         }
         Command::View(view) => views_cmd::run(view, &mut out)?,
     };

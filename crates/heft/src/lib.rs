@@ -34,9 +34,13 @@ mod json;
 pub mod model;
 pub mod pb;
 mod read;
+pub mod scope;
+pub mod sidecar;
 mod summary;
 pub mod trace;
+pub mod usage;
 pub mod views;
+pub mod why;
 mod yaml;
 
 pub use error::{Error, ErrorKind, PathSegment, Result};
