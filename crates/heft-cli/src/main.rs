@@ -90,6 +90,7 @@ fn main() -> ExitCode {
 fn read(args: &InputArgs) -> Result<heft::Dump, String> {
     let opts = heft::ReadOptions {
         keep_going: args.keep_going,
+        ..Default::default()
     };
     let dump = match &args.file {
         Some(path) => heft::Dump::from_path_with(path, &opts).map_err(|e| {

@@ -33,6 +33,7 @@ mod json;
 pub mod model;
 pub mod pb;
 mod read;
+pub mod stream;
 mod summary;
 
 pub use error::{Error, ErrorKind, PathSegment, Result};

@@ -15,24 +15,10 @@ pub(crate) mod secret;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::parser::Parser;
-use crate::model::{
-    Bootstrap, Cluster, ClusterStatus, Listener, LoadAssignment, Meta, Opaque, OpaqueResource,
-    RouteConfig, Secret, Span, State,
-};
+use crate::model::{Listener, Meta, Opaque, OpaqueResource, Rejected, Secret, Span, State};
 
-/// A decoded piece of the dump, in input order.
-#[derive(Debug)]
-pub(crate) enum Item {
-    Bootstrap(Box<Bootstrap>),
-    Cluster(Box<Cluster>),
-    Listener(Box<Listener>),
-    RouteConfig(Box<RouteConfig>),
-    LoadAssignment(Box<LoadAssignment>),
-    Secret(Box<Secret>),
-    ClusterStatus(Box<ClusterStatus>),
-    Rejected(&'static str, Box<str>, Box<Meta>),
-    Opaque(Box<OpaqueResource>),
-}
+/// A decoded piece of the dump, in input order: the stream's resource.
+pub(crate) use crate::stream::Resource as Item;
 
 /// What an array element (or value) of the dump is, which says how to decode it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,9 +119,7 @@ fn wrapped(
     })?;
     match item {
         Some(mut item) => {
-            if let Some(m) = item.meta_mut() {
-                *m = meta;
-            }
+            *item.meta_mut() = meta;
             out.push(item);
         }
         None if meta.error.is_some() => {
@@ -145,11 +129,11 @@ fn wrapped(
                 "route_config" => "route_config",
                 _ => "endpoint_config",
             };
-            out.push(Item::Rejected(
+            out.push(Item::Rejected(Box::new(Rejected {
                 kind,
-                name.unwrap_or_default(),
-                Box::new(meta),
-            ));
+                name: name.unwrap_or_default(),
+                meta,
+            })));
         }
         None => {
             return Err(Error::new(
@@ -159,22 +143,6 @@ fn wrapped(
         }
     }
     Ok(())
-}
-
-impl Item {
-    fn meta_mut(&mut self) -> Option<&mut Meta> {
-        Some(match self {
-            Item::Bootstrap(b) => &mut b.meta,
-            Item::Cluster(c) => &mut c.meta,
-            Item::Listener(l) => &mut l.meta,
-            Item::RouteConfig(r) => &mut r.meta,
-            Item::LoadAssignment(l) => &mut l.meta,
-            Item::Secret(s) => &mut s.meta,
-            Item::ClusterStatus(c) => &mut c.meta,
-            Item::Opaque(o) => &mut o.meta,
-            Item::Rejected(..) => return None,
-        })
-    }
 }
 
 /// `DynamicListener`: `{name, active_state, warming_state, draining_state, error_state}`.
@@ -245,11 +213,11 @@ pub(crate) fn push_dynamic_listener(
                 client_status,
                 ..Meta::new(State::Active)
             };
-            out.push(Item::Rejected(
-                "listener",
-                name.unwrap_or_default(),
-                Box::new(meta),
-            ));
+            out.push(Item::Rejected(Box::new(Rejected {
+                kind: "listener",
+                name: name.unwrap_or_default(),
+                meta,
+            })));
         }
         return;
     }
