@@ -1,6 +1,8 @@
 //! The `heft` command: flags, wiring, output and exit codes. The library does the work.
 
 mod cost_cmd;
+mod progress;
+mod summary_cmd;
 mod summary_text;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -18,8 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Who the proxy is and how much of everything it holds.
-    Summary(InputArgs),
+    /// Who the proxy is, how much of everything it holds and the heap it predicts.
+    Summary {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        model: cost_cmd::ModelArgs,
+    },
     /// The heaviest objects in the predicted heap.
     Top {
         #[command(flatten)]
@@ -88,9 +95,10 @@ fn main() -> ExitCode {
 }
 
 fn read(args: &InputArgs) -> Result<heft::Dump, String> {
+    let (_bar, progress) = progress::Bar::new();
     let opts = heft::ReadOptions {
         keep_going: args.keep_going,
-        ..Default::default()
+        progress,
     };
     let dump = match &args.file {
         Some(path) => heft::Dump::from_path_with(path, &opts).map_err(|e| {
@@ -122,15 +130,9 @@ fn run(cli: Cli) -> Result<(), String> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = match cli.command {
-        Command::Summary(args) => {
-            let dump = read(&args)?;
-            let summary = heft::Summary::of(&dump);
-            match args.output {
-                Format::Json => serde_json::to_writer_pretty(&mut out, &summary)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| writeln!(out)),
-                Format::Text => out.write_all(summary_text::render(&summary).as_bytes()),
-            }
+        Command::Summary { input, model } => {
+            let text = summary_cmd::run(&input, &model)?;
+            out.write_all(text.as_bytes())
         }
         Command::Top {
             input,

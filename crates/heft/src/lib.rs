@@ -44,6 +44,7 @@ pub use summary::Summary;
 /// The parts a [`Summary`] is made of.
 pub mod summary_types {
     pub use crate::summary::{
-        ByState, Clusters, Counted, Endpoints, NodeSummary, OpaqueSummary, SectionSize,
+        ByState, Clusters, Counted, Counts, Endpoints, NodeSummary, OpaqueSummary, SectionSize,
+        SummaryFold,
     };
 }
