@@ -21,6 +21,58 @@ pub(crate) struct Parser<'a> {
     pos: usize,
     base: u64,
     depth: u32,
+    /// `buf` is known to be valid UTF-8, so strings need no check of their own.
+    valid: bool,
+}
+
+/// Eight spaces, for skipping indentation a word at a time.
+const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+
+/// Checks that `buf` is UTF-8; `Err` gives how many bytes are valid. Pure ASCII (what dumps
+/// are) is checked 32 bytes at a time; the rest goes to the standard library.
+pub(crate) fn check_utf8(buf: &[u8]) -> std::result::Result<(), usize> {
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut i = 0;
+    while let Some(block) = buf.get(i..i + 32) {
+        let word = |k: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&block[k..k + 8]);
+            u64::from_ne_bytes(w)
+        };
+        if (word(0) | word(8) | word(16) | word(24)) & HIGH != 0 {
+            break;
+        }
+        i += 32;
+    }
+    // Every byte before `i` is ASCII, so `i` is a character boundary.
+    std::str::from_utf8(&buf[i..])
+        .map(drop)
+        .map_err(|e| i + e.valid_up_to())
+}
+
+/// Where the string whose contents start `s` ends: the first `"` or `\\`, 8 bytes at a time.
+fn string_stop(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const SLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(w);
+        let hit = has_zero(v ^ QUOTES) | has_zero(v ^ SLASHES);
+        if hit != 0 {
+            // The lowest flagged byte is exact (false flags only follow a true one).
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|j| i + j)
 }
 
 /// Converts a lowerCamelCase proto3 JSON name to the proto field name; other keys pass unchanged.
@@ -54,6 +106,26 @@ impl<'a> Parser<'a> {
             pos: 0,
             base,
             depth: 0,
+            valid: false,
+        }
+    }
+
+    /// A parser over one dump entry, checked to be UTF-8 as a whole first (then its strings
+    /// need no check of their own).
+    pub(crate) fn for_entry(buf: &'a [u8], base: u64) -> Result<Parser<'a>> {
+        check_utf8(buf).map_err(|at| Error::at(ErrorKind::Utf8, base + at as u64, "invalid UTF-8"))?;
+        Ok(Parser {
+            valid: true,
+            ..Parser::new(buf, base)
+        })
+    }
+
+    /// A parser over the rest of this one's input, from the current position, with offsets
+    /// counted from there.
+    pub(crate) fn rest(&self) -> Parser<'a> {
+        Parser {
+            valid: self.valid,
+            ..Parser::new(&self.buf[self.pos..], 0)
         }
     }
 
@@ -66,26 +138,44 @@ impl<'a> Parser<'a> {
         self.pos
     }
 
-    pub(crate) fn buf(&self) -> &'a [u8] {
-        self.buf
-    }
-
     fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
         Error::at(kind, self.offset(), message)
     }
 
     fn ws(&mut self) {
-        while let Some(&b) = self.buf.get(self.pos) {
-            if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-                self.pos += 1;
-            } else {
-                break;
+        let buf = self.buf;
+        let mut i = self.pos;
+        while let Some(&b) = buf.get(i) {
+            match b {
+                // Pretty-printed input is mostly indentation: eight spaces at a time.
+                b' ' => match buf.get(i..i + 8) {
+                    Some(chunk) => {
+                        let mut w = [0u8; 8];
+                        w.copy_from_slice(chunk);
+                        let x = u64::from_le_bytes(w) ^ SPACES;
+                        i += if x == 0 {
+                            8
+                        } else {
+                            (x.trailing_zeros() / 8) as usize
+                        };
+                    }
+                    None => i += 1,
+                },
+                b'\n' | b'\r' | b'\t' => i += 1,
+                _ => break,
             }
         }
+        self.pos = i;
     }
 
     /// The next significant byte, without consuming it.
+    #[inline]
     pub(crate) fn peek(&mut self) -> Result<u8> {
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b > b' ' {
+                return Ok(b);
+            }
+        }
         self.ws();
         match self.buf.get(self.pos) {
             Some(&b) => Ok(b),
@@ -188,11 +278,11 @@ impl<'a> Parser<'a> {
         &mut self,
         mut f: impl FnMut(&mut Self, &str) -> Result<()>,
     ) -> Result<()> {
+        let mut scratch = [0u8; 64];
         self.entries(|p, key| {
             if key == "@type" {
                 return p.skip();
             }
-            let mut scratch = [0u8; 64];
             f(p, field_name(key, &mut scratch))
         })
     }
@@ -250,7 +340,14 @@ impl<'a> Parser<'a> {
     /// Skips one value of any kind.
     pub(crate) fn skip(&mut self) -> Result<()> {
         self.ws();
-        self.pos = skip_value(self.buf, self.pos, self.base)?;
+        self.pos = match self.buf.get(self.pos) {
+            Some(b'{' | b'[') => match super::scan::skip_container(self.buf, self.pos) {
+                Some(end) => end,
+                // Anything irregular (escapes, errors) goes the exact way.
+                None => skip_value(self.buf, self.pos, self.base)?,
+            },
+            _ => skip_value(self.buf, self.pos, self.base)?,
+        };
         Ok(())
     }
 
@@ -267,9 +364,16 @@ impl<'a> Parser<'a> {
         self.expect_byte(b'"', "a string")?;
         let start = self.pos;
         let rest = &self.buf[start..];
-        match memchr2(b'"', b'\\', rest) {
+        match string_stop(rest) {
             Some(i) if rest[i] == b'"' => {
                 self.pos = start + i + 1;
+                if self.valid {
+                    // SAFETY: the whole buffer is UTF-8 (`for_entry`), and a slice between two
+                    // ASCII bytes of it starts and ends on character boundaries.
+                    return Ok(Cow::Borrowed(unsafe {
+                        std::str::from_utf8_unchecked(&rest[..i])
+                    }));
+                }
                 let s = std::str::from_utf8(&rest[..i]).map_err(|e| {
                     Error::at(
                         ErrorKind::Utf8,
@@ -609,6 +713,20 @@ impl<'a> Parser<'a> {
             return Ok(None);
         }
         let saved = (self.pos, self.depth);
+        // Envoy prints `@type` first: then nothing else need be read.
+        self.pos += 1;
+        if self.peek()? == b'"' {
+            let key = self.str()?;
+            if key == "@type" && self.peek()? == b':' {
+                self.pos += 1;
+                if self.peek()? == b'"' {
+                    let url = self.str();
+                    (self.pos, self.depth) = saved;
+                    return url.map(Some);
+                }
+            }
+        }
+        self.pos = saved.0;
         let mut found = None;
         let result = self.entries(|p, k| {
             if found.is_none() && k == "@type" {

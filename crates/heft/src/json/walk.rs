@@ -97,15 +97,7 @@ fn run_batch<F: Fold>(batch: &Batch, keep_going: bool, fold: &F) -> Finished<F::
     let mut error = None;
     for (i, e) in batch.entries.iter().enumerate() {
         let bytes = batch.entry_bytes(i);
-        let result = match std::str::from_utf8(bytes) {
-            Ok(_) => decode::entry(e.kind, bytes, e.start, &mut items),
-            Err(u) => Err(Error::at(
-                ErrorKind::Utf8,
-                e.start + u.valid_up_to() as u64,
-                "invalid UTF-8",
-            )),
-        };
-        match result {
+        match decode::entry(e.kind, bytes, e.start, &mut items) {
             Ok(()) => add_all(fold, &mut acc, &mut items, bytes),
             Err(err) => {
                 items.clear();

@@ -43,7 +43,7 @@ pub(crate) enum EntryKind {
 
 /// Decodes one entry whose bytes are `buf` (starting at input offset `base`) into `out`.
 pub(crate) fn entry(kind: EntryKind, buf: &[u8], base: u64, out: &mut Vec<Item>) -> Result<()> {
-    let mut p = Parser::new(buf, base);
+    let mut p = Parser::for_entry(buf, base)?;
     let span = Some(Span {
         offset: base,
         len: buf.len() as u64,
@@ -336,7 +336,7 @@ fn bare_kind(p: &mut Parser) -> Result<Option<&'static str>> {
         ("transport_socket_matches", "cluster"),
         ("load_assignment", "cluster"),
     ];
-    let mut probe = Parser::new(&p.buf()[p.pos()..], 0);
+    let mut probe = p.rest();
     let mut best: Option<usize> = None;
     probe.fields(|q, k| {
         if let Some(rank) = PRIORITY.iter().position(|(key, _)| *key == k) {
