@@ -1,5 +1,9 @@
 //! The `heft` command: flags, wiring, output and exit codes. The library does the work.
 
+/// Reading allocates and frees many small objects on every thread: see Cargo.toml.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cost_cmd;
 mod progress;
 mod summary_cmd;
