@@ -50,6 +50,27 @@ pub(crate) fn check_utf8(buf: &[u8]) -> std::result::Result<(), usize> {
         .map_err(|e| i + e.valid_up_to())
 }
 
+/// Whether `s` holds an ASCII capital letter, 8 bytes at a time.
+fn has_upper(s: &[u8]) -> bool {
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // For a byte below 0x80: + 0x3F sets its high bit from `A` up, + 0x25 from past `Z` up.
+    let upper = |v: u64| {
+        v.wrapping_add(u64::from_ne_bytes([0x3F; 8]))
+            & !v.wrapping_add(u64::from_ne_bytes([0x25; 8]))
+            & !v
+            & HIGH
+    };
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if upper(u64::from_ne_bytes(w)) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(u8::is_ascii_uppercase)
+}
+
 /// Where the string whose contents start `s` ends: the first `"` or `\\`, 8 bytes at a time.
 fn string_stop(s: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
@@ -183,9 +204,19 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline]
     fn expect_byte(&mut self, want: u8, what: &str) -> Result<()> {
         let b = self.peek()?;
         if b != want {
+            return Err(self.unexpected(b, want, what));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    #[cold]
+    fn unexpected(&self, b: u8, want: u8, what: &str) -> Error {
+        {
             // A value of the wrong type is valid JSON that Heft cannot use; anything else is
             // broken JSON.
             let starts_value = matches!(
@@ -197,13 +228,12 @@ impl<'a> Parser<'a> {
             } else {
                 ErrorKind::Syntax
             };
-            return Err(self.error(kind, format!("expected {what}, found {}", describe(b))));
+            self.error(kind, format!("expected {what}, found {}", describe(b)))
         }
-        self.pos += 1;
-        Ok(())
     }
 
     /// Consumes a `null` if one is next.
+    #[inline]
     pub(crate) fn null(&mut self) -> Result<bool> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
@@ -282,6 +312,10 @@ impl<'a> Parser<'a> {
         self.entries(|p, key| {
             if key == "@type" {
                 return p.skip();
+            }
+            // Proto field names have no capitals: only camelCase keys need renaming.
+            if !has_upper(key.as_bytes()) {
+                return f(p, key);
             }
             f(p, field_name(key, &mut scratch))
         })
@@ -768,6 +802,17 @@ fn duration_from_secs(secs: f64, at: u64) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capitals_are_found_anywhere() {
+        for s in ["", "a", "name", "@type", "lb_endpoints_x", "{[~`@\x7f"] {
+            assert!(!has_upper(s.as_bytes()), "{s}");
+        }
+        for s in ["A", "Z", "lbEndpoints", "abcdefghZ", "abcdefghijklmnoQ", "ISTIO"] {
+            assert!(has_upper(s.as_bytes()), "{s}");
+        }
+        assert!(!has_upper("é".as_bytes()));
+    }
 
     #[test]
     fn camel_case_keys_become_field_names() {
