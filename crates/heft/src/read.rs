@@ -164,7 +164,7 @@ struct Release<'m> {
 }
 
 /// Pages are given back in steps of this many bytes, to keep the system calls few.
-const RELEASE_STEP: u64 = 8 << 20;
+const RELEASE_STEP: u64 = 64 << 20;
 
 impl Release<'_> {
     fn upto(&self, end: u64) {

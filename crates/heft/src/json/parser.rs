@@ -134,11 +134,20 @@ impl<'a> Parser<'a> {
     /// A parser over one dump entry, checked to be UTF-8 as a whole first (then its strings
     /// need no check of their own).
     pub(crate) fn for_entry(buf: &'a [u8], base: u64) -> Result<Parser<'a>> {
-        check_utf8(buf).map_err(|at| Error::at(ErrorKind::Utf8, base + at as u64, "invalid UTF-8"))?;
+        check_utf8(buf)
+            .map_err(|at| Error::at(ErrorKind::Utf8, base + at as u64, "invalid UTF-8"))?;
         Ok(Parser {
             valid: true,
             ..Parser::new(buf, base)
         })
+    }
+
+    /// A parser over text already known to be UTF-8.
+    pub(crate) fn trusted(text: &'a str, base: u64) -> Parser<'a> {
+        Parser {
+            valid: true,
+            ..Parser::new(text.as_bytes(), base)
+        }
     }
 
     /// A parser over the rest of this one's input, from the current position, with offsets
@@ -808,7 +817,14 @@ mod tests {
         for s in ["", "a", "name", "@type", "lb_endpoints_x", "{[~`@\x7f"] {
             assert!(!has_upper(s.as_bytes()), "{s}");
         }
-        for s in ["A", "Z", "lbEndpoints", "abcdefghZ", "abcdefghijklmnoQ", "ISTIO"] {
+        for s in [
+            "A",
+            "Z",
+            "lbEndpoints",
+            "abcdefghZ",
+            "abcdefghijklmnoQ",
+            "ISTIO",
+        ] {
             assert!(has_upper(s.as_bytes()), "{s}");
         }
         assert!(!has_upper("é".as_bytes()));

@@ -327,7 +327,11 @@ mod tests {
             "[".repeat(600) + &"]".repeat(600),
         ];
         // Values across block boundaries, with strings cut anywhere.
-        let long = format!(r#"{{"k": [{}], "s": "{}"}}"#, "{\"q\": [1, 2]},".repeat(40) + "3", "y".repeat(100));
+        let long = format!(
+            r#"{{"k": [{}], "s": "{}"}}"#,
+            "{\"q\": [1, 2]},".repeat(40) + "3",
+            "y".repeat(100)
+        );
         for cut in 0..long.len() {
             cases.push(long[..cut].to_string());
         }
@@ -339,7 +343,10 @@ mod tests {
                 assert_eq!(Some(end), exact, "{c}");
             } else {
                 // Declined: only for what the exact scan must handle itself.
-                assert!(c.contains('\\') || exact.is_none() || c.starts_with("[[[["), "{c}");
+                assert!(
+                    c.contains('\\') || exact.is_none() || c.starts_with("[[[["),
+                    "{c}"
+                );
             }
         }
     }

@@ -57,9 +57,22 @@ enum Bytes<'a> {
     Copied(Vec<u8>, Vec<u64>),
 }
 
+/// A run of consecutive entries of one pretty-printed array held in memory, found by the
+/// decoder itself as it reads them (see [`split_chunks`]).
+struct Chunk {
+    kind: EntryKind,
+    /// The first entry's first byte.
+    start: usize,
+    /// The next chunk's first entry, or the array's closing bracket.
+    stop: usize,
+    /// Whether `stop` is the closing bracket.
+    last: bool,
+}
+
 struct Batch<'a> {
     bytes: Bytes<'a>,
     entries: Vec<Entry>,
+    chunk: Option<Chunk>,
 }
 
 impl<'a> Batch<'a> {
@@ -70,6 +83,7 @@ impl<'a> Batch<'a> {
                 None => Bytes::Copied(Vec::new(), Vec::new()),
             },
             entries: Vec::new(),
+            chunk: None,
         }
     }
 
@@ -89,8 +103,66 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Decodes a chunk's entries one after the other, each where the last ended; fails unless they
+/// fill the chunk exactly, separated by commas (which proves the chunk was cut between entries).
+fn run_chunk<F: Fold>(whole: &[u8], c: &Chunk, fold: &F) -> Finished<F::Acc> {
+    let mut acc = fold.start();
+    let mut items = Vec::new();
+    let result = (|| -> Result<()> {
+        let bytes = &whole[c.start..c.stop];
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Error::at(
+                ErrorKind::Utf8,
+                (c.start + e.valid_up_to()) as u64,
+                "invalid UTF-8",
+            )
+        })?;
+        let ws = |mut i: usize| {
+            while bytes
+                .get(i)
+                .is_some_and(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+            {
+                i += 1;
+            }
+            i
+        };
+        let mut at = 0;
+        loop {
+            let base = (c.start + at) as u64;
+            let len = decode::entry_prefix(c.kind, &text[at..], base, &mut items)?;
+            add_all(fold, &mut acc, &mut items, &bytes[at..at + len]);
+            let after = ws(at + len);
+            match bytes.get(after) {
+                None if c.last => return Ok(()),
+                Some(b',') => {
+                    at = ws(after + 1);
+                    if at == bytes.len() && !c.last {
+                        return Ok(());
+                    }
+                }
+                _ => {
+                    return Err(Error::at(
+                        ErrorKind::Syntax,
+                        (c.start + after) as u64,
+                        "layout not recognised for the fast path",
+                    ))
+                }
+            }
+        }
+    })();
+    Finished {
+        acc,
+        skipped: Vec::new(),
+        error: result.err(),
+        end: c.stop as u64,
+    }
+}
+
 /// Decodes one batch and folds its resources.
 fn run_batch<F: Fold>(batch: &Batch, keep_going: bool, fold: &F) -> Finished<F::Acc> {
+    if let (Some(c), Bytes::Whole(whole)) = (&batch.chunk, &batch.bytes) {
+        return run_chunk(whole, c, fold);
+    }
     let mut acc = fold.start();
     let mut items = Vec::new();
     let mut skipped = Vec::new();
@@ -318,6 +390,16 @@ impl<'a, F: Fold> Sink<'a, '_, F> {
             Bytes::Whole(w) => Some(*w),
             Bytes::Copied(..) => None,
         }
+    }
+
+    /// Hands over a chunk of an array held in memory.
+    fn push_chunk(&mut self, chunk: Chunk) -> Result<()> {
+        self.flush();
+        let stop = chunk.stop as u64;
+        let mut batch = Batch::new(self.whole());
+        batch.chunk = Some(chunk);
+        (self.submit)(batch, false);
+        self.check(stop)
     }
 
     fn flush(&mut self) {
@@ -627,6 +709,10 @@ fn split_by_indent<F: Fold>(
     if whole.get(open + 1) != Some(&b'\n') || whole.get(first) != Some(&b'{') || spaces == 64 {
         return Err(give_up(open));
     }
+    if let Some(end) = split_chunks(whole, sink, kind, first, spaces)? {
+        w.seek(end as u64 + 1);
+        return Ok(());
+    }
     let mut needle = [b' '; 66];
     needle[0] = b'\n';
     needle[spaces + 1] = b'}';
@@ -658,6 +744,78 @@ fn split_by_indent<F: Fold>(
             }
             _ => return Err(give_up(next)),
         }
+    }
+}
+
+/// Chunks hold about this many bytes of entries (tests cut the small real captures often).
+const CHUNK_BYTES: usize = if cfg!(test) { 700 } else { 2 << 20 };
+
+/// The fastest way through a pretty-printed array of entries: the array is cut into chunks of
+/// about [`CHUNK_BYTES`] at lines that open an entry (`\n` + the entries' indentation + `{`),
+/// found a few bytes past each nominal cut, and ends at the line that closes it (`\n` + one
+/// space less + `]`), looked for chunk by chunk so the walk reads the input no faster than the
+/// decoders (mapped pages are given back behind them). Each chunk's decoder finds the entries'
+/// ends by reading them, and proves the cuts right by filling its chunk exactly (see
+/// [`run_chunk`]). Returns where the closing bracket is, or `None` when the layout does not
+/// allow this (then entries are found one by one).
+fn split_chunks<F: Fold>(
+    whole: &[u8],
+    sink: &mut Sink<'_, '_, F>,
+    kind: EntryKind,
+    first: usize,
+    spaces: usize,
+) -> Result<Option<usize>> {
+    if spaces == 0 || kind == EntryKind::Bootstrap {
+        return Ok(None);
+    }
+    let mut close = [b' '; 66];
+    close[0] = b'\n';
+    close[spaces] = b']';
+    let close = memchr::memmem::Finder::new(&close[..spaces + 1]);
+    let mut open = [b' '; 66];
+    open[0] = b'\n';
+    open[spaces + 1] = b'{';
+    let open = memchr::memmem::Finder::new(&open[..spaces + 2]);
+    let mut start = first;
+    let mut chunks = 0;
+    loop {
+        let cut = (start + CHUNK_BYTES).min(whole.len());
+        // The closing line may straddle the cut.
+        let near = (cut + spaces + 1).min(whole.len());
+        let ends = close.find(&whole[start..near]).map(|i| start + i + spaces);
+        let next = match ends {
+            Some(_) => None,
+            None => open.find(&whole[cut..]).map(|i| cut + i),
+        };
+        let ends = ends.or_else(|| {
+            let until = next.map_or(whole.len(), |n| n + spaces + 2);
+            close
+                .find(&whole[near.min(until)..until])
+                .map(|i| near.min(until) + i + spaces)
+        });
+        let (stop, last) = match (ends, next) {
+            (Some(bracket), _) => (bracket, true),
+            (None, Some(n)) => (n + spaces + 1, false),
+            (None, None) if chunks == 0 => return Ok(None),
+            (None, None) => {
+                return Err(Error::at(
+                    ErrorKind::Syntax,
+                    start as u64,
+                    "layout not recognised for the fast path",
+                ))
+            }
+        };
+        sink.push_chunk(Chunk {
+            kind,
+            start,
+            stop,
+            last,
+        })?;
+        chunks += 1;
+        if last {
+            return Ok(Some(stop));
+        }
+        start = stop;
     }
 }
 
@@ -844,4 +1002,66 @@ fn config_element<F: Fold>(
     })?;
     section.finish(sk, start, w.offset());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Dump;
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
+        out
+    }
+
+    /// The fast path (arrays cut in chunks) against the exact walk of a stream.
+    fn both(text: &[u8]) -> (Dump, Dump) {
+        let fast = Dump::from_slice(text).unwrap();
+        let exact = Dump::from_reader(text).unwrap();
+        (fast, exact)
+    }
+
+    /// How many resources the fast path alone reads (it must not fail on Envoy's layout).
+    fn fast_only(text: &[u8]) -> usize {
+        let mut w = super::Window::borrowed(text);
+        let walked = super::walk_once(&mut w, false, true, &crate::read::Collect, None)
+            .expect("the fast path reads Envoy's layout");
+        let d = walked.acc;
+        d.clusters.len() + d.listeners.len() + d.cluster_statuses.len() + d.endpoint_configs.len()
+    }
+
+    #[test]
+    fn arrays_cut_in_many_chunks_read_as_the_exact_walk_does() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/real");
+        let sidecar =
+            gunzip(&std::fs::read(format!("{root}/sidecar/config_dump.json.gz")).unwrap());
+        for text in [
+            sidecar,
+            std::fs::read(format!("{root}/gateway/config_dump.json")).unwrap(),
+            std::fs::read(format!("{root}/gateway/clusters.json")).unwrap(),
+        ] {
+            let (fast, exact) = both(&text);
+            assert!(fast.clusters.len() + fast.cluster_statuses.len() > 5);
+            assert_eq!(fast, exact);
+            assert_eq!(
+                fast_only(&text),
+                fast.clusters.len()
+                    + fast.listeners.len()
+                    + fast.cluster_statuses.len()
+                    + fast.endpoint_configs.len()
+            );
+        }
+    }
+
+    #[test]
+    fn lines_that_look_like_cuts_inside_entries_do_not_mislead_the_chunks() {
+        // Inside the first entry: a line opening an object at the entries' indentation, and a
+        // line closing an array one space less deep, as a cut and an array end would look.
+        let fake_open = format!("{{\"name\": \"a\", \"type\": \"EDS\", \"metadata\": {{\"filter_metadata\": {{\"x\":\n  {{\"k\": [\"{}\"\n ]}}}}}}}}", "v".repeat(800));
+        let text = format!("[\n  {fake_open},\n  {{\"name\": \"b\", \"type\": \"EDS\"}}\n]");
+        let (fast, exact) = both(text.as_bytes());
+        let names: Vec<&str> = fast.clusters.iter().map(|c| &*c.name).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(fast, exact);
+    }
 }

@@ -44,50 +44,81 @@ pub(crate) enum EntryKind {
 /// Decodes one entry whose bytes are `buf` (starting at input offset `base`) into `out`.
 pub(crate) fn entry(kind: EntryKind, buf: &[u8], base: u64, out: &mut Vec<Item>) -> Result<()> {
     let mut p = Parser::for_entry(buf, base)?;
-    let span = Some(Span {
+    let span = Span {
         offset: base,
         len: buf.len() as u64,
+    };
+    decode_in(kind, &mut p, span, out)?;
+    p.finish()
+}
+
+/// Decodes the entry that starts `text` (at input offset `base`), which more input may follow;
+/// returns the entry's length. Its items' spans are the entry's.
+pub(crate) fn entry_prefix(
+    kind: EntryKind,
+    text: &str,
+    base: u64,
+    out: &mut Vec<Item>,
+) -> Result<usize> {
+    let mut p = Parser::trusted(text, base);
+    let first = out.len();
+    decode_in(
+        kind,
+        &mut p,
+        Span {
+            offset: base,
+            len: 0,
+        },
+        out,
+    )?;
+    let span = Some(Span {
+        offset: base,
+        len: p.pos() as u64,
     });
+    for item in &mut out[first..] {
+        item.meta_mut().span = span;
+    }
+    Ok(p.pos())
+}
+
+fn decode_in(kind: EntryKind, p: &mut Parser, span: Span, out: &mut Vec<Item>) -> Result<()> {
+    let span = Some(span);
     let meta = |state| Meta {
         span,
         ..Meta::new(state)
     };
     match kind {
-        EntryKind::Cluster(state) => wrapped(&mut p, meta(state), "cluster", out, |p, m| {
+        EntryKind::Cluster(state) => wrapped(p, meta(state), "cluster", out, |p, m| {
             Ok(Item::Cluster(Box::new(cluster::cluster(p, m)?)))
         })?,
-        EntryKind::StaticListener => {
-            wrapped(&mut p, meta(State::Static), "listener", out, |p, m| {
-                Ok(Item::Listener(Box::new(listener::listener(p, m)?)))
-            })?
-        }
-        EntryKind::DynamicListener => dynamic_listener(&mut p, span, out)?,
-        EntryKind::RouteConfig(state) => {
-            wrapped(&mut p, meta(state), "route_config", out, |p, m| {
-                Ok(Item::RouteConfig(Box::new(route::route_config(p, m)?)))
-            })?
-        }
+        EntryKind::StaticListener => wrapped(p, meta(State::Static), "listener", out, |p, m| {
+            Ok(Item::Listener(Box::new(listener::listener(p, m)?)))
+        })?,
+        EntryKind::DynamicListener => dynamic_listener(p, span, out)?,
+        EntryKind::RouteConfig(state) => wrapped(p, meta(state), "route_config", out, |p, m| {
+            Ok(Item::RouteConfig(Box::new(route::route_config(p, m)?)))
+        })?,
         EntryKind::EndpointConfig(state) => {
-            wrapped(&mut p, meta(state), "endpoint_config", out, |p, m| {
+            wrapped(p, meta(state), "endpoint_config", out, |p, m| {
                 Ok(Item::LoadAssignment(Box::new(endpoint::load_assignment(
                     p, m,
                 )?)))
             })?
         }
-        EntryKind::Secret(state) => secret_entry(&mut p, meta(state), out)?,
+        EntryKind::Secret(state) => secret_entry(p, meta(state), out)?,
         EntryKind::Bootstrap => out.push(Item::Bootstrap(Box::new(bootstrap::bootstrap(
-            &mut p,
+            p,
             meta(State::Static),
         )?))),
         EntryKind::ClusterStatus => out.push(Item::ClusterStatus(Box::new(
-            endpoint::cluster_status(&mut p, meta(State::Active))?,
+            endpoint::cluster_status(p, meta(State::Active))?,
         ))),
         EntryKind::OpaqueEntry(type_url) => {
-            out.push(opaque_entry(&mut p, meta(State::Active), type_url)?)
+            out.push(opaque_entry(p, meta(State::Active), type_url)?)
         }
-        EntryKind::Bare => bare(&mut p, meta(State::Active), out)?,
+        EntryKind::Bare => bare(p, meta(State::Active), out)?,
     }
-    p.finish()
+    Ok(())
 }
 
 /// The common dump entry shape: the resource under `field`, beside version and status fields
