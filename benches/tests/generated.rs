@@ -305,7 +305,7 @@ fn folds_over_many_batches_equal_the_collected_dump() {
                 let (outline, (counts, costs)) = result.unwrap();
                 let what = format!("{form:?} {way} {settings:?}");
                 assert_eq!(SummaryFold.finish(&outline, counts), want, "{what}");
-                let totals = fold.1.finish(costs);
+                let totals = fold.1.finish(&costs);
                 let e = Estimate::of(&dump, &model, &settings);
                 assert_eq!(totals.total(), e.total(), "{what}");
                 assert_eq!(totals.parts, e.parts(), "{what}");

@@ -130,7 +130,7 @@ fn summary_and_cost_folds_equal_the_collected_dump_on_every_input_and_way_of_rea
                 let mut got = SummaryFold.finish(&outline, counts);
                 got.input.compression = want.input.compression;
                 assert_eq!(got, want, "{what}: summary");
-                assert_costs_agree(&fold.1.finish(costs), &dump, &model, &s, &what);
+                assert_costs_agree(&fold.1.finish(&costs), &dump, &model, &s, &what);
             }
         }
     }
@@ -169,7 +169,7 @@ fn objects_read_before_the_bootstrap_are_priced_with_its_stats_matcher() {
     let none = Dump::from_slice(&text).unwrap();
     let fold = CostFold::new(&model, &s);
     let (_, acc) = stream::fold_slice(&text, &ReadOptions::default(), &fold).unwrap();
-    let totals = fold.finish(acc);
+    let totals = fold.finish(&acc);
     assert_eq!(totals.stats_source, StatsSource::Default);
     assert_costs_agree(&totals, &none, &model, &s, "no bootstrap");
 
@@ -184,7 +184,7 @@ fn objects_read_before_the_bootstrap_are_priced_with_its_stats_matcher() {
 
     let fold = CostFold::new(&model, &s);
     let (_, acc) = stream::fold_slice(&text, &ReadOptions::default(), &fold).unwrap();
-    let totals = fold.finish(acc);
+    let totals = fold.finish(&acc);
     assert_eq!(totals.stats_source, StatsSource::Bootstrap);
     assert_costs_agree(&totals, &late, &model, &s, "bootstrap last");
     // The matcher mattered: pricing every stat gives another total.

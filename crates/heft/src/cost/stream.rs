@@ -22,7 +22,7 @@
 //! let model = CostModel::envoy_1_40();
 //! let fold = CostFold::new(&model, &Settings::default());
 //! let (_, acc) = heft::stream::fold_slice(text, &Default::default(), &fold)?;
-//! let totals = fold.finish(acc);
+//! let totals = fold.finish(&acc);
 //! let dump = heft::Dump::from_slice(text)?;
 //! assert_eq!(totals.total(), Estimate::of(&dump, &model, &Settings::default()).total());
 //! # Ok::<(), heft::Error>(())
@@ -231,8 +231,10 @@ impl<'m> CostFold<'m> {
         slot.1 += 1;
     }
 
-    /// The totals of a finished read.
-    pub fn finish(&self, mut acc: CostAcc) -> CostTotals {
+    /// The totals of a finished read. (It borrows the accumulator: a program about to exit can
+    /// skip freeing its names one by one.)
+    pub fn finish(&self, acc: &CostAcc) -> CostTotals {
+        let mut kinds = acc.kinds;
         let (_, stats_source, cx) = self.known.get_or_init(|| {
             let m = StatsMatcher::All;
             let cx = Context::new(&m, &self.settings);
@@ -259,18 +261,18 @@ impl<'m> CostFold<'m> {
                     Kind::Listener
                 }
             };
-            acc.kinds[top(kind)].0.add(&p.parts);
+            kinds[top(kind)].0.add(&p.parts);
         }
         let mut used = vec![false; acc.offered.len()];
         for (key, clusters) in &acc.wanted {
             if let Some((i, _, parts)) = acc.offered.get_full(key) {
                 used[i] = true;
                 for _ in 0..*clusters {
-                    acc.kinds[top(Kind::Cluster)].0.add(parts);
+                    kinds[top(Kind::Cluster)].0.add(parts);
                 }
             }
         }
-        let endpoints = &mut acc.kinds[top(Kind::Endpoints)];
+        let endpoints = &mut kinds[top(Kind::Endpoints)];
         endpoints.0.add(&acc.replaced.0);
         endpoints.1 += acc.replaced.1;
         for (parts, used) in acc.offered.values().zip(&used) {
@@ -282,7 +284,7 @@ impl<'m> CostFold<'m> {
         let mut baseline = Pricer::new(self.model);
         features::baseline(&mut baseline, cx);
         let mut parts = Parts::default();
-        for (p, _) in &acc.kinds {
+        for (p, _) in &kinds {
             parts.add(p);
         }
         CostTotals {
@@ -293,7 +295,7 @@ impl<'m> CostFold<'m> {
             parts,
             by_kind: TOP
                 .iter()
-                .zip(&acc.kinds)
+                .zip(&kinds)
                 .filter(|(_, (_, n))| *n > 0)
                 .map(|(kind, (parts, objects))| KindCost {
                     kind: *kind,
