@@ -25,6 +25,9 @@ pub(crate) struct Parser<'a> {
     valid: bool,
 }
 
+/// Pieces of an array [`Parser::par_list`] decodes in parallel hold about this many bytes.
+const PAR_PIECE: usize = if cfg!(test) { 64 } else { 1 << 20 };
+
 /// Eight spaces, for skipping indentation a word at a time.
 const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
 
@@ -378,6 +381,101 @@ impl<'a> Parser<'a> {
         })?;
         out.shrink_to_fit();
         Ok(out)
+    }
+
+    /// Reads an array of messages like [`Parser::list`], decoding a big pretty-printed one in
+    /// parallel: it is cut at lines that open an element (`\n` + the elements' indentation +
+    /// `{`) into pieces of about [`PAR_PIECE`] bytes, each decoded on its own and proved right
+    /// by filling its piece exactly with comma-separated elements. Anything unexpected (or any
+    /// error) reads the whole array again the plain way, which alone reports errors. For the
+    /// arrays one resource can make huge: a route configuration's virtual hosts.
+    pub(crate) fn par_list<T: Send>(
+        &mut self,
+        f: impl Fn(&mut Parser<'a>) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let start = self.pos;
+        if let Some(out) = self.try_par_list(&f) {
+            return Ok(out);
+        }
+        self.pos = start;
+        self.list(|p| f(p))
+    }
+
+    fn try_par_list<T: Send>(
+        &mut self,
+        f: &(impl Fn(&mut Parser<'a>) -> Result<T> + Sync),
+    ) -> Option<Vec<T>> {
+        use rayon::prelude::*;
+        if !self.valid || self.peek().ok()? != b'[' {
+            return None;
+        }
+        let open = self.pos;
+        let end = super::scan::skip_container(self.buf, open)?;
+        if end - open < 2 * PAR_PIECE {
+            return None;
+        }
+        let buf = self.buf;
+        let spaces = buf[open + 2..end]
+            .iter()
+            .take_while(|&&b| b == b' ')
+            .count();
+        let first = open + 2 + spaces;
+        if buf.get(open + 1) != Some(&b'\n') || buf.get(first) != Some(&b'{') || spaces >= 64 {
+            return None;
+        }
+        let mut needle = [b' '; 66];
+        needle[0] = b'\n';
+        needle[spaces + 1] = b'{';
+        let finder = memchr::memmem::Finder::new(&needle[..spaces + 2]);
+        let close = end - 1;
+        let mut cuts = vec![first];
+        let mut at = first;
+        while at + PAR_PIECE < close {
+            match finder.find(&buf[at + PAR_PIECE..close]) {
+                Some(i) => {
+                    at = at + PAR_PIECE + i + spaces + 1;
+                    cuts.push(at);
+                }
+                None => break,
+            }
+        }
+        cuts.push(close);
+        let (base, depth) = (self.base, self.depth + 1);
+        let pieces: Option<Vec<Vec<T>>> = cuts
+            .par_windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let last = i + 2 == cuts.len();
+                let piece = &buf[w[0]..w[1]];
+                let mut p = Parser {
+                    buf: piece,
+                    pos: 0,
+                    base: base + w[0] as u64,
+                    depth,
+                    valid: true,
+                };
+                let mut out = Vec::new();
+                loop {
+                    out.push(f(&mut p).ok()?);
+                    p.ws();
+                    match piece.get(p.pos) {
+                        None if last => return Some(out),
+                        Some(b',') => {
+                            p.pos += 1;
+                            p.ws();
+                            if p.pos == piece.len() && !last {
+                                return Some(out);
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+            })
+            .collect();
+        let mut out: Vec<T> = pieces?.into_iter().flatten().collect();
+        out.shrink_to_fit();
+        self.pos = end;
+        Some(out)
     }
 
     /// Skips one value of any kind.
@@ -811,6 +909,56 @@ fn duration_from_secs(secs: f64, at: u64) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `{"n": i, "s": [...]}` elements, pretty-printed one per line at two spaces.
+    fn pretty_array(n: usize, odd: impl Fn(usize) -> String) -> String {
+        let items: Vec<String> = (0..n)
+            .map(|i| format!("  {{\"n\": {i}, \"s\": [\n   \"x\"\n  ]{}}}", odd(i)))
+            .collect();
+        format!("[\n{}\n]", items.join(",\n"))
+    }
+
+    fn numbers(p: &mut Parser) -> Result<u64> {
+        let mut n = 0;
+        p.fields(|p, k| match k {
+            "n" => {
+                n = p.u64()?;
+                Ok(())
+            }
+            _ => p.skip(),
+        })?;
+        Ok(n)
+    }
+
+    #[test]
+    fn big_arrays_read_in_parallel_pieces_as_they_read_in_one() {
+        let text = pretty_array(200, |_| String::new());
+        let mut p = Parser::trusted(&text, 0);
+        assert!(
+            p.try_par_list(&numbers).is_some(),
+            "the parallel path is taken"
+        );
+        let mut p = Parser::trusted(&text, 0);
+        let got = p.par_list(numbers).unwrap();
+        assert_eq!(got, (0..200).collect::<Vec<u64>>());
+        assert_eq!(p.pos(), text.len());
+        // A line that looks like a cut inside an element, and a bad element: the same result,
+        // and the same error (with its index) as reading in one piece.
+        let misleading = pretty_array(200, |i| {
+            if i == 77 {
+                ", \"m\":\n  {\"q\": 1}".to_string()
+            } else {
+                String::new()
+            }
+        });
+        let mut p = Parser::trusted(&misleading, 0);
+        assert_eq!(p.par_list(numbers).unwrap(), (0..200).collect::<Vec<u64>>());
+        let bad = text.replace("\"n\": 150", "\"n\": \"x\"");
+        let plain = Parser::trusted(&bad, 7).list(numbers).unwrap_err();
+        let parallel = Parser::trusted(&bad, 7).par_list(numbers).unwrap_err();
+        assert_eq!(parallel.to_string(), plain.to_string());
+        assert!(parallel.path_string().starts_with("[150]"), "{parallel}");
+    }
 
     #[test]
     fn capitals_are_found_anywhere() {
