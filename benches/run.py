@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Heft against the tools users have today, on the same generated dumps, in one run.
 
-Usage: benches/run.py [--sizes 16,256,1024] [--rounds 3] [--slow-rounds 1] [--modes file,pipe,zstd]
+Usage: benches/run.py [--sizes 16,256,1024] [--rounds 5] [--slow-rounds 1] [--modes file,pipe,zstd]
                       [--skip-slow] [--save benches/RESULTS.md]
 
 For each size (MB of pretty-printed JSON) it makes, once, into benches/out/ (ignored by git):
@@ -134,7 +134,7 @@ def machine():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="16,256,1024", help="MB of JSON per dump, comma-separated")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds for Heft and serde_json::Value")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds for Heft and serde_json::Value")
     ap.add_argument("--slow-rounds", type=int, default=1, help="rounds for jq and Python")
     ap.add_argument("--modes", default="file,pipe,zstd")
     ap.add_argument("--skip-slow", action="store_true", help="leave out jq and Python")

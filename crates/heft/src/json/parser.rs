@@ -25,6 +25,34 @@ pub(crate) struct Parser<'a> {
     valid: bool,
 }
 
+/// How many spaces start `buf[i..]` (at least one: `buf[i]` is a space), up to 16 at a time.
+#[inline]
+fn spaces_at(buf: &[u8], i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if i + 16 <= buf.len() {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads `buf[i..i + 16]`.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(buf.as_ptr().add(i) as *const __m128i);
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)))
+        };
+        return (!mask).trailing_zeros() as usize;
+    }
+    match buf.get(i..i + 8) {
+        Some(chunk) => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(w) ^ SPACES;
+            if x == 0 {
+                8
+            } else {
+                (x.trailing_zeros() / 8) as usize
+            }
+        }
+        None => 1,
+    }
+}
+
 /// Pieces of an array [`Parser::par_list`] decodes in parallel hold about this many bytes.
 const PAR_PIECE: usize = if cfg!(test) { 64 } else { 1 << 20 };
 
@@ -74,8 +102,35 @@ fn has_upper(s: &[u8]) -> bool {
     chunks.remainder().iter().any(u8::is_ascii_uppercase)
 }
 
-/// Where the string whose contents start `s` ends: the first `"` or `\\`, 8 bytes at a time.
+/// Where the string whose contents start `s` ends: the first `"` or `\\`, 16 bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[inline]
 fn string_stop(s: &[u8]) -> Option<usize> {
+    use std::arch::x86_64::*;
+    let mut i = 0;
+    while i + 16 <= s.len() {
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads `s[i..i + 16]`.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
+            let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let b = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            _mm_movemask_epi8(_mm_or_si128(q, b))
+        };
+        if mask != 0 {
+            return Some(i + mask.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    swar_string_stop(&s[i..]).map(|j| i + j)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn string_stop(s: &[u8]) -> Option<usize> {
+    swar_string_stop(s)
+}
+
+/// [`string_stop`] 8 bytes at a time.
+fn swar_string_stop(s: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
@@ -180,20 +235,8 @@ impl<'a> Parser<'a> {
         let mut i = self.pos;
         while let Some(&b) = buf.get(i) {
             match b {
-                // Pretty-printed input is mostly indentation: eight spaces at a time.
-                b' ' => match buf.get(i..i + 8) {
-                    Some(chunk) => {
-                        let mut w = [0u8; 8];
-                        w.copy_from_slice(chunk);
-                        let x = u64::from_le_bytes(w) ^ SPACES;
-                        i += if x == 0 {
-                            8
-                        } else {
-                            (x.trailing_zeros() / 8) as usize
-                        };
-                    }
-                    None => i += 1,
-                },
+                // Pretty-printed input is mostly indentation: many spaces at a time.
+                b' ' => i += spaces_at(buf, i),
                 b'\n' | b'\r' | b'\t' => i += 1,
                 _ => break,
             }
