@@ -59,6 +59,13 @@ const PAR_PIECE: usize = if cfg!(test) { 64 } else { 1 << 20 };
 /// Eight spaces, for skipping indentation a word at a time.
 const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
 
+/// `buf` as text, checked as [`check_utf8`] does; `Err` gives how many bytes are valid.
+pub(crate) fn as_text(buf: &[u8]) -> std::result::Result<&str, usize> {
+    check_utf8(buf)?;
+    // SAFETY: `check_utf8` has just checked the whole of `buf`.
+    Ok(unsafe { std::str::from_utf8_unchecked(buf) })
+}
+
 /// Checks that `buf` is UTF-8; `Err` gives how many bytes are valid. Pure ASCII (what dumps
 /// are) is checked 32 bytes at a time; the rest goes to the standard library.
 pub(crate) fn check_utf8(buf: &[u8]) -> std::result::Result<(), usize> {

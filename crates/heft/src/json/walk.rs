@@ -110,12 +110,8 @@ fn run_chunk<F: Fold>(whole: &[u8], c: &Chunk, fold: &F) -> Finished<F::Acc> {
     let mut items = Vec::new();
     let result = (|| -> Result<()> {
         let bytes = &whole[c.start..c.stop];
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            Error::at(
-                ErrorKind::Utf8,
-                (c.start + e.valid_up_to()) as u64,
-                "invalid UTF-8",
-            )
+        let text = super::parser::as_text(bytes).map_err(|at| {
+            Error::at(ErrorKind::Utf8, (c.start + at) as u64, "invalid UTF-8")
         })?;
         let ws = |mut i: usize| {
             while bytes
