@@ -1,96 +1,191 @@
 #!/usr/bin/env python3
-"""Reads the same generated dump with Heft and with the tools users have today, in one run.
+"""Heft against the tools users have today, on the same generated dumps, in one run.
 
-Usage: benches/run.py [--mb 128] [--rounds 3] [--protobuf] [--skip-slow]
+Usage: benches/run.py [--sizes 16,256,1024] [--rounds 5] [--slow-rounds 1] [--modes file,pipe,zstd]
+                      [--skip-slow] [--save benches/RESULTS.md]
 
-Each reader runs as its own process under /usr/bin/time (wall time, peak RSS). Rounds interleave
-the readers, so machine noise hits all of them alike; the best round of each is reported, with its
-ratio to the serde_json::Value baseline measured in the same run.
+For each size (MB of pretty-printed JSON) it makes, once, into benches/out/ (ignored by git):
+the dump as Envoy prints it (`gen-dump`), its lowerCamelCase form, its binary protobuf form
+(official Envoy descriptors from xds-protos, via .venv/oracle), and zstd copies of the JSON and
+binary forms. Then every reader runs as its own process under /usr/bin/time, from a file, from a
+pipe (`cat FILE |`) and zstd-compressed, rounds interleaved so machine noise hits all alike;
+the best round of each is kept. Readers: `heft summary -o json` (read + cost attribution) on JSON,
+camelCase JSON and protobuf; a serde_json::Value reader (benches/value_reader.rs); jq counting
+clusters; Python's json.load. Throughput is over the decompressed bytes each reader parses.
+Peak RSS is the largest process of the pipeline; from a file it counts the mapped pages Heft
+reads. jq is installed from Debian if missing.
 """
 
 import argparse
-import json
+import datetime
 import os
 import platform
+import shutil
 import subprocess
 import sys
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 OUT = os.path.join(ROOT, "benches", "out")
-REL = os.path.join(ROOT, "target", "release")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+REL = os.path.join(TARGET, "release")
+ORACLE = os.path.join(ROOT, ".venv", "oracle", "bin", "python")
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, **kw)
 
 
 def timed(cmd):
-    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", "sh", "-c", cmd + " >/dev/null"],
+    """Wall seconds, CPU seconds (user + sys) and peak RSS bytes of a shell pipeline."""
+    r = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "sh", "-c", cmd + " >/dev/null"],
                        capture_output=True, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"bench: failed: {cmd}\n{r.stderr}")
-    secs, kib = r.stderr.strip().splitlines()[-1].split()
-    return float(secs), int(kib) * 1024
+        raise SystemExit(f"bench: failed: {cmd}\n{r.stderr[-2000:]}")
+    wall, user, system, kib = r.stderr.strip().splitlines()[-1].split()
+    return float(wall), float(user) + float(system), int(kib) * 1024
+
+
+def ensure_jq():
+    if shutil.which("jq"):
+        return True
+    print("bench: jq is missing; installing it from Debian", file=sys.stderr)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    try:
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-q", "jq"], check=True,
+                       stdout=subprocess.DEVNULL)
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        print("bench: could not install jq; its rows are left out", file=sys.stderr)
+        return False
+    return shutil.which("jq") is not None
+
+
+def inputs(mb, gen):
+    """The files of one size, made once."""
+    base = os.path.join(OUT, f"dump-{mb}mb")
+    files = {"json": base + ".json", "camel": base + "-camel.json", "pb": base + ".pb"}
+    desc = os.path.join(OUT, "envoy-descriptors.pb")
+    if not os.path.exists(desc):
+        sh(f"{ORACLE} {ROOT}/benches/descriptors.py {desc}")
+    for form, path in [("json", files["json"]), ("camel", files["camel"]), ("binary", files["pb"])]:
+        if not os.path.exists(path):
+            sh(f"{gen} --target-mb {mb} --form {form} --descriptors {desc} --out {path}.tmp")
+            os.rename(path + ".tmp", path)
+    for key in ("json", "pb"):
+        z = files[key] + ".zst"
+        if not os.path.exists(z):
+            sh(f"zstd -q -3 -T0 -f {files[key]} -o {z}.tmp")
+            os.rename(z + ".tmp", z)
+        files[key + ".zst"] = z
+    return files
+
+
+def readers(files, modes, slow, jq):
+    """(name, mode, shell command, bytes parsed, stored bytes) for one size."""
+    heft = os.path.join(REL, "heft")
+    value = os.path.join(REL, "value-reader")
+    j, c, pb = files["json"], files["camel"], files["pb"]
+    jz, pbz = files["json.zst"], files["pb.zst"]
+    size = os.path.getsize
+    rows = []
+
+    def add(name, mode, cmd, parsed, stored):
+        if mode in modes:
+            rows.append((name, mode, cmd, parsed, stored))
+
+    add("heft summary, JSON", "file", f"{heft} summary -o json {j}", size(j), size(j))
+    add("heft summary, JSON", "pipe", f"cat {j} | {heft} summary -o json -", size(j), size(j))
+    add("heft summary, JSON", "zstd", f"{heft} summary -o json {jz}", size(j), size(jz))
+    add("heft summary, camelCase JSON", "file", f"{heft} summary -o json {c}", size(c), size(c))
+    add("heft summary, protobuf", "file", f"{heft} summary -o json {pb}", size(pb), size(pb))
+    add("heft summary, protobuf", "pipe", f"cat {pb} | {heft} summary -o json -", size(pb), size(pb))
+    add("heft summary, protobuf", "zstd", f"{heft} summary -o json {pbz}", size(pb), size(pbz))
+    add("serde_json::Value", "file", f"{value} {j}", size(j), size(j))
+    add("serde_json::Value", "pipe", f"cat {j} | {value} -", size(j), size(j))
+    add("serde_json::Value", "zstd", f"zstd -dc {jz} | {value} -", size(j), size(jz))
+    if slow:
+        jq_prog = "'[.configs[].dynamic_active_clusters // [] | length] | add'"
+        py = f"{sys.executable} -c \"import json,sys; json.load(open(sys.argv[1]) if sys.argv[1] != '-' else sys.stdin)\""
+        if jq:
+            add("jq (count clusters)", "file", f"jq {jq_prog} {j}", size(j), size(j))
+            add("jq (count clusters)", "pipe", f"cat {j} | jq {jq_prog}", size(j), size(j))
+            add("jq (count clusters)", "zstd", f"zstd -dc {jz} | jq {jq_prog}", size(j), size(jz))
+        add("python json.load", "file", f"{py} {j}", size(j), size(j))
+        add("python json.load", "pipe", f"cat {j} | {py} -", size(j), size(j))
+        add("python json.load", "zstd", f"zstd -dc {jz} | {py} -", size(j), size(jz))
+    return rows
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = os.getloadavg()[0]
+    return (f"{platform.machine()}, {model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
+            f"Linux {platform.release()}; load average {load:.1f} at the start")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="16,256,1024", help="MB of JSON per dump, comma-separated")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds for Heft and serde_json::Value")
+    ap.add_argument("--slow-rounds", type=int, default=1, help="rounds for jq and Python")
+    ap.add_argument("--modes", default="file,pipe,zstd")
     ap.add_argument("--skip-slow", action="store_true", help="leave out jq and Python")
-    ap.add_argument("--protobuf", action="store_true",
-                    help="also read the dump as binary protobuf (converted with .venv/oracle)")
+    ap.add_argument("--save", help="also write the report (markdown) to this file")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
-    dump = os.path.join(OUT, f"dump-{args.mb}mb.json")
-    if not os.path.exists(dump):
-        subprocess.run([sys.executable, os.path.join(ROOT, "benches", "gen_dump.py"),
-                        "--target-mb", str(args.mb), "--out", dump], check=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "heft-cli", "-p", "heft-bench"],
-                   cwd=ROOT, check=True)
-    size = os.path.getsize(dump)
-    heft = os.path.join(REL, "heft")
-    # Resources in the dump, to compare encodings of different sizes (resources/s).
-    summary = json.loads(subprocess.run([heft, "summary", "-o", "json", dump], capture_output=True,
-                                        check=True).stdout)
-    resources = (summary["clusters"]["total"] + summary["listeners"]["total"]
-                 + summary["route_configs"]["total"] + summary["endpoint_configs"]
-                 + summary["secrets"]["total"])
-    readers = [
-        ("heft summary, file", f"{heft} summary -o json {dump}", size),
-        ("heft cost (read + attribution), file", f"{heft} cost -o json --by service {dump}", size),
-        ("heft summary, pipe", f"cat {dump} | {heft} summary -o json -", size),
-        ("serde_json::Value", f"{os.path.join(REL, 'value-reader')} {dump}", size),
-    ]
-    oracle_python = os.path.join(ROOT, ".venv", "oracle", "bin", "python")
-    if args.protobuf:
-        pb_dir = os.path.join(OUT, f"pb-{args.mb}mb")
-        pb = os.path.join(pb_dir, "0", "config_dump.pb")
-        if not os.path.exists(pb):
-            subprocess.run([oracle_python, os.path.join(ROOT, "tests", "oracle", "to_binary.py"),
-                            pb_dir, dump], check=True, stdout=subprocess.DEVNULL)
-        readers.insert(2, ("heft summary, protobuf file", f"{heft} summary -o json {pb}",
-                           os.path.getsize(pb)))
-    if not args.skip_slow:
-        readers += [
-            ("jq (count clusters)", f"jq '[.configs[].dynamic_active_clusters // [] | length] | add' {dump}",
-             size),
-            ("python json.load", f"{sys.executable} -c \"import json,sys; json.load(open(sys.argv[1]))\" {dump}",
-             size),
-        ]
-    best = {}
-    for _ in range(args.rounds):
-        for name, cmd, _ in readers:
-            t, rss = timed(cmd)
-            if name not in best or t < best[name][0]:
-                best[name] = (t, rss)
-    base = best["serde_json::Value"][0]
-    attribution = best["heft cost (read + attribution), file"][0] / best["heft summary, file"][0]
-    print(f"dump: {size / 1e6:.1f} MB of JSON ({os.path.basename(dump)}), {resources} resources; "
-          f"machine: {platform.machine()}, {os.cpu_count()} cores; best of {args.rounds} interleaved rounds\n")
-    print("| reader | input MB | seconds | MB/s | resources/s | peak RSS (MB) | RSS / input | speed vs serde_json::Value |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, _, n in readers:
-        t, rss = best[name]
-        print(f"| {name} | {n / 1e6:.1f} | {t:.2f} | {n / 1e6 / t:.0f} | {resources / t:,.0f} | {rss / 1e6:.0f} "
-              f"| {rss / n:.2f} | {base / t:.2f}x |")
-    print(f"\nheft cost / heft summary on the same file (attribution's price): {attribution:.2f}x")
+    sh("cargo build --release -q -p heft-cli -p heft-bench", cwd=ROOT)
+    gen = os.path.join(REL, "gen-dump")
+    modes = set(args.modes.split(","))
+    jq = (not args.skip_slow) and ensure_jq()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    host = machine()
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    report = [f"Run {started}, commit {commit}, on {host}.", "",
+              "Best of the rounds (Heft and serde_json::Value: "
+              f"{args.rounds}, jq and Python: {args.slow_rounds}), interleaved. MB/s is over the "
+              "decompressed bytes parsed; CPU is user + system seconds of the whole pipeline.", ""]
+    header = ("| reader | input | parsed MB | stored MB | seconds | CPU s | MB/s | peak RSS MB "
+              "| RSS / parsed | vs serde_json::Value | vs jq |")
+    for mb in [int(s) for s in args.sizes.split(",")]:
+        files = inputs(mb, gen)
+        rows = readers(files, modes, not args.skip_slow, jq)
+        best = {}
+        for r in range(max(args.rounds, args.slow_rounds)):
+            for name, mode, cmd, _, _ in rows:
+                slow = name.startswith(("jq", "python"))
+                if r >= (args.slow_rounds if slow else args.rounds):
+                    continue
+                t = timed(cmd)
+                key = (name, mode)
+                if key not in best or t[0] < best[key][0]:
+                    best[key] = t
+                print(f"  {mb} MB {name} ({mode}): {t[0]:.2f} s, {t[2] / 1e6:.0f} MB RSS",
+                      file=sys.stderr)
+        base = {m: best.get(("serde_json::Value", m)) for m in modes}
+        jqt = {m: best.get(("jq (count clusters)", m)) for m in modes}
+        report += [f"### {mb} MB", "", header, "|" + "---|" * 11]
+        for name, mode, _, parsed, stored in rows:
+            wall, cpu, rss = best[(name, mode)]
+            vs = f"{base[mode][0] / wall:.1f}x" if base.get(mode) else ""
+            vj = f"{jqt[mode][0] / wall:.0f}x" if jqt.get(mode) else ""
+            report.append(f"| {name} | {mode} | {parsed / 1e6:.1f} | {stored / 1e6:.1f} "
+                          f"| {wall:.2f} | {cpu:.2f} | {parsed / 1e6 / wall:.0f} | {rss / 1e6:.0f} "
+                          f"| {rss / parsed:.2f} | {vs} | {vj} |")
+        report.append("")
+    text = "\n".join(report)
+    print(text)
+    if args.save:
+        with open(args.save, "w") as f:
+            f.write("# Benchmark results\n\nMade by `benches/run.py` (see docs/benchmarks.md).\n\n" + text + "\n")
 
 
 if __name__ == "__main__":

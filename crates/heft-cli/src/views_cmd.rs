@@ -152,8 +152,10 @@ struct Input {
 }
 
 fn read(common: &Common, need_text: bool) -> Result<Input, String> {
+    let (_bar, progress) = crate::progress::Bar::new();
     let opts = heft::ReadOptions {
         keep_going: common.keep_going,
+        progress,
     };
     let stdin = match &common.file {
         Some(p) => p.as_os_str() == "-",

@@ -252,3 +252,58 @@ fn the_text_reports_show_the_prediction_and_the_rows() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 2 + 3, "{text}");
 }
+
+#[test]
+fn summary_prices_the_dump_as_heft_cost_does() {
+    // A model with distinct fractional coefficients, so any difference in pricing shows.
+    let names: Vec<&str> = heft::cost::Feature::ALL.iter().map(|f| f.name()).collect();
+    let coefficients: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                n.to_string(),
+                serde_json::json!(57.3 * (i + 1) as f64 + 0.6),
+            )
+        })
+        .collect();
+    let model = serde_json::json!({
+        "format": "heft-cost-model/1", "envoy_version": "test", "made_by": "cli.rs",
+        "coefficients": coefficients, "fit": null,
+    });
+    let path = std::env::temp_dir().join(format!("heft-cli-model-{}.json", std::process::id()));
+    std::fs::write(&path, model.to_string()).unwrap();
+    let model = path.to_str().unwrap();
+    for file in [SIDECAR, GATEWAY] {
+        for flags in [&[][..], &["--concurrency", "4"], &["--stats-matcher", "istio"]] {
+            let run = |cmd: &str| {
+                let mut args = vec![cmd, "-o", "json", "--model", model];
+                args.extend_from_slice(flags);
+                args.push(file);
+                json_of(&heft(&args, None))
+            };
+            let summary = run("summary");
+            let cost = run("cost");
+            let total = summary["cost"]["total_bytes"].as_u64().unwrap();
+            assert!(total > 0);
+            assert_eq!(
+                total,
+                cost["total_bytes"].as_u64().unwrap(),
+                "{file} {flags:?}"
+            );
+            let rows: u64 = summary["cost"]["by_kind"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["bytes"].as_u64().unwrap())
+                .sum();
+            let parts = &summary["cost"]["parts"];
+            let parts: u64 = ["config", "stats", "per_worker", "endpoints"]
+                .iter()
+                .map(|p| parts[p].as_u64().unwrap())
+                .sum();
+            assert_eq!(rows, parts, "{file} {flags:?}: by_kind sums to parts");
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}

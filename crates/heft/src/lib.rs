@@ -36,6 +36,7 @@ pub mod pb;
 mod read;
 pub mod scope;
 pub mod sidecar;
+pub mod stream;
 mod summary;
 pub mod trace;
 pub mod usage;
@@ -51,6 +52,7 @@ pub use summary::Summary;
 /// The parts a [`Summary`] is made of.
 pub mod summary_types {
     pub use crate::summary::{
-        ByState, Clusters, Counted, Endpoints, NodeSummary, OpaqueSummary, SectionSize,
+        ByState, Clusters, Counted, Counts, Endpoints, NodeSummary, OpaqueSummary, SectionSize,
+        SummaryFold,
     };
 }

@@ -3,7 +3,8 @@
 //! The value serialises to the stable JSON documented in `docs/summary-json.md`; fields are only
 //! ever added. Rendering it as text is the CLI's job.
 
-use crate::model::{Dump, Section, Source, State};
+use crate::model::{Dump, OpaqueResource, Section, Source};
+use crate::stream::{Fold, Outline, Resource};
 use indexmap::IndexMap;
 use serde::Serialize;
 
@@ -22,24 +23,6 @@ pub struct ByState {
 }
 
 impl ByState {
-    fn count<'a>(states: impl Iterator<Item = &'a State>) -> ByState {
-        let mut b = ByState {
-            static_: 0,
-            active: 0,
-            warming: 0,
-            draining: 0,
-        };
-        for s in states {
-            match s {
-                State::Static => b.static_ += 1,
-                State::Active => b.active += 1,
-                State::Warming => b.warming += 1,
-                State::Draining => b.draining += 1,
-            }
-        }
-        b
-    }
-
     /// The sum over states.
     pub fn total(&self) -> u64 {
         self.static_ + self.active + self.warming + self.draining
@@ -53,16 +36,6 @@ pub struct Counted {
     pub total: u64,
     /// By state.
     pub by_state: ByState,
-}
-
-impl Counted {
-    fn of<'a>(states: impl Iterator<Item = &'a State>) -> Counted {
-        let by_state = ByState::count(states);
-        Counted {
-            total: by_state.total(),
-            by_state,
-        }
-    }
 }
 
 /// Clusters: by state and by discovery type.
@@ -109,6 +82,9 @@ pub struct NodeSummary {
     /// Workload name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload_name: Option<String>,
+    /// The versions as `istioctl`'s version summary shows them (text report only).
+    #[serde(skip)]
+    pub versions: Option<crate::views::bootstrap::VersionSummary>,
 }
 
 /// Resources Heft keeps opaque.
@@ -172,83 +148,266 @@ pub struct Summary {
 impl Summary {
     /// Summarises a dump.
     pub fn of(dump: &Dump) -> Summary {
-        let mut by_type: IndexMap<String, u64> = IndexMap::new();
+        let mut counts = Counts::default();
+        if let Some(b) = &dump.bootstrap {
+            counts.bootstrap(b);
+        }
         for c in &dump.clusters {
-            *by_type.entry(c.discovery.name().to_string()).or_default() += 1;
+            counts.cluster(c);
         }
-        let mut by_health: IndexMap<String, u64> = IndexMap::new();
-        let mut endpoints = 0;
-        for e in dump.endpoint_configs.iter().flat_map(|la| la.endpoints()) {
-            endpoints += 1;
-            *by_health.entry(e.health.name().to_string()).or_default() += 1;
+        for l in &dump.listeners {
+            counts.listener(l);
         }
-        for h in dump.cluster_statuses.iter().flat_map(|c| &c.hosts) {
-            endpoints += 1;
-            *by_health.entry(h.health.name().to_string()).or_default() += 1;
+        for r in &dump.route_configs {
+            counts.route_config(r);
         }
+        for la in &dump.endpoint_configs {
+            counts.load_assignment(la);
+        }
+        for s in &dump.secrets {
+            counts.secret(s);
+        }
+        for c in &dump.cluster_statuses {
+            counts.cluster_status(c);
+        }
+        for o in &dump.opaque {
+            counts.opaque(o);
+        }
+        counts.into_summary(
+            dump.source.clone(),
+            &dump.sections,
+            &[],
+            dump.skipped.clone(),
+        )
+    }
+}
+
+/// The fold that summarises a dump as it is read, holding only counts.
+///
+/// ```
+/// use heft::summary_types::SummaryFold;
+/// let text = br#"[{"name": "a", "type": "EDS"}, {"name": "b", "connect_timeout": "1s"}]"#;
+/// let (outline, counts) = heft::stream::fold_slice(text, &Default::default(), &SummaryFold)?;
+/// let summary = SummaryFold.finish(&outline, counts);
+/// assert_eq!(summary, heft::Summary::of(&heft::Dump::from_slice(text)?));
+/// assert_eq!(summary.clusters.by_type["EDS"], 1);
+/// # Ok::<(), heft::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SummaryFold;
+
+impl SummaryFold {
+    /// The summary of a read: its counts and its outline.
+    pub fn finish(&self, outline: &Outline, counts: Counts) -> Summary {
+        counts.into_summary(
+            outline.source.clone(),
+            &outline.sections,
+            &outline.opaque_sections,
+            outline.skipped.clone(),
+        )
+    }
+}
+
+impl Fold for SummaryFold {
+    type Acc = Counts;
+
+    fn start(&self) -> Counts {
+        Counts::default()
+    }
+
+    fn add(&self, counts: &mut Counts, resource: &Resource, _raw: &[u8]) {
+        match resource {
+            Resource::Bootstrap(b) => counts.bootstrap(b),
+            Resource::Cluster(c) => counts.cluster(c),
+            Resource::Listener(l) => counts.listener(l),
+            Resource::RouteConfig(r) => counts.route_config(r),
+            Resource::LoadAssignment(la) => counts.load_assignment(la),
+            Resource::Secret(s) => counts.secret(s),
+            Resource::ClusterStatus(c) => counts.cluster_status(c),
+            Resource::Opaque(o) => counts.opaque(o),
+            Resource::Rejected(_) => {}
+        }
+    }
+
+    fn merge(&self, counts: &mut Counts, later: Counts) {
+        counts.merge(later);
+    }
+}
+
+/// What a summary counts, for part of a dump (the accumulator of [`SummaryFold`]).
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    node: Option<NodeSummary>,
+    clusters: [u64; 4],
+    by_type: IndexMap<String, u64>,
+    listeners: [u64; 4],
+    route_configs: [u64; 4],
+    virtual_hosts: u64,
+    routes: u64,
+    endpoint_configs: u64,
+    endpoints: u64,
+    /// Endpoint health from endpoint configurations, then from cluster statuses: kept apart so
+    /// the keys come in the order [`Summary::of`] lists them.
+    config_health: IndexMap<String, u64>,
+    status_health: IndexMap<String, u64>,
+    secrets: [u64; 4],
+    opaque: u64,
+    opaque_bytes: u64,
+}
+
+fn add_to(map: &mut IndexMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
+}
+
+fn by_state(counts: [u64; 4]) -> ByState {
+    ByState {
+        static_: counts[0],
+        active: counts[1],
+        warming: counts[2],
+        draining: counts[3],
+    }
+}
+
+fn counted(counts: [u64; 4]) -> Counted {
+    let by_state = by_state(counts);
+    Counted {
+        total: by_state.total(),
+        by_state,
+    }
+}
+
+impl Counts {
+    fn bootstrap(&mut self, b: &crate::model::Bootstrap) {
+        let n = &b.node;
+        let s = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        self.node = Some(NodeSummary {
+            id: s(&n.id),
+            cluster: s(&n.cluster),
+            envoy_version: n.envoy_version().map(Into::into),
+            istio_version: n.istio_version().map(Into::into),
+            istio_proxy_sha: n.istio_proxy_sha().map(Into::into),
+            namespace: n.namespace().map(Into::into),
+            workload_name: n.workload_name().map(Into::into),
+            versions: Some(crate::views::bootstrap::VersionSummary::of(n)),
+        });
+    }
+
+    fn cluster(&mut self, c: &crate::model::Cluster) {
+        self.clusters[c.meta.state as usize] += 1;
+        add_to(&mut self.by_type, c.discovery.name(), 1);
+    }
+
+    fn listener(&mut self, l: &crate::model::Listener) {
+        self.listeners[l.meta.state as usize] += 1;
+    }
+
+    fn route_config(&mut self, r: &crate::model::RouteConfig) {
+        self.route_configs[r.meta.state as usize] += 1;
+        self.virtual_hosts += r.virtual_hosts.len() as u64;
+        self.routes += r.route_count() as u64;
+    }
+
+    fn load_assignment(&mut self, la: &crate::model::LoadAssignment) {
+        self.endpoint_configs += 1;
+        for e in la.endpoints() {
+            self.endpoints += 1;
+            add_to(&mut self.config_health, e.health.name(), 1);
+        }
+    }
+
+    fn secret(&mut self, s: &crate::model::Secret) {
+        self.secrets[s.meta.state as usize] += 1;
+    }
+
+    fn cluster_status(&mut self, c: &crate::model::ClusterStatus) {
         // `/clusters` output names clusters without their config: count them too.
-        let clusters = Counted::of(
-            dump.clusters
-                .iter()
-                .map(|c| &c.meta.state)
-                .chain(dump.cluster_statuses.iter().map(|c| &c.meta.state)),
-        );
-        let node = dump
-            .bootstrap
-            .as_ref()
-            .map(|b| {
-                let n = &b.node;
-                let s = |v: &str| (!v.is_empty()).then(|| v.to_string());
-                NodeSummary {
-                    id: s(&n.id),
-                    cluster: s(&n.cluster),
-                    envoy_version: n.envoy_version().map(Into::into),
-                    istio_version: n.istio_version().map(Into::into),
-                    istio_proxy_sha: n.istio_proxy_sha().map(Into::into),
-                    namespace: n.namespace().map(Into::into),
-                    workload_name: n.workload_name().map(Into::into),
-                }
-            })
-            .unwrap_or_default();
+        self.clusters[c.meta.state as usize] += 1;
+        for h in &c.hosts {
+            self.endpoints += 1;
+            add_to(&mut self.status_health, h.health.name(), 1);
+        }
+    }
+
+    fn opaque(&mut self, o: &crate::model::OpaqueResource) {
+        self.opaque += 1;
+        self.opaque_bytes += o.payload.bytes;
+    }
+
+    fn merge(&mut self, later: Counts) {
+        if later.node.is_some() {
+            self.node = later.node;
+        }
+        for i in 0..4 {
+            self.clusters[i] += later.clusters[i];
+            self.listeners[i] += later.listeners[i];
+            self.route_configs[i] += later.route_configs[i];
+            self.secrets[i] += later.secrets[i];
+        }
+        for (k, v) in &later.by_type {
+            add_to(&mut self.by_type, k, *v);
+        }
+        for (k, v) in &later.config_health {
+            add_to(&mut self.config_health, k, *v);
+        }
+        for (k, v) in &later.status_health {
+            add_to(&mut self.status_health, k, *v);
+        }
+        self.virtual_hosts += later.virtual_hosts;
+        self.routes += later.routes;
+        self.endpoint_configs += later.endpoint_configs;
+        self.endpoints += later.endpoints;
+        self.opaque += later.opaque;
+        self.opaque_bytes += later.opaque_bytes;
+    }
+
+    fn into_summary(
+        self,
+        input: Source,
+        sections: &[Section],
+        opaque_sections: &[OpaqueResource],
+        skipped: Vec<crate::model::Skipped>,
+    ) -> Summary {
+        let mut by_health = self.config_health;
+        for (k, v) in &self.status_health {
+            add_to(&mut by_health, k, *v);
+        }
+        let clusters = counted(self.clusters);
         Summary {
-            input: dump.source.clone(),
-            node,
+            input,
+            node: self.node.unwrap_or_default(),
             clusters: Clusters {
                 total: clusters.total,
                 by_state: clusters.by_state,
-                by_type,
+                by_type: self.by_type,
             },
-            listeners: Counted::of(dump.listeners.iter().map(|l| &l.meta.state)),
-            route_configs: Counted::of(dump.route_configs.iter().map(|r| &r.meta.state)),
-            virtual_hosts: dump
-                .route_configs
-                .iter()
-                .map(|r| r.virtual_hosts.len() as u64)
-                .sum(),
-            routes: dump
-                .route_configs
-                .iter()
-                .map(|r| r.route_count() as u64)
-                .sum(),
-            endpoint_configs: dump.endpoint_configs.len() as u64,
+            listeners: counted(self.listeners),
+            route_configs: counted(self.route_configs),
+            virtual_hosts: self.virtual_hosts,
+            routes: self.routes,
+            endpoint_configs: self.endpoint_configs,
             endpoints: Endpoints {
-                total: endpoints,
+                total: self.endpoints,
                 by_health,
             },
-            secrets: Counted::of(dump.secrets.iter().map(|s| &s.meta.state)),
+            secrets: counted(self.secrets),
             opaque: OpaqueSummary {
-                total: dump.opaque.len() as u64,
-                bytes: dump.opaque.iter().map(|o| o.payload.bytes).sum(),
+                total: self.opaque + opaque_sections.len() as u64,
+                bytes: self.opaque_bytes
+                    + opaque_sections.iter().map(|o| o.payload.bytes).sum::<u64>(),
             },
-            sections: dump
-                .sections
+            sections: sections
                 .iter()
                 .map(|Section { type_url, span }| SectionSize {
                     type_url: type_url.to_string(),
                     bytes: span.len,
                 })
                 .collect(),
-            skipped: dump.skipped.clone(),
+            skipped,
         }
     }
 }

@@ -583,7 +583,10 @@ fn a_wrong_value_is_reported_at_its_yaml_line_and_column() {
     );
     // Under --keep-going the resource is skipped, and the skip says where.
     let text = SMALL.replace("name: b", "name: [b]");
-    let opts = heft::ReadOptions { keep_going: true };
+    let opts = heft::ReadOptions {
+        keep_going: true,
+        ..Default::default()
+    };
     let d = Dump::from_slice_with(text.as_bytes(), &opts).unwrap();
     assert_eq!(d.clusters.len(), 1);
     let (line, column) = place_of(&text, "[b]");
@@ -864,7 +867,10 @@ fn null_is_the_default_for_every_kind_of_field() {
 #[test]
 fn keep_going_over_broken_yaml_keeps_what_came_before_and_says_where_it_stopped() {
     let text = format!("{SMALL}  - cluster: {{name: c\n");
-    let opts = heft::ReadOptions { keep_going: true };
+    let opts = heft::ReadOptions {
+        keep_going: true,
+        ..Default::default()
+    };
     let d = Dump::from_slice_with(text.as_bytes(), &opts).unwrap();
     assert_eq!(d.clusters.len(), 2);
     let last = d.skipped.last().unwrap();

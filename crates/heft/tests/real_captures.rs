@@ -255,7 +255,14 @@ fn a_bad_field_is_reported_with_its_offset_and_json_path() {
         format!("configs[{section}].dynamic_active_clusters[0].cluster.name")
     );
 
-    let kept = Dump::from_slice_with(&bad, &ReadOptions { keep_going: true }).unwrap();
+    let kept = Dump::from_slice_with(
+        &bad,
+        &ReadOptions {
+            keep_going: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(kept.clusters.len(), dump.clusters.len() - 1);
     assert_eq!(kept.skipped.len(), 1);
     assert_eq!(kept.skipped[0].path, err.path_string());

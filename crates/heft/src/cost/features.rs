@@ -229,7 +229,7 @@ impl StatsFilter {
 
     /// The kept and rejected shares of a stats scope, judged on representative stat names
     /// `prefix.suffix`. With `reject_all` nothing is kept and nothing remembered.
-    fn shares(&self, prefix: &str, suffixes: &[&str]) -> (f64, f64) {
+    pub(crate) fn shares(&self, prefix: &str, suffixes: &[&str]) -> (f64, f64) {
         match self.kind {
             FilterKind::All => return (1.0, 0.0),
             FilterKind::RejectAll => return (0.0, 0.0),
@@ -252,7 +252,7 @@ impl StatsFilter {
 }
 
 /// A sample of each scope's stats, from counters, gauges and histograms.
-const CLUSTER_STATS: &[&str] = &[
+pub(crate) const CLUSTER_STATS: &[&str] = &[
     "upstream_cx_total",
     "upstream_cx_active",
     "upstream_cx_connect_ms",
@@ -266,7 +266,7 @@ const CLUSTER_STATS: &[&str] = &[
     "outlier_detection.ejections_active",
     "upstream_cx_tx_bytes_total",
 ];
-const LISTENER_STATS: &[&str] = &[
+pub(crate) const LISTENER_STATS: &[&str] = &[
     "downstream_cx_total",
     "downstream_cx_active",
     "downstream_cx_length_ms",
@@ -274,7 +274,7 @@ const LISTENER_STATS: &[&str] = &[
     "no_filter_chain_match",
     "server_ssl_socket_factory.ssl_context_update_by_sds",
 ];
-const HTTP_STATS: &[&str] = &[
+pub(crate) const HTTP_STATS: &[&str] = &[
     "downstream_rq_total",
     "downstream_rq_time",
     "downstream_rq_2xx",
@@ -364,8 +364,7 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
         },
         1.0,
     );
-    let scope = format!("cluster.{}", c.alt_stat_name.as_deref().unwrap_or(&c.name));
-    let (kept, rejected) = cx.stats.shares(&scope, CLUSTER_STATS);
+    let (kept, rejected) = cx.stats.shares(&cluster_scope(c), CLUSTER_STATS);
     t.add(Feature::ClusterStats, kept);
     t.add(Feature::ClusterStatsRejected, rejected);
     t.add(Feature::ClusterPerWorker, cx.concurrency);
@@ -465,8 +464,18 @@ pub(crate) fn route_config(t: &mut impl Tally, rc: &RouteConfig) {
     }
 }
 
+/// The stats scope Envoy names a cluster's stats by: `cluster.<alt_stat_name or name>`.
+pub(crate) fn cluster_scope(c: &Cluster) -> String {
+    format!("cluster.{}", c.alt_stat_name.as_deref().unwrap_or(&c.name))
+}
+
+/// The stats scope of an HTTP connection manager: `http.<stat_prefix>`.
+pub(crate) fn http_scope(config: &crate::model::HttpConnectionManager) -> String {
+    format!("http.{}", config.stat_prefix)
+}
+
 /// The stats scope Envoy names a listener's stats by: its address (`listener.0.0.0.0_9080`).
-fn listener_scope(l: &Listener) -> String {
+pub(crate) fn listener_scope(l: &Listener) -> String {
     match &l.address {
         Some(Address::Socket { address, port, .. }) => format!("listener.{address}_{port}"),
         Some(other) => format!("listener.{other}"),
@@ -498,9 +507,7 @@ pub(crate) fn filter_chain(t: &mut impl Tally, fc: &FilterChain, cx: &Context) {
         match f {
             NetworkFilter::HttpConnectionManager { config, .. } => {
                 t.add(Feature::HttpConnectionManager, 1.0);
-                let (kept, _) = cx
-                    .stats
-                    .shares(&format!("http.{}", config.stat_prefix), HTTP_STATS);
+                let (kept, _) = cx.stats.shares(&http_scope(config), HTTP_STATS);
                 t.add(Feature::HttpStats, kept);
                 t.add(Feature::HttpFilter, config.http_filters.len() as f64);
                 if let RouteSource::Inline(rc) = &config.routes {

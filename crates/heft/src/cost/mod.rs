@@ -26,6 +26,7 @@
 pub mod features;
 mod fit;
 mod nnls;
+pub mod stream;
 
 pub use features::{Feature, Part};
 pub use fit::{fit, FitError, FitReport, Point, Residual};
@@ -228,7 +229,7 @@ impl Parts {
         }
     }
 
-    fn add(&mut self, other: &Parts) {
+    pub(crate) fn add(&mut self, other: &Parts) {
         self.config += other.config;
         self.stats += other.stats;
         self.per_worker += other.per_worker;
@@ -238,13 +239,13 @@ impl Parts {
 
 /// Prices features as they are added: each addition is rounded to whole bytes, so a parent
 /// priced from the same additions as its children is exactly their sum plus its own.
-struct Pricer<'m> {
+pub(crate) struct Pricer<'m> {
     model: &'m CostModel,
-    parts: Parts,
+    pub(crate) parts: Parts,
 }
 
 impl<'m> Pricer<'m> {
-    fn new(model: &'m CostModel) -> Self {
+    pub(crate) fn new(model: &'m CostModel) -> Self {
         Pricer {
             model,
             parts: Parts::default(),

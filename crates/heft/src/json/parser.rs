@@ -21,6 +21,144 @@ pub(crate) struct Parser<'a> {
     pos: usize,
     base: u64,
     depth: u32,
+    /// `buf` is known to be valid UTF-8, so strings need no check of their own.
+    valid: bool,
+}
+
+/// How many spaces start `buf[i..]` (at least one: `buf[i]` is a space), up to 16 at a time.
+#[inline]
+fn spaces_at(buf: &[u8], i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if i + 16 <= buf.len() {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads `buf[i..i + 16]`.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(buf.as_ptr().add(i) as *const __m128i);
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)))
+        };
+        return (!mask).trailing_zeros() as usize;
+    }
+    match buf.get(i..i + 8) {
+        Some(chunk) => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(w) ^ SPACES;
+            if x == 0 {
+                8
+            } else {
+                (x.trailing_zeros() / 8) as usize
+            }
+        }
+        None => 1,
+    }
+}
+
+/// Pieces of an array [`Parser::par_list`] decodes in parallel hold about this many bytes.
+const PAR_PIECE: usize = if cfg!(test) { 64 } else { 1 << 20 };
+
+/// Eight spaces, for skipping indentation a word at a time.
+const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+
+/// `buf` as text, checked as [`check_utf8`] does; `Err` gives how many bytes are valid.
+pub(crate) fn as_text(buf: &[u8]) -> std::result::Result<&str, usize> {
+    check_utf8(buf)?;
+    // SAFETY: `check_utf8` has just checked the whole of `buf`.
+    Ok(unsafe { std::str::from_utf8_unchecked(buf) })
+}
+
+/// Checks that `buf` is UTF-8; `Err` gives how many bytes are valid. Pure ASCII (what dumps
+/// are) is checked 32 bytes at a time; the rest goes to the standard library.
+pub(crate) fn check_utf8(buf: &[u8]) -> std::result::Result<(), usize> {
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut i = 0;
+    while let Some(block) = buf.get(i..i + 32) {
+        let word = |k: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&block[k..k + 8]);
+            u64::from_ne_bytes(w)
+        };
+        if (word(0) | word(8) | word(16) | word(24)) & HIGH != 0 {
+            break;
+        }
+        i += 32;
+    }
+    // Every byte before `i` is ASCII, so `i` is a character boundary.
+    std::str::from_utf8(&buf[i..])
+        .map(drop)
+        .map_err(|e| i + e.valid_up_to())
+}
+
+/// Whether `s` holds an ASCII capital letter, 8 bytes at a time.
+fn has_upper(s: &[u8]) -> bool {
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // For a byte below 0x80: + 0x3F sets its high bit from `A` up, + 0x25 from past `Z` up.
+    let upper = |v: u64| {
+        v.wrapping_add(u64::from_ne_bytes([0x3F; 8]))
+            & !v.wrapping_add(u64::from_ne_bytes([0x25; 8]))
+            & !v
+            & HIGH
+    };
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if upper(u64::from_ne_bytes(w)) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(u8::is_ascii_uppercase)
+}
+
+/// Where the string whose contents start `s` ends: the first `"` or `\\`, 16 bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn string_stop(s: &[u8]) -> Option<usize> {
+    use std::arch::x86_64::*;
+    let mut i = 0;
+    while i + 16 <= s.len() {
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads `s[i..i + 16]`.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
+            let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let b = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            _mm_movemask_epi8(_mm_or_si128(q, b))
+        };
+        if mask != 0 {
+            return Some(i + mask.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    swar_string_stop(&s[i..]).map(|j| i + j)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn string_stop(s: &[u8]) -> Option<usize> {
+    swar_string_stop(s)
+}
+
+/// [`string_stop`] 8 bytes at a time.
+fn swar_string_stop(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const SLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(w);
+        let hit = has_zero(v ^ QUOTES) | has_zero(v ^ SLASHES);
+        if hit != 0 {
+            // The lowest flagged byte is exact (false flags only follow a true one).
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|j| i + j)
 }
 
 /// The proto3 JSON names that the camel-to-snake rule cannot turn back, because an underscore
@@ -73,6 +211,35 @@ impl<'a> Parser<'a> {
             pos: 0,
             base,
             depth: 0,
+            valid: false,
+        }
+    }
+
+    /// A parser over one dump entry, checked to be UTF-8 as a whole first (then its strings
+    /// need no check of their own).
+    pub(crate) fn for_entry(buf: &'a [u8], base: u64) -> Result<Parser<'a>> {
+        check_utf8(buf)
+            .map_err(|at| Error::at(ErrorKind::Utf8, base + at as u64, "invalid UTF-8"))?;
+        Ok(Parser {
+            valid: true,
+            ..Parser::new(buf, base)
+        })
+    }
+
+    /// A parser over text already known to be UTF-8.
+    pub(crate) fn trusted(text: &'a str, base: u64) -> Parser<'a> {
+        Parser {
+            valid: true,
+            ..Parser::new(text.as_bytes(), base)
+        }
+    }
+
+    /// A parser over the rest of this one's input, from the current position, with offsets
+    /// counted from there.
+    pub(crate) fn rest(&self) -> Parser<'a> {
+        Parser {
+            valid: self.valid,
+            ..Parser::new(&self.buf[self.pos..], 0)
         }
     }
 
@@ -85,26 +252,32 @@ impl<'a> Parser<'a> {
         self.pos
     }
 
-    pub(crate) fn buf(&self) -> &'a [u8] {
-        self.buf
-    }
-
     fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
         Error::at(kind, self.offset(), message)
     }
 
     fn ws(&mut self) {
-        while let Some(&b) = self.buf.get(self.pos) {
-            if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-                self.pos += 1;
-            } else {
-                break;
+        let buf = self.buf;
+        let mut i = self.pos;
+        while let Some(&b) = buf.get(i) {
+            match b {
+                // Pretty-printed input is mostly indentation: many spaces at a time.
+                b' ' => i += spaces_at(buf, i),
+                b'\n' | b'\r' | b'\t' => i += 1,
+                _ => break,
             }
         }
+        self.pos = i;
     }
 
     /// The next significant byte, without consuming it.
+    #[inline]
     pub(crate) fn peek(&mut self) -> Result<u8> {
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b > b' ' {
+                return Ok(b);
+            }
+        }
         self.ws();
         match self.buf.get(self.pos) {
             Some(&b) => Ok(b),
@@ -112,9 +285,19 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline]
     fn expect_byte(&mut self, want: u8, what: &str) -> Result<()> {
         let b = self.peek()?;
         if b != want {
+            return Err(self.unexpected(b, want, what));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    #[cold]
+    fn unexpected(&self, b: u8, want: u8, what: &str) -> Error {
+        {
             // A value of the wrong type is valid JSON that Heft cannot use; anything else is
             // broken JSON.
             let starts_value = matches!(
@@ -126,13 +309,12 @@ impl<'a> Parser<'a> {
             } else {
                 ErrorKind::Syntax
             };
-            return Err(self.error(kind, format!("expected {what}, found {}", describe(b))));
+            self.error(kind, format!("expected {what}, found {}", describe(b)))
         }
-        self.pos += 1;
-        Ok(())
     }
 
     /// Consumes a `null` if one is next.
+    #[inline]
     pub(crate) fn null(&mut self) -> Result<bool> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
@@ -208,6 +390,7 @@ impl<'a> Parser<'a> {
         &mut self,
         mut f: impl FnMut(&mut Self, &str) -> Result<()>,
     ) -> Result<()> {
+        let mut scratch = [0u8; 64];
         self.entries(|p, key| {
             if key == "@type" {
                 return p.skip();
@@ -216,7 +399,11 @@ impl<'a> Parser<'a> {
             if p.peek()? == b'n' {
                 return p.literal(b"null");
             }
-            let mut scratch = [0u8; 64];
+            // Proto field names have no capitals: only camelCase keys need renaming (every name
+            // in DIGIT_NAMES has a capital too).
+            if !has_upper(key.as_bytes()) {
+                return f(p, key);
+            }
             f(p, field_name(key, &mut scratch))
         })
     }
@@ -271,10 +458,112 @@ impl<'a> Parser<'a> {
         Ok(out)
     }
 
+    /// Reads an array of messages like [`Parser::list`], decoding a big pretty-printed one in
+    /// parallel: it is cut at lines that open an element (`\n` + the elements' indentation +
+    /// `{`) into pieces of about [`PAR_PIECE`] bytes, each decoded on its own and proved right
+    /// by filling its piece exactly with comma-separated elements. Anything unexpected (or any
+    /// error) reads the whole array again the plain way, which alone reports errors. For the
+    /// arrays one resource can make huge: a route configuration's virtual hosts.
+    pub(crate) fn par_list<T: Send>(
+        &mut self,
+        f: impl Fn(&mut Parser<'a>) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let start = self.pos;
+        if let Some(out) = self.try_par_list(&f) {
+            return Ok(out);
+        }
+        self.pos = start;
+        self.list(|p| f(p))
+    }
+
+    fn try_par_list<T: Send>(
+        &mut self,
+        f: &(impl Fn(&mut Parser<'a>) -> Result<T> + Sync),
+    ) -> Option<Vec<T>> {
+        use rayon::prelude::*;
+        if !self.valid || self.peek().ok()? != b'[' {
+            return None;
+        }
+        let open = self.pos;
+        let end = super::scan::skip_container(self.buf, open)?;
+        if end - open < 2 * PAR_PIECE {
+            return None;
+        }
+        let buf = self.buf;
+        let spaces = buf[open + 2..end]
+            .iter()
+            .take_while(|&&b| b == b' ')
+            .count();
+        let first = open + 2 + spaces;
+        if buf.get(open + 1) != Some(&b'\n') || buf.get(first) != Some(&b'{') || spaces >= 64 {
+            return None;
+        }
+        let mut needle = [b' '; 66];
+        needle[0] = b'\n';
+        needle[spaces + 1] = b'{';
+        let finder = memchr::memmem::Finder::new(&needle[..spaces + 2]);
+        let close = end - 1;
+        let mut cuts = vec![first];
+        let mut at = first;
+        while at + PAR_PIECE < close {
+            match finder.find(&buf[at + PAR_PIECE..close]) {
+                Some(i) => {
+                    at = at + PAR_PIECE + i + spaces + 1;
+                    cuts.push(at);
+                }
+                None => break,
+            }
+        }
+        cuts.push(close);
+        let (base, depth) = (self.base, self.depth + 1);
+        let pieces: Option<Vec<Vec<T>>> = cuts
+            .par_windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let last = i + 2 == cuts.len();
+                let piece = &buf[w[0]..w[1]];
+                let mut p = Parser {
+                    buf: piece,
+                    pos: 0,
+                    base: base + w[0] as u64,
+                    depth,
+                    valid: true,
+                };
+                let mut out = Vec::new();
+                loop {
+                    out.push(f(&mut p).ok()?);
+                    p.ws();
+                    match piece.get(p.pos) {
+                        None if last => return Some(out),
+                        Some(b',') => {
+                            p.pos += 1;
+                            p.ws();
+                            if p.pos == piece.len() && !last {
+                                return Some(out);
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+            })
+            .collect();
+        let mut out: Vec<T> = pieces?.into_iter().flatten().collect();
+        out.shrink_to_fit();
+        self.pos = end;
+        Some(out)
+    }
+
     /// Skips one value of any kind.
     pub(crate) fn skip(&mut self) -> Result<()> {
         self.ws();
-        self.pos = skip_value(self.buf, self.pos, self.base)?;
+        self.pos = match self.buf.get(self.pos) {
+            Some(b'{' | b'[') => match super::scan::skip_container(self.buf, self.pos) {
+                Some(end) => end,
+                // Anything irregular (escapes, errors) goes the exact way.
+                None => skip_value(self.buf, self.pos, self.base)?,
+            },
+            _ => skip_value(self.buf, self.pos, self.base)?,
+        };
         Ok(())
     }
 
@@ -291,9 +580,16 @@ impl<'a> Parser<'a> {
         self.expect_byte(b'"', "a string")?;
         let start = self.pos;
         let rest = &self.buf[start..];
-        match memchr2(b'"', b'\\', rest) {
+        match string_stop(rest) {
             Some(i) if rest[i] == b'"' => {
                 self.pos = start + i + 1;
+                if self.valid {
+                    // SAFETY: the whole buffer is UTF-8 (`for_entry`), and a slice between two
+                    // ASCII bytes of it starts and ends on character boundaries.
+                    return Ok(Cow::Borrowed(unsafe {
+                        std::str::from_utf8_unchecked(&rest[..i])
+                    }));
+                }
                 let s = std::str::from_utf8(&rest[..i]).map_err(|e| {
                     Error::at(
                         ErrorKind::Utf8,
@@ -629,6 +925,20 @@ impl<'a> Parser<'a> {
             return Ok(None);
         }
         let saved = (self.pos, self.depth);
+        // Envoy prints `@type` first: then nothing else need be read.
+        self.pos += 1;
+        if self.peek()? == b'"' {
+            let key = self.str()?;
+            if key == "@type" && self.peek()? == b':' {
+                self.pos += 1;
+                if self.peek()? == b'"' {
+                    let url = self.str();
+                    (self.pos, self.depth) = saved;
+                    return url.map(Some);
+                }
+            }
+        }
+        self.pos = saved.0;
         let mut found = None;
         let result = self.entries(|p, k| {
             if found.is_none() && k == "@type" {
@@ -670,6 +980,74 @@ fn duration_from_secs(secs: f64, at: u64) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `{"n": i, "s": [...]}` elements, pretty-printed one per line at two spaces.
+    fn pretty_array(n: usize, odd: impl Fn(usize) -> String) -> String {
+        let items: Vec<String> = (0..n)
+            .map(|i| format!("  {{\"n\": {i}, \"s\": [\n   \"x\"\n  ]{}}}", odd(i)))
+            .collect();
+        format!("[\n{}\n]", items.join(",\n"))
+    }
+
+    fn numbers(p: &mut Parser) -> Result<u64> {
+        let mut n = 0;
+        p.fields(|p, k| match k {
+            "n" => {
+                n = p.u64()?;
+                Ok(())
+            }
+            _ => p.skip(),
+        })?;
+        Ok(n)
+    }
+
+    #[test]
+    fn big_arrays_read_in_parallel_pieces_as_they_read_in_one() {
+        let text = pretty_array(200, |_| String::new());
+        let mut p = Parser::trusted(&text, 0);
+        assert!(
+            p.try_par_list(&numbers).is_some(),
+            "the parallel path is taken"
+        );
+        let mut p = Parser::trusted(&text, 0);
+        let got = p.par_list(numbers).unwrap();
+        assert_eq!(got, (0..200).collect::<Vec<u64>>());
+        assert_eq!(p.pos(), text.len());
+        // A line that looks like a cut inside an element, and a bad element: the same result,
+        // and the same error (with its index) as reading in one piece.
+        let misleading = pretty_array(200, |i| {
+            if i == 77 {
+                ", \"m\":\n  {\"q\": 1}".to_string()
+            } else {
+                String::new()
+            }
+        });
+        let mut p = Parser::trusted(&misleading, 0);
+        assert_eq!(p.par_list(numbers).unwrap(), (0..200).collect::<Vec<u64>>());
+        let bad = text.replace("\"n\": 150", "\"n\": \"x\"");
+        let plain = Parser::trusted(&bad, 7).list(numbers).unwrap_err();
+        let parallel = Parser::trusted(&bad, 7).par_list(numbers).unwrap_err();
+        assert_eq!(parallel.to_string(), plain.to_string());
+        assert!(parallel.path_string().starts_with("[150]"), "{parallel}");
+    }
+
+    #[test]
+    fn capitals_are_found_anywhere() {
+        for s in ["", "a", "name", "@type", "lb_endpoints_x", "{[~`@\x7f"] {
+            assert!(!has_upper(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "A",
+            "Z",
+            "lbEndpoints",
+            "abcdefghZ",
+            "abcdefghijklmnoQ",
+            "ISTIO",
+        ] {
+            assert!(has_upper(s.as_bytes()), "{s}");
+        }
+        assert!(!has_upper("é".as_bytes()));
+    }
 
     #[test]
     fn camel_case_keys_become_field_names() {

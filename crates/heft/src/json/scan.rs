@@ -165,6 +165,131 @@ pub(crate) fn skip_value(buf: &[u8], pos: usize, base: u64) -> Result<usize> {
     }
 }
 
+/// Bit masks of one 64-byte block: which bytes are `"`, `\\`, `{`/`[` and `}`/`]`.
+struct Masks {
+    quotes: u64,
+    slashes: u64,
+    opens: u64,
+    closes: u64,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn masks(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86_64 baseline; the loads read within `block`.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let slash = _mm_set1_epi8(b'\\' as i8);
+        let case = _mm_set1_epi8(0x20);
+        // `[` | 0x20 is `{`, `]` | 0x20 is `}`, and no other byte maps to either.
+        let open = _mm_set1_epi8(b'{' as i8);
+        let close = _mm_set1_epi8(b'}' as i8);
+        let mut m = Masks {
+            quotes: 0,
+            slashes: 0,
+            opens: 0,
+            closes: 0,
+        };
+        for k in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+            let folded = _mm_or_si128(v, case);
+            let bits = |x: __m128i| (_mm_movemask_epi8(x) as u32 as u64) << (16 * k);
+            m.quotes |= bits(_mm_cmpeq_epi8(v, quote));
+            m.slashes |= bits(_mm_cmpeq_epi8(v, slash));
+            m.opens |= bits(_mm_cmpeq_epi8(folded, open));
+            m.closes |= bits(_mm_cmpeq_epi8(folded, close));
+        }
+        m
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn masks(block: &[u8; 64]) -> Masks {
+    let mut m = Masks {
+        quotes: 0,
+        slashes: 0,
+        opens: 0,
+        closes: 0,
+    };
+    for (i, &b) in block.iter().enumerate() {
+        let bit = 1u64 << i;
+        match b {
+            b'"' => m.quotes |= bit,
+            b'\\' => m.slashes |= bit,
+            b'{' | b'[' => m.opens |= bit,
+            b'}' | b']' => m.closes |= bit,
+            _ => {}
+        }
+    }
+    m
+}
+
+/// Each bit set from a quote up to (not including) the next one: the bytes inside strings.
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// Finds the end of the object or array starting at `buf[pos]`, 64 bytes at a time: strings
+/// are found from their quotes in bulk and only brackets are looked at one by one (their kinds
+/// still checked to match). `None` for anything it does not handle (a backslash, an error, the
+/// end of the buffer): [`skip_value`] then reads the value the exact way.
+pub(crate) fn skip_container(buf: &[u8], pos: usize) -> Option<usize> {
+    // Open brackets, innermost in the lowest bit: 1 for `[`, 0 for `{`. Deeper nesting than
+    // this is left to the exact scan (which reports nesting bombs).
+    let mut stack = 0u128;
+    let mut depth = 0;
+    let mut in_string = 0u64;
+    let mut at = pos;
+    let mut tail = [b' '; 64];
+    while at < buf.len() {
+        let block: &[u8; 64] = match buf.get(at..at + 64) {
+            Some(b) => b.try_into().ok()?,
+            None => {
+                let n = buf.len() - at;
+                tail[..n].copy_from_slice(&buf[at..]);
+                &tail
+            }
+        };
+        let m = masks(block);
+        if m.slashes != 0 {
+            return None;
+        }
+        let inside = prefix_xor(m.quotes) ^ in_string;
+        in_string = 0u64.wrapping_sub(inside >> 63);
+        let mut brackets = (m.opens | m.closes) & !inside;
+        while brackets != 0 {
+            let i = brackets.trailing_zeros() as usize;
+            brackets &= brackets - 1;
+            let square = u128::from(block[i] & 0x20 == 0);
+            if m.opens >> i & 1 == 1 {
+                if depth == 128 {
+                    return None;
+                }
+                stack = stack << 1 | square;
+                depth += 1;
+            } else {
+                // `}` closes `{`, `]` closes `[`.
+                if depth == 0 || stack & 1 != square {
+                    return None;
+                }
+                stack >>= 1;
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at + i + 1);
+                }
+            }
+        }
+        at += 64;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +315,40 @@ mod tests {
         assert_eq!(end(r#"{"a": "open"#).unwrap_err().kind(), ErrorKind::Syntax);
         let e = end(r#"{"a": [1}"#).unwrap_err();
         assert_eq!(e.offset(), Some(8));
+    }
+
+    #[test]
+    fn the_block_scanner_agrees_with_the_exact_one() {
+        let mut cases = vec![
+            r#"{"a": [1, "}"], "b": {"c": "]"}} tail"#.to_string(),
+            r#"[{"x": "{[\"]"}]"#.to_string(),
+            r#"{"a": [1}"#.to_string(),
+            r#"{"a": "open"#.to_string(),
+            "[".repeat(600) + &"]".repeat(600),
+        ];
+        // Values across block boundaries, with strings cut anywhere.
+        let long = format!(
+            r#"{{"k": [{}], "s": "{}"}}"#,
+            "{\"q\": [1, 2]},".repeat(40) + "3",
+            "y".repeat(100)
+        );
+        for cut in 0..long.len() {
+            cases.push(long[..cut].to_string());
+        }
+        cases.push(long);
+        for c in cases {
+            let fast = skip_container(c.as_bytes(), 0);
+            let exact = skip_value(c.as_bytes(), 0, 0).ok();
+            if let Some(end) = fast {
+                assert_eq!(Some(end), exact, "{c}");
+            } else {
+                // Declined: only for what the exact scan must handle itself.
+                assert!(
+                    c.contains('\\') || exact.is_none() || c.starts_with("[[[["),
+                    "{c}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! a mapped file, batches borrow the mapping; from a stream, they own a copy of their entries, and
 //! at most [`in_flight_limit`] batches exist at once, so memory stays bounded.
 
-use super::decode::{self, EntryKind, Item};
+use super::decode::{self, EntryKind};
 use super::parser::field_name;
 use super::window::Window;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::model::{Skipped, State};
+use crate::stream::{add_all, Finished, Fold, Ordered};
 use std::sync::{Condvar, Mutex};
 
 /// A batch is sent for decoding once it holds this many input bytes…
@@ -56,9 +57,22 @@ enum Bytes<'a> {
     Copied(Vec<u8>, Vec<u64>),
 }
 
+/// A run of consecutive entries of one pretty-printed array held in memory, found by the
+/// decoder itself as it reads them (see [`split_chunks`]).
+struct Chunk {
+    kind: EntryKind,
+    /// The first entry's first byte.
+    start: usize,
+    /// The next chunk's first entry, or the array's closing bracket.
+    stop: usize,
+    /// Whether `stop` is the closing bracket.
+    last: bool,
+}
+
 struct Batch<'a> {
     bytes: Bytes<'a>,
     entries: Vec<Entry>,
+    chunk: Option<Chunk>,
 }
 
 impl<'a> Batch<'a> {
@@ -69,6 +83,7 @@ impl<'a> Batch<'a> {
                 None => Bytes::Copied(Vec::new(), Vec::new()),
             },
             entries: Vec::new(),
+            chunk: None,
         }
     }
 
@@ -88,43 +103,93 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// What decoding one batch produced.
-#[derive(Default)]
-pub(crate) struct Decoded {
-    pub(crate) items: Vec<Item>,
-    pub(crate) skipped: Vec<Skipped>,
-    pub(crate) error: Option<Error>,
+/// Decodes a chunk's entries one after the other, each where the last ended; fails unless they
+/// fill the chunk exactly, separated by commas (which proves the chunk was cut between entries).
+fn run_chunk<F: Fold>(whole: &[u8], c: &Chunk, fold: &F) -> Finished<F::Acc> {
+    let mut acc = fold.start();
+    let mut items = Vec::new();
+    let result = (|| -> Result<()> {
+        let bytes = &whole[c.start..c.stop];
+        let text = super::parser::as_text(bytes)
+            .map_err(|at| Error::at(ErrorKind::Utf8, (c.start + at) as u64, "invalid UTF-8"))?;
+        let ws = |mut i: usize| {
+            while bytes
+                .get(i)
+                .is_some_and(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+            {
+                i += 1;
+            }
+            i
+        };
+        let mut at = 0;
+        loop {
+            let base = (c.start + at) as u64;
+            let len = decode::entry_prefix(c.kind, &text[at..], base, &mut items)?;
+            add_all(fold, &mut acc, &mut items, &bytes[at..at + len]);
+            let after = ws(at + len);
+            match bytes.get(after) {
+                None if c.last => return Ok(()),
+                Some(b',') => {
+                    at = ws(after + 1);
+                    if at == bytes.len() && !c.last {
+                        return Ok(());
+                    }
+                }
+                _ => {
+                    return Err(Error::at(
+                        ErrorKind::Syntax,
+                        (c.start + after) as u64,
+                        "layout not recognised for the fast path",
+                    ))
+                }
+            }
+        }
+    })();
+    Finished {
+        acc,
+        skipped: Vec::new(),
+        error: result.err(),
+        end: c.stop as u64,
+    }
 }
 
-fn decode_batch(batch: &Batch, keep_going: bool) -> Decoded {
-    let mut out = Decoded::default();
+/// Decodes one batch and folds its resources.
+fn run_batch<F: Fold>(batch: &Batch, keep_going: bool, fold: &F) -> Finished<F::Acc> {
+    if let (Some(c), Bytes::Whole(whole)) = (&batch.chunk, &batch.bytes) {
+        return run_chunk(whole, c, fold);
+    }
+    let mut acc = fold.start();
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    let mut error = None;
     for (i, e) in batch.entries.iter().enumerate() {
         let bytes = batch.entry_bytes(i);
-        let result = match std::str::from_utf8(bytes) {
-            Ok(_) => decode::entry(e.kind, bytes, e.start, &mut out.items),
-            Err(u) => Err(Error::at(
-                ErrorKind::Utf8,
-                e.start + u.valid_up_to() as u64,
-                "invalid UTF-8",
-            )),
-        };
-        if let Err(err) = result {
-            let err = e.path.wrap(err.with_offset(e.start));
-            if keep_going {
-                out.skipped.push(Skipped {
-                    path: err.path_string(),
-                    offset: err.offset(),
-                    line: None,
-                    column: None,
-                    reason: err.message().to_string(),
-                });
-            } else {
-                out.error = Some(err);
-                break;
+        match decode::entry(e.kind, bytes, e.start, &mut items) {
+            Ok(()) => add_all(fold, &mut acc, &mut items, bytes),
+            Err(err) => {
+                items.clear();
+                let err = e.path.wrap(err.with_offset(e.start));
+                if keep_going {
+                    skipped.push(Skipped {
+                        path: err.path_string(),
+                        offset: err.offset(),
+                        line: None,
+                        column: None,
+                        reason: err.message().to_string(),
+                    });
+                } else {
+                    error = Some(err);
+                    break;
+                }
             }
         }
     }
-    out
+    Finished {
+        acc,
+        skipped,
+        error,
+        end: batch.entries.last().map_or(0, |e| e.end),
+    }
 }
 
 fn in_flight_limit() -> usize {
@@ -141,60 +206,72 @@ pub(crate) struct Skeleton {
     pub(crate) bytes: u64,
 }
 
-/// Walks the document and decodes its entries; returns the skeleton facts and decoded batches in
-/// input order. A walk error under `keep_going` ends the walk but keeps what came before it.
-pub(crate) fn walk(window: &mut Window, keep_going: bool) -> Result<(Skeleton, Vec<Decoded>)> {
+/// A finished walk: the skeleton, the folded resources, and what `keep_going` skipped.
+pub(crate) struct Walked<A> {
+    pub(crate) skeleton: Skeleton,
+    pub(crate) acc: A,
+    pub(crate) skipped: Vec<Skipped>,
+}
+
+/// Walks the document, decodes its entries and folds them in input order. A walk error under
+/// `keep_going` ends the walk but keeps what came before it. `on_merged` is told how far the
+/// input has been folded.
+pub(crate) fn walk<F: Fold>(
+    window: &mut Window,
+    keep_going: bool,
+    fold: &F,
+    on_merged: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<Walked<F::Acc>> {
     // An input held in memory is first read the fast way (see `split_by_indent`); if anything at
     // all goes wrong, it is read again the exact way, which alone reports errors.
     if let Some(whole) = window.whole() {
         let mut fast = Window::borrowed(whole);
-        if let Ok((skeleton, decoded)) = walk_once(&mut fast, false, true) {
-            if decoded.iter().all(|d| d.error.is_none()) {
-                return Ok((skeleton, decoded));
-            }
+        if let Ok(walked) = walk_once(&mut fast, false, true, fold, on_merged) {
+            return Ok(walked);
         }
     }
-    walk_once(window, keep_going, false)
+    walk_once(window, keep_going, false, fold, on_merged)
 }
 
-fn walk_once(
+fn walk_once<F: Fold>(
     window: &mut Window,
     keep_going: bool,
     speculative: bool,
-) -> Result<(Skeleton, Vec<Decoded>)> {
-    let results: Mutex<Vec<Option<Decoded>>> = Mutex::new(Vec::new());
+    fold: &F,
+    on_merged: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<Walked<F::Acc>> {
+    let ordered = Ordered::new(fold, on_merged);
     let in_flight = (Mutex::new(0usize), Condvar::new());
     let whole = window.whole();
     let mut skeleton = Skeleton::default();
     let inline = rayon::current_thread_index().is_some();
     let walked = rayon::in_place_scope(|scope| {
+        let ordered = &ordered;
+        let in_flight = &in_flight;
         let mut sink = Sink {
             speculative,
+            stop_on_failure: !keep_going,
             batch: Batch::new(whole),
-            submit: &mut |batch: Batch<'_>| {
-                let slot = {
-                    let mut r = results.lock().unwrap_or_else(|p| p.into_inner());
-                    r.push(None);
-                    r.len() - 1
-                };
-                if inline {
-                    let d = decode_batch(&batch, keep_going);
-                    results.lock().unwrap_or_else(|p| p.into_inner())[slot] = Some(d);
+            ordered,
+            submit: &mut |batch: Batch<'_>, now: bool| {
+                let slot = ordered.slot();
+                if inline || now {
+                    ordered.deliver(slot, run_batch(&batch, keep_going, ordered.fold()));
                     return;
                 }
                 {
-                    let (count, cv) = &in_flight;
+                    let (count, cv) = in_flight;
                     let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
                     while *n >= in_flight_limit() {
                         n = cv.wait(n).unwrap_or_else(|p| p.into_inner());
                     }
                     *n += 1;
                 }
-                let results = &results;
-                let in_flight = &in_flight;
                 scope.spawn(move |_| {
-                    let d = decode_batch(&batch, keep_going);
-                    results.lock().unwrap_or_else(|p| p.into_inner())[slot] = Some(d);
+                    if !ordered.doomed(slot) {
+                        ordered.deliver(slot, run_batch(&batch, keep_going, ordered.fold()));
+                    }
+                    drop(batch);
                     let (count, cv) = in_flight;
                     *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                     cv.notify_one();
@@ -206,58 +283,81 @@ fn walk_once(
         walked
     });
     skeleton.bytes = window.offset();
-    let decoded: Vec<Decoded> = results
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .map(Option::unwrap_or_default)
-        .collect();
-    match walked {
-        Ok(()) => Ok((skeleton, decoded)),
-        Err(e) if keep_going => {
-            let mut decoded = decoded;
-            let mut last = Decoded::default();
-            last.skipped.push(Skipped {
+    let (acc, mut skipped, batch_error) = ordered.finish();
+    match (walked, batch_error) {
+        (Ok(()), None) => Ok(Walked {
+            skeleton,
+            acc,
+            skipped,
+        }),
+        (Ok(()), Some(e)) => Err(e),
+        (Err(e), _) if keep_going => {
+            skipped.push(Skipped {
                 path: e.path_string(),
                 offset: e.offset(),
                 line: None,
                 column: None,
                 reason: format!("reading stopped: {}", e.message()),
             });
-            decoded.push(last);
-            Ok((skeleton, decoded))
+            Ok(Walked {
+                skeleton,
+                acc,
+                skipped,
+            })
         }
-        Err(e) => {
-            // An entry error earlier in the input is the one to report.
-            if let Some(first) = decoded.into_iter().find_map(|d| d.error) {
-                if first.offset() < e.offset() {
-                    return Err(first);
-                }
-            }
-            Err(e)
-        }
+        // An entry error earlier in the input is the one to report.
+        (Err(e), Some(first)) if first.offset() < e.offset() => Err(first),
+        (Err(e), _) => Err(e),
     }
 }
 
-struct Sink<'a, 'f> {
+struct Sink<'a, 'f, F: Fold> {
     /// Split pretty-printed arrays by their indentation rather than scanning them.
     speculative: bool,
+    /// Stop walking once a batch has failed (its error will be reported).
+    stop_on_failure: bool,
     batch: Batch<'a>,
-    submit: &'f mut dyn FnMut(Batch<'a>),
+    ordered: &'f Ordered<'f, F>,
+    /// Hands a batch over for decoding; `true` decodes it before returning.
+    submit: &'f mut dyn FnMut(Batch<'a>, bool),
 }
 
-impl<'a> Sink<'a, '_> {
+impl<'a, F: Fold> Sink<'a, '_, F> {
     /// Adds the entry whose bytes the window has just scanned (and still holds).
-    fn push(&mut self, window: &Window, kind: EntryKind, start: u64, end: u64, path: EntryPath) {
+    fn push(
+        &mut self,
+        window: &Window,
+        kind: EntryKind,
+        start: u64,
+        end: u64,
+        path: EntryPath,
+    ) -> Result<()> {
+        if kind == EntryKind::Bootstrap {
+            // Decoded at once, so folds know the bootstrap before any later batch starts.
+            self.flush();
+            let mut alone = Batch::new(self.whole());
+            if let Bytes::Copied(data, starts) = &mut alone.bytes {
+                starts.push(0);
+                data.extend_from_slice(window.slice(start, end));
+            }
+            alone.entries.push(Entry {
+                kind,
+                start,
+                end,
+                path,
+            });
+            (self.submit)(alone, true);
+            return self.check(end);
+        }
         if let Bytes::Copied(data, starts) = &mut self.batch.bytes {
             starts.push(data.len() as u64);
             data.extend_from_slice(window.slice(start, end));
         }
-        self.push_span(kind, start, end, path);
+        self.push_span(kind, start, end, path)
     }
 
     /// Adds an entry of an input held whole in memory.
-    fn push_span(&mut self, kind: EntryKind, start: u64, end: u64, path: EntryPath) {
+    fn push_span(&mut self, kind: EntryKind, start: u64, end: u64, path: EntryPath) -> Result<()> {
         self.batch.entries.push(Entry {
             kind,
             start,
@@ -266,23 +366,52 @@ impl<'a> Sink<'a, '_> {
         });
         if self.batch.entries.len() >= BATCH_ENTRIES || self.batch.input_bytes() >= BATCH_BYTES {
             self.flush();
+            return self.check(end);
         }
+        Ok(())
+    }
+
+    /// Ends the walk early once a batch has failed: its error is the one to report.
+    fn check(&self, at: u64) -> Result<()> {
+        if self.stop_on_failure && self.ordered.any_failed() {
+            return Err(Error::at(
+                ErrorKind::Syntax,
+                at,
+                "reading stopped after an error earlier in the input",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The whole input, when batches borrow it.
+    fn whole(&self) -> Option<&'a [u8]> {
+        match &self.batch.bytes {
+            Bytes::Whole(w) => Some(*w),
+            Bytes::Copied(..) => None,
+        }
+    }
+
+    /// Hands over a chunk of an array held in memory.
+    fn push_chunk(&mut self, chunk: Chunk) -> Result<()> {
+        self.flush();
+        let stop = chunk.stop as u64;
+        let mut batch = Batch::new(self.whole());
+        batch.chunk = Some(chunk);
+        (self.submit)(batch, false);
+        self.check(stop)
     }
 
     fn flush(&mut self) {
         if self.batch.entries.is_empty() {
             return;
         }
-        let whole = match &self.batch.bytes {
-            Bytes::Whole(w) => Some(*w),
-            Bytes::Copied(..) => None,
-        };
-        let full = std::mem::replace(&mut self.batch, Batch::new(whole));
-        (self.submit)(full);
+        let fresh = Batch::new(self.whole());
+        let full = std::mem::replace(&mut self.batch, fresh);
+        (self.submit)(full, false);
     }
 }
 
-fn document(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> {
+fn document<F: Fold>(w: &mut Window, sink: &mut Sink<'_, '_, F>, sk: &mut Skeleton) -> Result<()> {
     // A UTF-8 byte order mark is allowed before the document.
     if w.peek()? == Some(0xEF) && w.data()[w.pos()..].starts_with(b"\xEF\xBB\xBF") {
         for _ in 0..3 {
@@ -503,9 +632,9 @@ fn elements(w: &mut Window, mut f: impl FnMut(&mut Window, u64) -> Result<()>) -
     }
 }
 
-fn entry_array(
+fn entry_array<F: Fold>(
     w: &mut Window,
-    sink: &mut Sink,
+    sink: &mut Sink<'_, '_, F>,
     config: Option<u64>,
     section: &'static str,
     kind: EntryKind,
@@ -527,7 +656,7 @@ fn entry_array(
             section,
             index: Some(i),
         };
-        sink.push(w, kind, start, end, path);
+        sink.push(w, kind, start, end, path)?;
         w.release();
         Ok(())
     })
@@ -541,10 +670,10 @@ fn entry_array(
 /// must consume it exactly as one balanced value; and a piece cut at a wrong `}` (possible only
 /// with inconsistent indentation) holds an unmatched bracket and fails to decode, which makes
 /// [`walk`] read the whole input again the exact way.
-fn split_by_indent(
+fn split_by_indent<F: Fold>(
     w: &mut Window,
     whole: &[u8],
-    sink: &mut Sink,
+    sink: &mut Sink<'_, '_, F>,
     path: EntryPath,
     kind: EntryKind,
 ) -> Result<()> {
@@ -582,6 +711,10 @@ fn split_by_indent(
     if whole.get(open + 1) != Some(&b'\n') || whole.get(first) != Some(&b'{') || spaces == 64 {
         return Err(give_up(open));
     }
+    if let Some(end) = split_chunks(whole, sink, kind, first, spaces)? {
+        w.seek(end as u64 + 1);
+        return Ok(());
+    }
     let mut needle = [b' '; 66];
     needle[0] = b'\n';
     needle[spaces + 1] = b'}';
@@ -597,7 +730,7 @@ fn split_by_indent(
             index: Some(index),
             ..path
         };
-        sink.push_span(kind, cur as u64, end as u64, at);
+        sink.push_span(kind, cur as u64, end as u64, at)?;
         index += 1;
         let next = skip_ws(end);
         match whole.get(next) {
@@ -616,7 +749,83 @@ fn split_by_indent(
     }
 }
 
-fn top_object(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> {
+/// Chunks hold about this many bytes of entries (tests cut the small real captures often).
+const CHUNK_BYTES: usize = if cfg!(test) { 700 } else { 2 << 20 };
+
+/// The fastest way through a pretty-printed array of entries: the array is cut into chunks of
+/// about [`CHUNK_BYTES`] at lines that open an entry (`\n` + the entries' indentation + `{`),
+/// found a few bytes past each nominal cut, and ends at the line that closes it (`\n` + one
+/// space less + `]`), looked for chunk by chunk so the walk reads the input no faster than the
+/// decoders (mapped pages are given back behind them). Each chunk's decoder finds the entries'
+/// ends by reading them, and proves the cuts right by filling its chunk exactly (see
+/// [`run_chunk`]). Returns where the closing bracket is, or `None` when the layout does not
+/// allow this (then entries are found one by one).
+fn split_chunks<F: Fold>(
+    whole: &[u8],
+    sink: &mut Sink<'_, '_, F>,
+    kind: EntryKind,
+    first: usize,
+    spaces: usize,
+) -> Result<Option<usize>> {
+    if spaces == 0 || kind == EntryKind::Bootstrap {
+        return Ok(None);
+    }
+    let mut close = [b' '; 66];
+    close[0] = b'\n';
+    close[spaces] = b']';
+    let close = memchr::memmem::Finder::new(&close[..spaces + 1]);
+    let mut open = [b' '; 66];
+    open[0] = b'\n';
+    open[spaces + 1] = b'{';
+    let open = memchr::memmem::Finder::new(&open[..spaces + 2]);
+    let mut start = first;
+    let mut chunks = 0;
+    loop {
+        let cut = (start + CHUNK_BYTES).min(whole.len());
+        // The closing line may straddle the cut.
+        let near = (cut + spaces + 1).min(whole.len());
+        let ends = close.find(&whole[start..near]).map(|i| start + i + spaces);
+        let next = match ends {
+            Some(_) => None,
+            None => open.find(&whole[cut..]).map(|i| cut + i),
+        };
+        let ends = ends.or_else(|| {
+            let until = next.map_or(whole.len(), |n| n + spaces + 2);
+            close
+                .find(&whole[near.min(until)..until])
+                .map(|i| near.min(until) + i + spaces)
+        });
+        let (stop, last) = match (ends, next) {
+            (Some(bracket), _) => (bracket, true),
+            (None, Some(n)) => (n + spaces + 1, false),
+            (None, None) if chunks == 0 => return Ok(None),
+            (None, None) => {
+                return Err(Error::at(
+                    ErrorKind::Syntax,
+                    start as u64,
+                    "layout not recognised for the fast path",
+                ))
+            }
+        };
+        sink.push_chunk(Chunk {
+            kind,
+            start,
+            stop,
+            last,
+        })?;
+        chunks += 1;
+        if last {
+            return Ok(Some(stop));
+        }
+        start = stop;
+    }
+}
+
+fn top_object<F: Fold>(
+    w: &mut Window,
+    sink: &mut Sink<'_, '_, F>,
+    sk: &mut Skeleton,
+) -> Result<()> {
     let start = w.offset();
     let mut seen: Vec<String> = Vec::new();
     let mut found = false;
@@ -640,7 +849,7 @@ fn top_object(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton) -> Result<()> 
                         section: "cluster_statuses",
                         index: Some(i),
                     };
-                    sink.push(w, EntryKind::ClusterStatus, s, e, path);
+                    sink.push(w, EntryKind::ClusterStatus, s, e, path)?;
                     w.release();
                     Ok(())
                 })?;
@@ -705,10 +914,10 @@ struct SectionState {
 
 impl SectionState {
     /// Handles one member of a section object; false if the key is not a section member.
-    fn member(
+    fn member<F: Fold>(
         &mut self,
         w: &mut Window,
-        sink: &mut Sink,
+        sink: &mut Sink<'_, '_, F>,
         sk: &mut Skeleton,
         k: &str,
         config: Option<u64>,
@@ -727,7 +936,7 @@ impl SectionState {
                     section: "bootstrap",
                     index: None,
                 };
-                sink.push(w, EntryKind::Bootstrap, s, e, path);
+                sink.push(w, EntryKind::Bootstrap, s, e, path)?;
                 w.release();
                 return Ok(true);
             }
@@ -778,7 +987,12 @@ impl SectionState {
     }
 }
 
-fn config_element(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton, index: u64) -> Result<()> {
+fn config_element<F: Fold>(
+    w: &mut Window,
+    sink: &mut Sink<'_, '_, F>,
+    sk: &mut Skeleton,
+    index: u64,
+) -> Result<()> {
     if w.next_byte("inside configs")? != b'{' {
         return Err(Error::at(
             ErrorKind::Syntax,
@@ -796,4 +1010,66 @@ fn config_element(w: &mut Window, sink: &mut Sink, sk: &mut Skeleton, index: u64
     })?;
     section.finish(sk, start, w.offset());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Dump;
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
+        out
+    }
+
+    /// The fast path (arrays cut in chunks) against the exact walk of a stream.
+    fn both(text: &[u8]) -> (Dump, Dump) {
+        let fast = Dump::from_slice(text).unwrap();
+        let exact = Dump::from_reader(text).unwrap();
+        (fast, exact)
+    }
+
+    /// How many resources the fast path alone reads (it must not fail on Envoy's layout).
+    fn fast_only(text: &[u8]) -> usize {
+        let mut w = super::Window::borrowed(text);
+        let walked = super::walk_once(&mut w, false, true, &crate::read::Collect, None)
+            .expect("the fast path reads Envoy's layout");
+        let d = walked.acc;
+        d.clusters.len() + d.listeners.len() + d.cluster_statuses.len() + d.endpoint_configs.len()
+    }
+
+    #[test]
+    fn arrays_cut_in_many_chunks_read_as_the_exact_walk_does() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/real");
+        let sidecar =
+            gunzip(&std::fs::read(format!("{root}/sidecar/config_dump.json.gz")).unwrap());
+        for text in [
+            sidecar,
+            std::fs::read(format!("{root}/gateway/config_dump.json")).unwrap(),
+            std::fs::read(format!("{root}/gateway/clusters.json")).unwrap(),
+        ] {
+            let (fast, exact) = both(&text);
+            assert!(fast.clusters.len() + fast.cluster_statuses.len() > 5);
+            assert_eq!(fast, exact);
+            assert_eq!(
+                fast_only(&text),
+                fast.clusters.len()
+                    + fast.listeners.len()
+                    + fast.cluster_statuses.len()
+                    + fast.endpoint_configs.len()
+            );
+        }
+    }
+
+    #[test]
+    fn lines_that_look_like_cuts_inside_entries_do_not_mislead_the_chunks() {
+        // Inside the first entry: a line opening an object at the entries' indentation, and a
+        // line closing an array one space less deep, as a cut and an array end would look.
+        let fake_open = format!("{{\"name\": \"a\", \"type\": \"EDS\", \"metadata\": {{\"filter_metadata\": {{\"x\":\n  {{\"k\": [\"{}\"\n ]}}}}}}}}", "v".repeat(800));
+        let text = format!("[\n  {fake_open},\n  {{\"name\": \"b\", \"type\": \"EDS\"}}\n]");
+        let (fast, exact) = both(text.as_bytes());
+        let names: Vec<&str> = fast.clusters.iter().map(|c| &*c.name).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(fast, exact);
+    }
 }

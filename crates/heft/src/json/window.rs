@@ -231,6 +231,12 @@ impl<'a> Window<'a> {
         let start = self.offset();
         if capture {
             self.keep = Some(self.pos);
+            // A captured value held whole is found 64 bytes at a time (its decoder checks the
+            // rest); anything else (more input needed, escapes, errors) goes the exact way.
+            if let Some(end) = super::scan::skip_container(self.data(), self.pos) {
+                self.pos = end;
+                return Ok((start, self.offset()));
+            }
         }
         let mut scan = Scan::default();
         let mut from = self.pos;

@@ -81,6 +81,10 @@ pub(crate) fn opaque_message(bytes: usize) -> Opaque {
 /// A `Duration` as the JSON reader reads Envoy's text for it (`"1.5s"` parsed as `f64`), so
 /// both readers round alike.
 pub(crate) fn duration(d: &prost_types::Duration) -> Result<Duration> {
+    // Whole seconds (nearly every duration in a dump): the text `"10s"` parses to exactly this.
+    if d.nanos == 0 && (0..1 << 53).contains(&d.seconds) {
+        return Ok(Duration::from_secs(d.seconds as u64));
+    }
     let negative = d.seconds < 0 || d.nanos < 0;
     let text = format!(
         "{}{}.{:09}",
@@ -99,19 +103,30 @@ pub(crate) fn duration(d: &prost_types::Duration) -> Result<Duration> {
 
 /// A `Timestamp` as proto3 JSON prints it: RFC 3339 UTC with 0, 3, 6 or 9 fractional digits.
 pub(crate) fn timestamp(t: &prost_types::Timestamp) -> Box<str> {
-    let base = crate::json::decode::secret::rfc3339(t.seconds);
-    let date = base.strip_suffix('Z').unwrap_or(&base);
+    let mut out = crate::json::decode::secret::rfc3339(t.seconds);
+    out.pop();
     let n = t.nanos;
-    let frac = if n <= 0 {
-        String::new()
+    let (value, digits) = if n <= 0 {
+        (0, 0)
     } else if n % 1_000_000 == 0 {
-        format!(".{:03}", n / 1_000_000)
+        (n / 1_000_000, 3)
     } else if n % 1_000 == 0 {
-        format!(".{:06}", n / 1_000)
+        (n / 1_000, 6)
     } else {
-        format!(".{n:09}")
+        (n, 9)
     };
-    format!("{date}{frac}Z").into()
+    if digits > 0 {
+        out.push('.');
+        let mut buf = [b'0'; 9];
+        let mut v = value as u32;
+        for slot in buf[..digits].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.push_str(std::str::from_utf8(&buf[..digits]).unwrap_or(""));
+    }
+    out.push('Z');
+    out.into()
 }
 
 pub(crate) fn address(a: core::Address) -> Option<Address> {

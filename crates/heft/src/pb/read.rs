@@ -14,10 +14,11 @@ use super::wire::{self, Field, Fields, RawAny, LEN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::decode::Item;
 use crate::model::{
-    DocumentKind, Dump, Meta, Opaque, OpaqueResource, Secret, SecretKind, Section, Skipped, Source,
-    Span, State,
+    DocumentKind, Meta, Opaque, OpaqueResource, Rejected, Secret, SecretKind, Section, Skipped,
+    Source, Span, State,
 };
 use crate::read::ReadOptions;
+use crate::stream::{add_all, Finished, Fold, Ordered, Outline};
 use prost::Message;
 use rayon::prelude::*;
 
@@ -266,34 +267,26 @@ struct Skeleton<'a> {
     jobs: Vec<Job<'a>>,
 }
 
-/// Reads a whole binary input.
-pub(crate) fn read(
+/// Reads a whole binary input, folding its resources in input order.
+pub(crate) fn fold<F: Fold>(
     bytes: &[u8],
     shape: Shape,
     compression: &'static str,
     opts: &ReadOptions,
-) -> Result<Dump> {
+    fold: &F,
+) -> Result<(Outline, F::Acc)> {
     let mut sk = Skeleton::default();
     let walked = match shape {
         Shape::ConfigDump => config_dump(bytes, &mut sk),
         Shape::DiscoveryResponse => response(bytes, 0, None, &mut sk),
         Shape::Stream => stream(bytes, &mut sk),
     };
-    let mut dump = Dump::empty(Source {
-        format: match shape {
-            Shape::ConfigDump => DocumentKind::ConfigDump,
-            _ => DocumentKind::ResourceList,
-        },
-        encoding: "protobuf",
-        compression,
-        bytes: bytes.len() as u64,
-    });
-    let mut skipped = Vec::new();
+    let mut walk_skipped = Vec::new();
     if let Err(e) = walked {
         if !opts.keep_going {
             return Err(e);
         }
-        skipped.push(Skipped {
+        walk_skipped.push(Skipped {
             path: e.path_string(),
             offset: e.offset(),
             line: None,
@@ -301,46 +294,88 @@ pub(crate) fn read(
             reason: format!("reading stopped: {}", e.message()),
         });
     }
-    dump.sections = std::mem::take(&mut sk.sections);
-    dump.opaque = std::mem::take(&mut sk.opaque_sections);
-    let batches = batches(&sk.jobs);
-    let decoded: Vec<(Vec<Item>, Vec<Skipped>, Option<Error>)> = batches
-        .par_iter()
-        .map(|batch| {
-            let mut items = Vec::new();
-            let mut skipped = Vec::new();
-            for job in *batch {
-                if let Err(e) = decode_job(job, &sk.versions, &mut items) {
-                    let e = job.path.wrap(e.with_offset(job.at));
-                    if !opts.keep_going {
-                        return (items, skipped, Some(e));
-                    }
-                    skipped.push(Skipped {
-                        path: e.path_string(),
-                        offset: e.offset(),
-                        line: None,
-                        column: None,
-                        reason: e.message().to_string(),
-                    });
+    // Folds learn of the bootstrap before any batch starts (a bad one fails in its batch).
+    for job in sk.jobs.iter().filter(|j| matches!(j.kind, Kind::Bootstrap)) {
+        let mut items = Vec::new();
+        if decode_job(job, &sk.versions, &mut items).is_ok() {
+            for item in &items {
+                if let Item::Bootstrap(b) = item {
+                    fold.bootstrap(b);
                 }
             }
-            (items, skipped, None)
-        })
-        .collect();
-    for (items, batch_skipped, error) in decoded {
-        if let Some(e) = error {
-            return Err(e);
-        }
-        dump.skipped.extend(batch_skipped);
-        for item in items {
-            crate::read::add_item(&mut dump, item);
         }
     }
-    dump.skipped.extend(skipped);
-    if let (Some(b), Some(t)) = (&mut dump.bootstrap, sk.bootstrap_last_updated) {
-        b.meta.last_updated = Some(t);
+    let total = bytes.len() as u64;
+    let on_merged = |end: u64| {
+        if let Some(p) = &opts.progress {
+            p.report(end, Some(total));
+        }
+    };
+    let ordered = Ordered::new(fold, Some(&on_merged));
+    let keep_going = opts.keep_going;
+    batches(&sk.jobs)
+        .par_iter()
+        .enumerate()
+        .for_each(|(slot, batch)| {
+            if ordered.doomed(slot) {
+                return;
+            }
+            let mut acc = fold.start();
+            let mut items = Vec::new();
+            let mut skipped = Vec::new();
+            let mut error = None;
+            for job in *batch {
+                match decode_job(job, &sk.versions, &mut items) {
+                    Ok(()) => add_all(fold, &mut acc, &mut items, job.bytes),
+                    Err(e) => {
+                        items.clear();
+                        let e = job.path.wrap(e.with_offset(job.at));
+                        if !keep_going {
+                            error = Some(e);
+                            break;
+                        }
+                        skipped.push(Skipped {
+                            path: e.path_string(),
+                            offset: e.offset(),
+                            line: None,
+                            column: None,
+                            reason: e.message().to_string(),
+                        });
+                    }
+                }
+            }
+            let end = batch.last().map_or(0, |j| j.at + j.bytes.len() as u64);
+            ordered.deliver(
+                slot,
+                Finished {
+                    acc,
+                    skipped,
+                    error,
+                    end,
+                },
+            );
+        });
+    let (acc, mut skipped, error) = ordered.finish();
+    if let Some(e) = error {
+        return Err(e);
     }
-    Ok(dump)
+    skipped.append(&mut walk_skipped);
+    let outline = Outline {
+        source: Source {
+            format: match shape {
+                Shape::ConfigDump => DocumentKind::ConfigDump,
+                _ => DocumentKind::ResourceList,
+            },
+            encoding: "protobuf",
+            compression,
+            bytes: total,
+        },
+        sections: sk.sections,
+        opaque_sections: sk.opaque_sections,
+        bootstrap_last_updated: sk.bootstrap_last_updated,
+        skipped,
+    };
+    Ok((outline, acc))
 }
 
 fn batches<'j, 'a>(jobs: &'j [Job<'a>]) -> Vec<&'j [Job<'a>]> {
@@ -776,11 +811,11 @@ fn wrapped(
             set_meta(&mut item, e.meta);
             out.push(item);
         }
-        None if e.meta.error.is_some() => out.push(Item::Rejected(
+        None if e.meta.error.is_some() => out.push(Item::Rejected(Box::new(Rejected {
             kind,
-            e.name.unwrap_or_default(),
-            Box::new(e.meta),
-        )),
+            name: e.name.unwrap_or_default(),
+            meta: e.meta,
+        }))),
         None => {
             return Err(Error::new(
                 ErrorKind::InvalidValue,
@@ -792,17 +827,7 @@ fn wrapped(
 }
 
 fn set_meta(item: &mut Item, meta: Meta) {
-    match item {
-        Item::Cluster(c) => c.meta = meta,
-        Item::Listener(l) => l.meta = meta,
-        Item::RouteConfig(r) => r.meta = meta,
-        Item::LoadAssignment(l) => l.meta = meta,
-        Item::Secret(s) => s.meta = meta,
-        Item::Bootstrap(b) => b.meta = meta,
-        Item::Opaque(o) => o.meta = meta,
-        Item::ClusterStatus(c) => c.meta = meta,
-        Item::Rejected(..) => {}
-    }
+    *item.meta_mut() = meta;
 }
 
 /// `DynamicListener`: `{name, active_state, warming_state, draining_state, error_state, …}`.

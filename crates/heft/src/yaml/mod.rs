@@ -14,8 +14,9 @@ mod scalar;
 mod translate;
 
 use crate::error::{describe, Error, ErrorKind, Result};
-use crate::model::{Dump, Span};
+use crate::model::Span;
 use crate::read::ReadOptions;
+use crate::stream::{Fold, Outline, Resource};
 use positions::Place;
 use std::io::Read;
 use translate::{Chunks, Translator};
@@ -91,25 +92,55 @@ pub(crate) fn is_yaml(head: &[u8], whole: bool) -> Result<bool> {
 }
 
 /// Reads YAML held in memory (a mapped file or a slice).
-pub(crate) fn read_slice(
+pub(crate) fn fold_slice<F: Fold>(
     bytes: &[u8],
     compression: &'static str,
     opts: &ReadOptions,
-) -> Result<Dump> {
+    fold: &F,
+) -> Result<(Outline, F::Acc)> {
     let whole = chars::Whole::new(bytes);
     let parser = saphyr_parser::Parser::new_from_str(whole.text());
-    finish(Translator::new(parser, whole), compression, opts)
+    finish(Translator::new(parser, whole), compression, opts, fold)
 }
 
 /// Reads YAML from a stream, decoding its characters as they arrive.
-pub(crate) fn read_stream(
+pub(crate) fn fold_stream<F: Fold>(
     reader: Box<dyn Read + '_>,
     compression: &'static str,
     opts: &ReadOptions,
-) -> Result<Dump> {
+    fold: &F,
+) -> Result<(Outline, F::Acc)> {
     let (chars, shared) = chars::Chars::new(reader);
     let parser = saphyr_parser::Parser::new_from_iter(chars);
-    finish(Translator::new(parser, shared), compression, opts)
+    finish(Translator::new(parser, shared), compression, opts, fold)
+}
+
+/// Hands resources on without their spans: offsets in the translated JSON would mislead.
+struct NoSpans<'f, F>(&'f F);
+
+impl<F: Fold> Fold for NoSpans<'_, F> {
+    type Acc = F::Acc;
+
+    fn start(&self) -> F::Acc {
+        self.0.start()
+    }
+
+    fn add(&self, acc: &mut F::Acc, resource: &Resource, raw: &[u8]) {
+        self.add_owned(acc, resource.clone(), raw);
+    }
+
+    fn add_owned(&self, acc: &mut F::Acc, mut resource: Resource, raw: &[u8]) {
+        resource.meta_mut().span = None;
+        self.0.add_owned(acc, resource, raw);
+    }
+
+    fn merge(&self, acc: &mut F::Acc, later: F::Acc) {
+        self.0.merge(acc, later);
+    }
+
+    fn bootstrap(&self, bootstrap: &crate::model::Bootstrap) {
+        self.0.bootstrap(bootstrap);
+    }
 }
 
 /// Chunks of JSON in flight between the translation and the JSON reader.
@@ -117,20 +148,28 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Runs the translation on this thread and the JSON reader on another, so that parsing the YAML
 /// and reading the JSON overlap; then maps what is positional back to the YAML.
-fn finish<'a, T, S>(
+fn finish<'a, T, S, F>(
     translator: Translator<'a, T, S>,
     compression: &'static str,
     opts: &ReadOptions,
-) -> Result<Dump>
+    fold: &F,
+) -> Result<(Outline, F::Acc)>
 where
     T: saphyr_parser::Input + 'a,
     S: chars::Source + 'a,
+    F: Fold,
 {
     let (to, from) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let no_spans = NoSpans(fold);
+    // Progress is reported by the translation's source, in YAML bytes.
+    let json_opts = ReadOptions {
+        progress: None,
+        ..opts.clone()
+    };
     let (read, outcome) = std::thread::scope(|s| {
-        let reader = s.spawn(move || {
+        let reader = s.spawn(|| {
             let window = crate::json::window::Window::reader(Box::new(Chunks::new(from)));
-            crate::read::read_window(window, compression, opts)
+            crate::read::read_window(window, compression, &json_opts, &no_spans, None)
         });
         let outcome = translator.pump(&to);
         drop(to);
@@ -144,18 +183,18 @@ where
         // A JSON offset means nothing to the user of YAML input.
         None => e.without_offset(),
     };
-    let mut dump = match read {
+    let (mut outline, acc) = match read {
         // A translation error is why the JSON reader stopped reading.
         Err(e) if e.kind() == ErrorKind::Io && outcome.error.is_some() => {
             return Err(outcome.error.clone().unwrap_or(e))
         }
         Err(e) => return Err(locate(e)),
-        Ok(dump) => dump,
+        Ok(read) => read,
     };
-    dump.source.encoding = "yaml";
-    dump.source.bytes = outcome.yaml_bytes;
-    let stopped = outcome.error.as_ref().map(|e| (e, dump.skipped.len()));
-    for (i, s) in dump.skipped.iter_mut().enumerate() {
+    outline.source.encoding = "yaml";
+    outline.source.bytes = outcome.yaml_bytes;
+    let stopped = outcome.error.as_ref().map(|e| (e, outline.skipped.len()));
+    for (i, s) in outline.skipped.iter_mut().enumerate() {
         match stopped {
             // Under --keep-going, the translation error ended the reading (the JSON reader saw
             // it as a failed read, which has no offset).
@@ -183,33 +222,15 @@ where
             len: mark.yaml_end - mark.yaml_start,
         })
     };
-    for o in &mut dump.opaque {
-        let section = dump.sections.iter().find(|s| Some(s.span) == o.meta.span);
+    for o in &mut outline.opaque_sections {
+        let section = outline
+            .sections
+            .iter()
+            .find(|s| Some(s.span) == o.meta.span);
         o.meta.span = section.and_then(|s| yaml_span(s.span));
     }
-    for section in &mut dump.sections {
+    for section in &mut outline.sections {
         section.span = yaml_span(section.span).unwrap_or_default();
     }
-    clear_spans(&mut dump);
-    Ok(dump)
-}
-
-/// Resources' spans are offsets in the translated JSON: meaningless for YAML input.
-fn clear_spans(dump: &mut Dump) {
-    if let Some(b) = &mut dump.bootstrap {
-        b.meta.span = None;
-    }
-    dump.clusters.iter_mut().for_each(|x| x.meta.span = None);
-    dump.listeners.iter_mut().for_each(|x| x.meta.span = None);
-    dump.route_configs
-        .iter_mut()
-        .for_each(|x| x.meta.span = None);
-    dump.endpoint_configs
-        .iter_mut()
-        .for_each(|x| x.meta.span = None);
-    dump.secrets.iter_mut().for_each(|x| x.meta.span = None);
-    dump.cluster_statuses
-        .iter_mut()
-        .for_each(|x| x.meta.span = None);
-    dump.rejected.iter_mut().for_each(|x| x.meta.span = None);
+    Ok((outline, acc))
 }

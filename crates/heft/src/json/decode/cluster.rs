@@ -103,7 +103,9 @@ fn outlier_detection(p: &mut Parser) -> Result<OutlierDetection> {
     let mut o = OutlierDetection::default();
     p.fields(|p, k| {
         match k {
-            "consecutive_5xx" => o.consecutive_5xx = Some(p.wrapped_u32()?),
+            // proto3 JSON names drop the underscore before a digit (`consecutive5xx`), which
+            // camelCase-to-snake conversion cannot put back.
+            "consecutive_5xx" | "consecutive5xx" => o.consecutive_5xx = Some(p.wrapped_u32()?),
             "interval" => o.interval = Some(p.duration()?),
             "base_ejection_time" => o.base_ejection_time = Some(p.duration()?),
             "max_ejection_percent" => o.max_ejection_percent = Some(p.wrapped_u32()?),

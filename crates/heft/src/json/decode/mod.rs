@@ -15,24 +15,10 @@ pub(crate) mod secret;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::parser::Parser;
-use crate::model::{
-    Bootstrap, Cluster, ClusterStatus, Listener, LoadAssignment, Meta, Opaque, OpaqueResource,
-    RouteConfig, Secret, Span, State,
-};
+use crate::model::{Listener, Meta, Opaque, OpaqueResource, Rejected, Secret, Span, State};
 
-/// A decoded piece of the dump, in input order.
-#[derive(Debug)]
-pub(crate) enum Item {
-    Bootstrap(Box<Bootstrap>),
-    Cluster(Box<Cluster>),
-    Listener(Box<Listener>),
-    RouteConfig(Box<RouteConfig>),
-    LoadAssignment(Box<LoadAssignment>),
-    Secret(Box<Secret>),
-    ClusterStatus(Box<ClusterStatus>),
-    Rejected(&'static str, Box<str>, Box<Meta>),
-    Opaque(Box<OpaqueResource>),
-}
+/// A decoded piece of the dump, in input order: the stream's resource.
+pub(crate) use crate::stream::Resource as Item;
 
 /// What an array element (or value) of the dump is, which says how to decode it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,51 +43,82 @@ pub(crate) enum EntryKind {
 
 /// Decodes one entry whose bytes are `buf` (starting at input offset `base`) into `out`.
 pub(crate) fn entry(kind: EntryKind, buf: &[u8], base: u64, out: &mut Vec<Item>) -> Result<()> {
-    let mut p = Parser::new(buf, base);
-    let span = Some(Span {
+    let mut p = Parser::for_entry(buf, base)?;
+    let span = Span {
         offset: base,
         len: buf.len() as u64,
+    };
+    decode_in(kind, &mut p, span, out)?;
+    p.finish()
+}
+
+/// Decodes the entry that starts `text` (at input offset `base`), which more input may follow;
+/// returns the entry's length. Its items' spans are the entry's.
+pub(crate) fn entry_prefix(
+    kind: EntryKind,
+    text: &str,
+    base: u64,
+    out: &mut Vec<Item>,
+) -> Result<usize> {
+    let mut p = Parser::trusted(text, base);
+    let first = out.len();
+    decode_in(
+        kind,
+        &mut p,
+        Span {
+            offset: base,
+            len: 0,
+        },
+        out,
+    )?;
+    let span = Some(Span {
+        offset: base,
+        len: p.pos() as u64,
     });
+    for item in &mut out[first..] {
+        item.meta_mut().span = span;
+    }
+    Ok(p.pos())
+}
+
+fn decode_in(kind: EntryKind, p: &mut Parser, span: Span, out: &mut Vec<Item>) -> Result<()> {
+    let span = Some(span);
     let meta = |state| Meta {
         span,
         ..Meta::new(state)
     };
     match kind {
-        EntryKind::Cluster(state) => wrapped(&mut p, meta(state), "cluster", out, |p, m| {
+        EntryKind::Cluster(state) => wrapped(p, meta(state), "cluster", out, |p, m| {
             Ok(Item::Cluster(Box::new(cluster::cluster(p, m)?)))
         })?,
-        EntryKind::StaticListener => {
-            wrapped(&mut p, meta(State::Static), "listener", out, |p, m| {
-                Ok(Item::Listener(Box::new(listener::listener(p, m)?)))
-            })?
-        }
-        EntryKind::DynamicListener => dynamic_listener(&mut p, span, out)?,
-        EntryKind::RouteConfig(state) => {
-            wrapped(&mut p, meta(state), "route_config", out, |p, m| {
-                Ok(Item::RouteConfig(Box::new(route::route_config(p, m)?)))
-            })?
-        }
+        EntryKind::StaticListener => wrapped(p, meta(State::Static), "listener", out, |p, m| {
+            Ok(Item::Listener(Box::new(listener::listener(p, m)?)))
+        })?,
+        EntryKind::DynamicListener => dynamic_listener(p, span, out)?,
+        EntryKind::RouteConfig(state) => wrapped(p, meta(state), "route_config", out, |p, m| {
+            Ok(Item::RouteConfig(Box::new(route::route_config(p, m)?)))
+        })?,
         EntryKind::EndpointConfig(state) => {
-            wrapped(&mut p, meta(state), "endpoint_config", out, |p, m| {
+            wrapped(p, meta(state), "endpoint_config", out, |p, m| {
                 Ok(Item::LoadAssignment(Box::new(endpoint::load_assignment(
                     p, m,
                 )?)))
             })?
         }
-        EntryKind::Secret(state) => secret_entry(&mut p, meta(state), out)?,
+        EntryKind::Secret(state) => secret_entry(p, meta(state), out)?,
         EntryKind::Bootstrap => out.push(Item::Bootstrap(Box::new(bootstrap::bootstrap(
-            &mut p,
+            p,
             meta(State::Static),
         )?))),
         EntryKind::ClusterStatus => out.push(Item::ClusterStatus(Box::new(
-            endpoint::cluster_status(&mut p, meta(State::Active))?,
+            endpoint::cluster_status(p, meta(State::Active))?,
         ))),
         EntryKind::OpaqueEntry(type_url) => {
-            out.push(opaque_entry(&mut p, meta(State::Active), type_url)?)
+            out.push(opaque_entry(p, meta(State::Active), type_url)?)
         }
-        EntryKind::Bare => bare(&mut p, meta(State::Active), out)?,
+        EntryKind::Bare => bare(p, meta(State::Active), out)?,
     }
-    p.finish()
+    Ok(())
 }
 
 /// The common dump entry shape: the resource under `field`, beside version and status fields
@@ -133,9 +150,7 @@ fn wrapped(
     })?;
     match item {
         Some(mut item) => {
-            if let Some(m) = item.meta_mut() {
-                *m = meta;
-            }
+            *item.meta_mut() = meta;
             out.push(item);
         }
         None if meta.error.is_some() => {
@@ -145,11 +160,11 @@ fn wrapped(
                 "route_config" => "route_config",
                 _ => "endpoint_config",
             };
-            out.push(Item::Rejected(
+            out.push(Item::Rejected(Box::new(Rejected {
                 kind,
-                name.unwrap_or_default(),
-                Box::new(meta),
-            ));
+                name: name.unwrap_or_default(),
+                meta,
+            })));
         }
         None => {
             return Err(Error::new(
@@ -159,22 +174,6 @@ fn wrapped(
         }
     }
     Ok(())
-}
-
-impl Item {
-    fn meta_mut(&mut self) -> Option<&mut Meta> {
-        Some(match self {
-            Item::Bootstrap(b) => &mut b.meta,
-            Item::Cluster(c) => &mut c.meta,
-            Item::Listener(l) => &mut l.meta,
-            Item::RouteConfig(r) => &mut r.meta,
-            Item::LoadAssignment(l) => &mut l.meta,
-            Item::Secret(s) => &mut s.meta,
-            Item::ClusterStatus(c) => &mut c.meta,
-            Item::Opaque(o) => &mut o.meta,
-            Item::Rejected(..) => return None,
-        })
-    }
 }
 
 /// `ClientResourceStatus`, by name or number; `None` for `UNKNOWN` (its default).
@@ -250,11 +249,11 @@ pub(crate) fn push_dynamic_listener(
                 client_status,
                 ..Meta::new(State::Active)
             };
-            out.push(Item::Rejected(
-                "listener",
-                name.unwrap_or_default(),
-                Box::new(meta),
-            ));
+            out.push(Item::Rejected(Box::new(Rejected {
+                kind: "listener",
+                name: name.unwrap_or_default(),
+                meta,
+            })));
         }
         return;
     }
@@ -381,7 +380,7 @@ fn bare_kind(p: &mut Parser) -> Result<Option<&'static str>> {
         ("transport_socket_matches", "cluster"),
         ("load_assignment", "cluster"),
     ];
-    let mut probe = Parser::new(&p.buf()[p.pos()..], 0);
+    let mut probe = p.rest();
     let mut best: Option<usize> = None;
     probe.fields(|q, k| {
         if let Some(rank) = PRIORITY.iter().position(|(key, _)| *key == k) {

@@ -22,7 +22,7 @@ pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
     p.fields(|p, k| {
         match k {
             "name" => rc.name = p.string()?,
-            "virtual_hosts" => rc.virtual_hosts = p.list(virtual_host)?,
+            "virtual_hosts" => rc.virtual_hosts = p.par_list(virtual_host)?,
             "validate_clusters" => rc.validate_clusters = Some(p.wrapped_bool()?),
             "ignore_port_in_host_matching" => rc.ignore_port_in_host_matching = p.bool()?,
             "ignore_path_parameters_in_path_matching" => {

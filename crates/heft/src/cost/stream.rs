@@ -1,0 +1,496 @@
+//! Cost attribution in the stream: prices each resource as the reader hands it over, so a dump
+//! of any size is costed without holding its model.
+//!
+//! [`CostFold`] prices every object with the same feature tallies and the same per-addition
+//! rounding as [`Estimate::of`](super::Estimate::of), so its totals are exactly the estimate's.
+//! Some things need more than one resource, and are settled when the read ends:
+//!
+//! - a cluster's endpoints: a cluster is matched by name (an EDS cluster's `eds_service_name`,
+//!   else its own name) to the first endpoint configuration of that name, which only the first
+//!   cluster asking for it gets; a cluster without one keeps its inline `load_assignment`. Each
+//!   batch keeps the names asked for with the inline endpoints' prices, and the priced endpoint
+//!   configurations by name; endpoint configurations no cluster gets are objects of their own;
+//! - endpoint metadata: Envoy keeps one copy of each distinct value, paid by the first endpoint
+//!   carrying it (clusters' endpoints come first). Each priced endpoint set keeps its distinct
+//!   metadata keys, counted once over the whole dump at the end;
+//! - inline route configurations: Envoy lists a listener's inline route configurations again
+//!   under `static_route_configs`; those copies are not priced twice, so static route
+//!   configurations wait for the end to be matched against the listeners' inline ones;
+//! - the stats matcher, from the bootstrap (or [`Settings::stats`]): in a config dump the
+//!   bootstrap comes first and the readers announce it before any later batch starts, so objects
+//!   are priced at once. Objects read before any bootstrap (inputs without one, such as istioctl's
+//!   resource lists) keep only their stats scope names until the end.
+//!
+//! ```
+//! use heft::cost::{stream::CostFold, CostModel, Estimate, Settings};
+//! let text = br#"[{"name": "outbound|80||a.ns.svc.cluster.local", "type": "EDS"},
+//!   {"cluster_name": "outbound|80||a.ns.svc.cluster.local", "endpoints": [{"lb_endpoints": [
+//!     {"endpoint": {"address": {"socket_address": {"address": "10.0.0.1", "port_value": 80}}}}]}]}]"#;
+//! let model = CostModel::envoy_1_40();
+//! let fold = CostFold::new(&model, &Settings::default());
+//! let (_, acc) = heft::stream::fold_slice(text, &Default::default(), &fold)?;
+//! let totals = fold.finish(&acc);
+//! let dump = heft::Dump::from_slice(text)?;
+//! assert_eq!(totals.total(), Estimate::of(&dump, &model, &Settings::default()).total());
+//! # Ok::<(), heft::Error>(())
+//! ```
+
+use super::features::{self, Context, Feature, Tally};
+use super::{CostModel, Kind, Parts, Pricer, Settings, StatsSource};
+use crate::model::{
+    Discovery, LoadAssignment, NetworkFilter, RouteConfig, RouteSource, State, StatsMatcher,
+};
+use crate::stream::{Fold, Resource};
+use indexmap::IndexMap;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
+
+/// The fold that prices a dump as it is read. See the [module](self) documentation.
+pub struct CostFold<'m> {
+    model: &'m CostModel,
+    settings: Settings,
+    /// The stats matcher and the context built from it, once known.
+    known: OnceLock<(StatsMatcher, StatsSource, Context)>,
+    /// The context for objects priced before the stats matcher is known: every stat kept (the
+    /// stats features themselves are priced later).
+    provisional: Context,
+}
+
+/// Top-level object kinds, in [`Kind::ALL`] order.
+const TOP: [Kind; 5] = [
+    Kind::Cluster,
+    Kind::Endpoints,
+    Kind::Listener,
+    Kind::RouteConfig,
+    Kind::Secret,
+];
+
+fn top(kind: Kind) -> usize {
+    TOP.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+/// A stats scope whose share of kept stats is priced once the matcher is known.
+#[derive(Debug, Clone)]
+enum Scope {
+    Cluster(Box<str>),
+    Listener(Box<str>),
+    Http(Box<str>),
+}
+
+/// A priced set of endpoints: its parts (without the shared metadata pool) and the distinct
+/// metadata keys of its endpoints.
+#[derive(Debug, Clone, Default)]
+struct Priced {
+    parts: Parts,
+    keys: Vec<u64>,
+}
+
+impl Priced {
+    fn of(la: &LoadAssignment, model: &CostModel, cx: &Context) -> Priced {
+        let mut p = Pricer::new(model);
+        features::endpoints(&mut p, la, cx);
+        let mut keys: Vec<u64> = la
+            .endpoints()
+            .filter_map(|e| features::metadata_key(&e.metadata))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Priced {
+            parts: p.parts,
+            keys,
+        }
+    }
+
+    fn add(&mut self, other: Priced) {
+        self.parts.add(&other.parts);
+        self.keys.extend(other.keys);
+    }
+}
+
+/// The clusters asking for one endpoint configuration name, in input order.
+#[derive(Debug, Clone, Default)]
+struct Wanted {
+    /// The first cluster's inline endpoints, priced only if no configuration has the name.
+    first: Option<Priced>,
+    /// The later clusters' inline endpoints (they never get the configuration).
+    rest: Priced,
+}
+
+/// What [`CostFold`] has priced in part of a dump.
+#[derive(Debug, Clone, Default)]
+pub struct CostAcc {
+    /// Bytes and object counts per top-level kind (clusters' endpoints, endpoint configurations,
+    /// metadata and static route configurations are settled at the end).
+    kinds: [(Parts, usize); 5],
+    /// Clusters by the endpoint configuration name they ask for.
+    wanted: HashMap<Box<str>, Wanted>,
+    /// Priced endpoint configurations by cluster name, the first of each name.
+    offered: IndexMap<Box<str>, Priced>,
+    /// Endpoint configurations after the first of their name: objects of their own.
+    replaced: (Priced, usize),
+    /// Static route configurations, priced, with their fingerprints.
+    statics: Vec<(u64, Parts)>,
+    /// Fingerprints of listeners' inline route configurations, with how many.
+    inline: HashMap<u64, usize>,
+    /// Stats scopes read before the matcher was known.
+    deferred: Vec<Scope>,
+    /// Whether this batch started before the matcher was known.
+    provisional: bool,
+}
+
+impl CostAcc {
+    fn offer(&mut self, name: Box<str>, priced: Priced) {
+        match self.offered.entry(name) {
+            indexmap::map::Entry::Occupied(_) => {
+                self.replaced.0.add(priced);
+                self.replaced.1 += 1;
+            }
+            indexmap::map::Entry::Vacant(v) => {
+                v.insert(priced);
+            }
+        }
+    }
+
+    fn want(&mut self, name: &str, inline: Option<Priced>) {
+        match self.wanted.get_mut(name) {
+            Some(w) => {
+                w.rest.add(inline.unwrap_or_default());
+            }
+            None => {
+                self.wanted.insert(
+                    name.into(),
+                    Wanted {
+                        first: inline,
+                        rest: Priced::default(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// What tells a static copy of an inline route configuration from another: its name and
+/// virtual hosts (the same equality [`objects`](super::objects) applies), hashed.
+fn fingerprint(rc: &RouteConfig) -> u64 {
+    /// Feeds formatted text to a hasher without building the string.
+    struct Feed<H>(H);
+    impl<H: Hasher> std::fmt::Write for Feed<H> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut feed = Feed(std::collections::hash_map::DefaultHasher::new());
+    rc.name.hash(&mut feed.0);
+    let _ = std::fmt::write(&mut feed, format_args!("{:?}", rc.virtual_hosts));
+    feed.0.finish()
+}
+
+/// Drops the features whose amount depends on the stats matcher: they are priced later.
+struct WithoutStats<'a, 'm>(&'a mut Pricer<'m>);
+
+impl Tally for WithoutStats<'_, '_> {
+    fn add(&mut self, feature: Feature, amount: f64) {
+        if !matches!(
+            feature,
+            Feature::ClusterStats
+                | Feature::ClusterStatsRejected
+                | Feature::ListenerStats
+                | Feature::ListenerStatsRejected
+                | Feature::HttpStats
+        ) {
+            self.0.add(feature, amount);
+        }
+    }
+}
+
+/// The predicted heap of a dump, by part and by kind of top-level object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CostTotals {
+    /// The Envoy version the model was calibrated on.
+    pub envoy_version: String,
+    /// Worker threads assumed.
+    pub concurrency: u32,
+    /// Where the stats matcher came from.
+    pub stats_source: StatsSource,
+    /// What a proxy costs with nothing configured.
+    pub baseline: Parts,
+    /// Every object's bytes by part, baseline excluded.
+    pub parts: Parts,
+    /// Bytes and object counts per top-level kind, in [`Kind::ALL`] order, kinds present only.
+    pub by_kind: Vec<KindCost>,
+}
+
+/// One kind's share of [`CostTotals`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KindCost {
+    /// The kind.
+    pub kind: Kind,
+    /// Its objects' bytes.
+    pub bytes: u64,
+    /// How many objects.
+    pub objects: usize,
+}
+
+impl CostTotals {
+    /// The predicted heap (Envoy's `/memory` `allocated`), baseline included.
+    pub fn total(&self) -> u64 {
+        self.baseline.total() + self.parts.total()
+    }
+}
+
+impl<'m> CostFold<'m> {
+    /// A fold pricing with `model`, in the proxy `settings` describe.
+    pub fn new(model: &'m CostModel, settings: &Settings) -> CostFold<'m> {
+        let known = OnceLock::new();
+        if let Some(m) = &settings.stats {
+            let _ = known.set((m.clone(), StatsSource::Given, Context::new(m, settings)));
+        }
+        CostFold {
+            model,
+            settings: settings.clone(),
+            known,
+            provisional: Context::new(&StatsMatcher::All, settings),
+        }
+    }
+
+    fn price(&self, acc: &mut CostAcc, resource: &Resource) {
+        let cx = match (acc.provisional, self.known.get()) {
+            (false, Some((_, _, cx))) => Some(cx),
+            _ => None,
+        };
+        let mut p = Pricer::new(self.model);
+        let kind = match resource {
+            Resource::Cluster(c) => {
+                match cx {
+                    Some(cx) => features::cluster(&mut p, c, cx),
+                    None => {
+                        features::cluster(&mut WithoutStats(&mut p), c, &self.provisional);
+                        let scope = features::cluster_scope(c);
+                        acc.deferred.push(Scope::Cluster(scope.into()));
+                    }
+                }
+                // Endpoints only depend on the concurrency, known from the start.
+                let inline = c
+                    .load_assignment
+                    .as_deref()
+                    .map(|la| Priced::of(la, self.model, &self.provisional));
+                let key = match c.discovery {
+                    Discovery::Eds => c.eds_service_name.as_deref().unwrap_or(&c.name),
+                    _ => &c.name,
+                };
+                acc.want(key, inline);
+                Kind::Cluster
+            }
+            Resource::LoadAssignment(la) => {
+                let priced = Priced::of(la, self.model, &self.provisional);
+                acc.offer(la.cluster_name.clone(), priced);
+                return;
+            }
+            Resource::Listener(l) => {
+                for fc in l.all_filter_chains() {
+                    for f in &fc.filters {
+                        if let NetworkFilter::HttpConnectionManager { config, .. } = f {
+                            if let RouteSource::Inline(rc) = &config.routes {
+                                *acc.inline.entry(fingerprint(rc)).or_default() += 1;
+                            }
+                        }
+                    }
+                }
+                match cx {
+                    Some(cx) => features::listener(&mut p, l, cx),
+                    None => {
+                        features::listener(&mut WithoutStats(&mut p), l, &self.provisional);
+                        acc.deferred
+                            .push(Scope::Listener(features::listener_scope(l).into()));
+                        for fc in l.all_filter_chains() {
+                            for f in &fc.filters {
+                                if let NetworkFilter::HttpConnectionManager { config, .. } = f {
+                                    let scope = features::http_scope(config);
+                                    acc.deferred.push(Scope::Http(scope.into()));
+                                }
+                            }
+                        }
+                    }
+                }
+                Kind::Listener
+            }
+            Resource::RouteConfig(rc) => {
+                features::route_config(&mut p, rc);
+                if rc.meta.state == State::Static {
+                    acc.statics.push((fingerprint(rc), p.parts));
+                    return;
+                }
+                Kind::RouteConfig
+            }
+            Resource::Secret(s) => {
+                features::secret(&mut p, s);
+                Kind::Secret
+            }
+            _ => return,
+        };
+        let slot = &mut acc.kinds[top(kind)];
+        slot.0.add(&p.parts);
+        slot.1 += 1;
+    }
+
+    /// The totals of a finished read. (It borrows the accumulator: a program about to exit can
+    /// skip freeing its names one by one.)
+    pub fn finish(&self, acc: &CostAcc) -> CostTotals {
+        let mut kinds = acc.kinds;
+        let (_, stats_source, cx) = self.known.get_or_init(|| {
+            let m = StatsMatcher::All;
+            let cx = Context::new(&m, &self.settings);
+            (m, StatsSource::Default, cx)
+        });
+        for scope in &acc.deferred {
+            let mut p = Pricer::new(self.model);
+            let kind = match scope {
+                Scope::Cluster(s) => {
+                    let (kept, rejected) = cx.stats.shares(s, features::CLUSTER_STATS);
+                    p.add(Feature::ClusterStats, kept);
+                    p.add(Feature::ClusterStatsRejected, rejected);
+                    Kind::Cluster
+                }
+                Scope::Listener(s) => {
+                    let (kept, rejected) = cx.stats.shares(s, features::LISTENER_STATS);
+                    p.add(Feature::ListenerStats, kept);
+                    p.add(Feature::ListenerStatsRejected, rejected);
+                    Kind::Listener
+                }
+                Scope::Http(s) => {
+                    let (kept, _) = cx.stats.shares(s, features::HTTP_STATS);
+                    p.add(Feature::HttpStats, kept);
+                    Kind::Listener
+                }
+            };
+            kinds[top(kind)].0.add(&p.parts);
+        }
+        // Clusters' endpoints, and the metadata keys of every endpoint set priced with them.
+        let mut used = vec![false; acc.offered.len()];
+        let mut bound: HashSet<u64> = HashSet::new();
+        for (key, w) in &acc.wanted {
+            let own = match acc.offered.get_full(key) {
+                Some((i, _, offered)) => {
+                    used[i] = true;
+                    Some(offered)
+                }
+                None => w.first.as_ref(),
+            };
+            for priced in own.into_iter().chain([&w.rest]) {
+                kinds[top(Kind::Cluster)].0.add(&priced.parts);
+                bound.extend(&priced.keys);
+            }
+        }
+        let mut alone: HashSet<u64> = HashSet::new();
+        let endpoints = &mut kinds[top(Kind::Endpoints)];
+        for priced in acc
+            .offered
+            .values()
+            .zip(&used)
+            .filter(|(_, used)| !**used)
+            .map(|(p, _)| p)
+            .chain([&acc.replaced.0])
+        {
+            endpoints.0.add(&priced.parts);
+            alone.extend(priced.keys.iter().filter(|k| !bound.contains(k)));
+        }
+        endpoints.1 += used.iter().filter(|u| !**u).count() + acc.replaced.1;
+        // Each distinct metadata value once, paid where its first endpoint is.
+        let mut one = Pricer::new(self.model);
+        one.add(Feature::EndpointDistinctMetadata, 1.0);
+        for (kind, n) in [(Kind::Cluster, bound.len()), (Kind::Endpoints, alone.len())] {
+            for _ in 0..n {
+                kinds[top(kind)].0.add(&one.parts);
+            }
+        }
+        // Static route configurations, but for the copies of listeners' inline ones.
+        let mut inline = acc.inline.clone();
+        for (fp, parts) in &acc.statics {
+            match inline.get_mut(fp) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => {
+                    kinds[top(Kind::RouteConfig)].0.add(parts);
+                    kinds[top(Kind::RouteConfig)].1 += 1;
+                }
+            }
+        }
+        let mut baseline = Pricer::new(self.model);
+        features::baseline(&mut baseline, cx);
+        let mut parts = Parts::default();
+        for (p, _) in &kinds {
+            parts.add(p);
+        }
+        CostTotals {
+            envoy_version: self.model.envoy_version.clone(),
+            concurrency: self.settings.concurrency,
+            stats_source: *stats_source,
+            baseline: baseline.parts,
+            parts,
+            by_kind: TOP
+                .iter()
+                .zip(&kinds)
+                .filter(|(_, (_, n))| *n > 0)
+                .map(|(kind, (parts, objects))| KindCost {
+                    kind: *kind,
+                    bytes: parts.total(),
+                    objects: *objects,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Fold for CostFold<'_> {
+    type Acc = CostAcc;
+
+    fn start(&self) -> CostAcc {
+        CostAcc {
+            provisional: self.known.get().is_none(),
+            ..CostAcc::default()
+        }
+    }
+
+    fn add(&self, acc: &mut CostAcc, resource: &Resource, _raw: &[u8]) {
+        self.price(acc, resource);
+    }
+
+    fn merge(&self, acc: &mut CostAcc, later: CostAcc) {
+        for (i, (parts, n)) in later.kinds.iter().enumerate() {
+            acc.kinds[i].0.add(parts);
+            acc.kinds[i].1 += n;
+        }
+        for (key, w) in later.wanted {
+            match acc.wanted.get_mut(&key) {
+                Some(earlier) => {
+                    earlier.rest.add(w.first.unwrap_or_default());
+                    earlier.rest.add(w.rest);
+                }
+                None => {
+                    acc.wanted.insert(key, w);
+                }
+            }
+        }
+        for (name, priced) in later.offered {
+            acc.offer(name, priced);
+        }
+        acc.replaced.0.add(later.replaced.0);
+        acc.replaced.1 += later.replaced.1;
+        acc.statics.extend(later.statics);
+        for (fp, n) in later.inline {
+            *acc.inline.entry(fp).or_default() += n;
+        }
+        acc.deferred.extend(later.deferred);
+    }
+
+    fn bootstrap(&self, bootstrap: &crate::model::Bootstrap) {
+        // The first bootstrap decides (a dump has one); a given matcher was set in `new`.
+        let _ = self.known.get_or_init(|| {
+            let m = bootstrap.stats.matcher.clone();
+            let cx = Context::new(&m, &self.settings);
+            (m, StatsSource::Bootstrap, cx)
+        });
+    }
+}

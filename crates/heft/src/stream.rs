@@ -1,0 +1,371 @@
+//! Reading a dump as a stream: each decoded resource is handed to a caller's [`Fold`], so an
+//! analysis can run over a dump of any size without ever holding its whole model.
+//!
+//! The readers decode resources in batches on rayon's threads. Each batch folds its resources
+//! into its own accumulator ([`Fold::start`], [`Fold::add`]), in input order within the batch,
+//! and accumulators are merged in input order ([`Fold::merge`]) as soon as every earlier batch
+//! has been merged: the fold itself runs in parallel and its result is the same as a fold of the
+//! whole input in order. [`Dump`] is one such fold (it keeps everything); `heft summary` folds
+//! counts and costs and keeps almost nothing.
+//!
+//! ```
+//! use heft::stream::{self, Fold, Resource};
+//!
+//! /// Counts clusters and the input bytes of their dump entries.
+//! struct ClusterBytes;
+//!
+//! impl Fold for ClusterBytes {
+//!     type Acc = (u64, u64);
+//!     fn start(&self) -> (u64, u64) {
+//!         (0, 0)
+//!     }
+//!     fn add(&self, acc: &mut (u64, u64), resource: &Resource, raw: &[u8]) {
+//!         if let Resource::Cluster(_) = resource {
+//!             acc.0 += 1;
+//!             acc.1 += raw.len() as u64;
+//!         }
+//!     }
+//!     fn merge(&self, acc: &mut (u64, u64), later: (u64, u64)) {
+//!         acc.0 += later.0;
+//!         acc.1 += later.1;
+//!     }
+//! }
+//!
+//! let text = br#"[{"name": "a", "type": "EDS"}, {"name": "b", "type": "STATIC"}]"#;
+//! let (outline, (clusters, bytes)) =
+//!     stream::fold_slice(text, &heft::ReadOptions::default(), &ClusterBytes)?;
+//! assert_eq!(clusters, 2);
+//! assert_eq!(bytes, 59);
+//! assert_eq!(outline.source.bytes, text.len() as u64);
+//! # Ok::<(), heft::Error>(())
+//! ```
+//!
+//! The raw bytes handed to [`Fold::add`] are the resource's dump entry as it stood in the
+//! (decompressed) input, the span of its [`Meta::span`]. From a mapped file they are a borrow of
+//! the mapping; from a pipe or a compressed input they are the copy of the entry its batch holds
+//! while it is decoded. Either way they live only for the call: a fold that needs them later keeps
+//! its own copy (or the span, to read them again from a file).
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Bootstrap, Cluster, ClusterStatus, Listener, LoadAssignment, Meta, OpaqueResource, Rejected,
+    RouteConfig, Secret, Section, Skipped, Source,
+};
+use crate::read::ReadOptions;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One decoded resource of a dump, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    /// The bootstrap.
+    Bootstrap(Box<Bootstrap>),
+    /// A cluster.
+    Cluster(Box<Cluster>),
+    /// A listener (a dynamic listener entry can give one per state).
+    Listener(Box<Listener>),
+    /// A route configuration.
+    RouteConfig(Box<RouteConfig>),
+    /// An endpoint configuration.
+    LoadAssignment(Box<LoadAssignment>),
+    /// A secret.
+    Secret(Box<Secret>),
+    /// A cluster's live status (`/clusters?format=json`).
+    ClusterStatus(Box<ClusterStatus>),
+    /// A rejected update that left no resource behind.
+    Rejected(Box<Rejected>),
+    /// A resource Heft keeps only as type and size.
+    Opaque(Box<OpaqueResource>),
+}
+
+impl Resource {
+    /// Its state, version and input span.
+    pub fn meta(&self) -> &Meta {
+        match self {
+            Resource::Bootstrap(b) => &b.meta,
+            Resource::Cluster(c) => &c.meta,
+            Resource::Listener(l) => &l.meta,
+            Resource::RouteConfig(r) => &r.meta,
+            Resource::LoadAssignment(l) => &l.meta,
+            Resource::Secret(s) => &s.meta,
+            Resource::ClusterStatus(c) => &c.meta,
+            Resource::Rejected(r) => &r.meta,
+            Resource::Opaque(o) => &o.meta,
+        }
+    }
+
+    pub(crate) fn meta_mut(&mut self) -> &mut Meta {
+        match self {
+            Resource::Bootstrap(b) => &mut b.meta,
+            Resource::Cluster(c) => &mut c.meta,
+            Resource::Listener(l) => &mut l.meta,
+            Resource::RouteConfig(r) => &mut r.meta,
+            Resource::LoadAssignment(l) => &mut l.meta,
+            Resource::Secret(s) => &mut s.meta,
+            Resource::ClusterStatus(c) => &mut c.meta,
+            Resource::Rejected(r) => &mut r.meta,
+            Resource::Opaque(o) => &mut o.meta,
+        }
+    }
+}
+
+/// What to do with each resource of a dump as it is decoded: a fold run in parallel, per batch,
+/// whose batch results are merged in input order (see the [module](self) documentation).
+pub trait Fold: Sync {
+    /// What one batch (and, once merged, the input so far) folds into.
+    type Acc: Send;
+
+    /// An empty accumulator, for a batch about to be decoded.
+    fn start(&self) -> Self::Acc;
+
+    /// Adds one resource; `raw` is its dump entry's bytes in the input, alive for this call.
+    fn add(&self, acc: &mut Self::Acc, resource: &Resource, raw: &[u8]);
+
+    /// Adds one resource the fold may keep; the readers call this one. By default it calls
+    /// [`Fold::add`] and drops the resource.
+    fn add_owned(&self, acc: &mut Self::Acc, resource: Resource, raw: &[u8]) {
+        self.add(acc, &resource, raw);
+    }
+
+    /// Appends the accumulator of the batch that follows `acc` in the input.
+    fn merge(&self, acc: &mut Self::Acc, later: Self::Acc);
+
+    /// Called with each bootstrap as soon as it is decoded, before it is added. In a config dump
+    /// (where the bootstrap comes first) the readers decode it before any later batch starts, so
+    /// [`Fold::start`] can depend on what it says.
+    fn bootstrap(&self, _bootstrap: &Bootstrap) {}
+}
+
+/// Two folds over the same input: `A` sees each resource by reference, then `B` may keep it.
+impl<A: Fold, B: Fold> Fold for (A, B) {
+    type Acc = (A::Acc, B::Acc);
+
+    fn start(&self) -> Self::Acc {
+        (self.0.start(), self.1.start())
+    }
+
+    fn add(&self, acc: &mut Self::Acc, resource: &Resource, raw: &[u8]) {
+        self.0.add(&mut acc.0, resource, raw);
+        self.1.add(&mut acc.1, resource, raw);
+    }
+
+    fn add_owned(&self, acc: &mut Self::Acc, resource: Resource, raw: &[u8]) {
+        self.0.add(&mut acc.0, &resource, raw);
+        self.1.add_owned(&mut acc.1, resource, raw);
+    }
+
+    fn merge(&self, acc: &mut Self::Acc, later: Self::Acc) {
+        self.0.merge(&mut acc.0, later.0);
+        self.1.merge(&mut acc.1, later.1);
+    }
+
+    fn bootstrap(&self, bootstrap: &Bootstrap) {
+        self.0.bootstrap(bootstrap);
+        self.1.bootstrap(bootstrap);
+    }
+}
+
+/// What a read learnt besides the resources: the input, its sections, what was skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outline {
+    /// What the input was.
+    pub source: Source,
+    /// The dump's sections in input order.
+    pub sections: Vec<Section>,
+    /// Sections Heft keeps only as type and size (they are not handed to the fold).
+    pub opaque_sections: Vec<OpaqueResource>,
+    /// The `last_updated` of a `BootstrapConfigDump`, which follows its bootstrap in the input
+    /// (so the bootstrap handed to the fold does not carry it).
+    pub bootstrap_last_updated: Option<Box<str>>,
+    /// What `keep_going` skipped, in input order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reports how far a read has come: `(done, total)` in bytes of the input as stored (compressed
+/// bytes for a compressed input); `total` is `None` when the size is not known (a pipe).
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// let last = Arc::new(AtomicU64::new(0));
+/// let seen = last.clone();
+/// let opts = heft::ReadOptions {
+///     progress: Some(heft::stream::Progress::new(move |done, _total| {
+///         seen.store(done, Ordering::Relaxed)
+///     })),
+///     ..Default::default()
+/// };
+/// let text = br#"[{"name": "a", "type": "EDS"}]"#;
+/// heft::Dump::from_slice_with(text, &opts)?;
+/// assert_eq!(last.load(Ordering::Relaxed), text.len() as u64);
+/// # Ok::<(), heft::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(u64, Option<u64>) + Send + Sync>);
+
+impl Progress {
+    /// A progress callback. It is called from the reading threads, often (at every batch or
+    /// chunk of input): it should be cheap. `done` may start again from 0 if the reader has to
+    /// read a mapped input a second time (after its fast path gave up).
+    pub fn new(f: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Progress {
+        Progress(Arc::new(f))
+    }
+
+    pub(crate) fn report(&self, done: u64, total: Option<u64>) {
+        (self.0)(done, total)
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
+/// Folds a dump held in memory.
+pub fn fold_slice<F: Fold>(
+    bytes: &[u8],
+    opts: &ReadOptions,
+    fold: &F,
+) -> Result<(Outline, F::Acc)> {
+    crate::read::fold_slice(bytes, opts, fold, None)
+}
+
+/// Folds a dump from a file (mapped, never copied), or standard input for `-`.
+pub fn fold_path<F: Fold>(
+    path: impl AsRef<Path>,
+    opts: &ReadOptions,
+    fold: &F,
+) -> Result<(Outline, F::Acc)> {
+    crate::read::fold_path(path.as_ref(), opts, fold)
+}
+
+/// Folds a dump from standard input: mapped when it is a redirected file, streamed from a pipe.
+pub fn fold_stdin<F: Fold>(opts: &ReadOptions, fold: &F) -> Result<(Outline, F::Acc)> {
+    crate::read::fold_stdin(opts, fold)
+}
+
+/// Folds a dump from any reader, in chunks: the whole text is never held in memory.
+pub fn fold_reader<F: Fold>(
+    reader: impl Read,
+    opts: &ReadOptions,
+    fold: &F,
+) -> Result<(Outline, F::Acc)> {
+    crate::read::fold_reader(reader, opts, fold, None)
+}
+
+/// A decoded batch, waiting for the batches before it to be merged.
+pub(crate) struct Finished<A> {
+    pub(crate) acc: A,
+    pub(crate) skipped: Vec<Skipped>,
+    pub(crate) error: Option<Error>,
+    /// Input offset where the batch's last entry ends.
+    pub(crate) end: u64,
+}
+
+struct Merged<A> {
+    next: usize,
+    acc: A,
+    waiting: BTreeMap<usize, Finished<A>>,
+    skipped: Vec<Skipped>,
+    error: Option<Error>,
+}
+
+/// Merges batch results in input order as they arrive from any thread.
+pub(crate) struct Ordered<'f, F: Fold> {
+    fold: &'f F,
+    merged: Mutex<Merged<F::Acc>>,
+    /// The first slot whose batch failed (`usize::MAX` while none has).
+    failed: AtomicUsize,
+    slots: AtomicUsize,
+    /// Called with the end offset of the input merged so far.
+    on_merged: Option<&'f (dyn Fn(u64) + Sync)>,
+}
+
+impl<'f, F: Fold> Ordered<'f, F> {
+    pub(crate) fn new(fold: &'f F, on_merged: Option<&'f (dyn Fn(u64) + Sync)>) -> Self {
+        Ordered {
+            fold,
+            merged: Mutex::new(Merged {
+                next: 0,
+                acc: fold.start(),
+                waiting: BTreeMap::new(),
+                skipped: Vec::new(),
+                error: None,
+            }),
+            failed: AtomicUsize::new(usize::MAX),
+            slots: AtomicUsize::new(0),
+            on_merged,
+        }
+    }
+
+    pub(crate) fn fold(&self) -> &'f F {
+        self.fold
+    }
+
+    /// Numbers the next batch in input order.
+    pub(crate) fn slot(&self) -> usize {
+        self.slots.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether a batch failed before `slot`, which makes `slot`'s result useless.
+    pub(crate) fn doomed(&self, slot: usize) -> bool {
+        self.failed.load(Ordering::Relaxed) < slot
+    }
+
+    /// Whether any batch has failed.
+    pub(crate) fn any_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed) != usize::MAX
+    }
+
+    /// Hands in a batch's result; merges every result now in order.
+    pub(crate) fn deliver(&self, slot: usize, done: Finished<F::Acc>) {
+        if done.error.is_some() {
+            self.failed.fetch_min(slot, Ordering::Relaxed);
+        }
+        let mut m = self.merged.lock().unwrap_or_else(|p| p.into_inner());
+        if m.error.is_some() {
+            // Everything after the first failure is dropped.
+            return;
+        }
+        m.waiting.insert(slot, done);
+        let mut merged_to = None;
+        while m.error.is_none() {
+            let next = m.next;
+            let Some(d) = m.waiting.remove(&next) else {
+                break;
+            };
+            m.next += 1;
+            m.skipped.extend(d.skipped);
+            if let Some(e) = d.error {
+                m.error = Some(e);
+                m.waiting.clear();
+                break;
+            }
+            self.fold.merge(&mut m.acc, d.acc);
+            merged_to = Some(d.end);
+        }
+        if let (Some(end), Some(f)) = (merged_to, self.on_merged) {
+            f(end);
+        }
+    }
+
+    /// The merged result: the accumulator, what was skipped, and the first batch error.
+    pub(crate) fn finish(self) -> (F::Acc, Vec<Skipped>, Option<Error>) {
+        let m = self.merged.into_inner().unwrap_or_else(|p| p.into_inner());
+        (m.acc, m.skipped, m.error)
+    }
+}
+
+/// Folds one decoded entry's resources; bootstraps are announced first.
+pub(crate) fn add_all<F: Fold>(fold: &F, acc: &mut F::Acc, items: &mut Vec<Resource>, raw: &[u8]) {
+    for item in items.drain(..) {
+        if let Resource::Bootstrap(b) = &item {
+            fold.bootstrap(b);
+        }
+        fold.add_owned(acc, item, raw);
+    }
+}
