@@ -275,7 +275,11 @@ fn summary_prices_the_dump_as_heft_cost_does() {
     std::fs::write(&path, model.to_string()).unwrap();
     let model = path.to_str().unwrap();
     for file in [SIDECAR, GATEWAY] {
-        for flags in [&[][..], &["--concurrency", "4"], &["--stats-matcher", "istio"]] {
+        for flags in [
+            &[][..],
+            &["--concurrency", "4"],
+            &["--stats-matcher", "istio"],
+        ] {
             let run = |cmd: &str| {
                 let mut args = vec![cmd, "-o", "json", "--model", model];
                 args.extend_from_slice(flags);
