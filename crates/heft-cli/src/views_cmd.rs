@@ -13,6 +13,7 @@ use bytesize::ByteSize;
 use clap::{Subcommand, ValueEnum};
 use heft::cost::Estimate;
 use heft::model::{Span, State};
+use heft::stream::Resource;
 use heft::views::{
     bootstrap, cluster, ecds, endpoint, listener, route, secret, EstimatePricing, NoPricing, Order,
     Pricing,
@@ -151,7 +152,40 @@ struct Input {
     source: Option<Source>,
 }
 
-fn read(common: &Common, need_text: bool) -> Result<Input, String> {
+/// Which resources a view needs: its own, the bootstrap (stats settings and versions), and what
+/// prices them as `heft cost` does (a cluster's endpoints; the listeners whose inline route
+/// configurations are not priced again). The rest of a dump of any size is dropped as it is read.
+fn needed(view: &View) -> fn(&Resource) -> bool {
+    match view {
+        View::Clusters { .. } => |r| {
+            matches!(
+                r,
+                Resource::Bootstrap(_) | Resource::Cluster(_) | Resource::LoadAssignment(_)
+            )
+        },
+        View::Endpoints { .. } => |r| {
+            matches!(
+                r,
+                Resource::Bootstrap(_)
+                    | Resource::Cluster(_)
+                    | Resource::LoadAssignment(_)
+                    | Resource::ClusterStatus(_)
+            )
+        },
+        View::Listeners { .. } => |r| matches!(r, Resource::Bootstrap(_) | Resource::Listener(_)),
+        View::Routes { .. } => |r| {
+            matches!(
+                r,
+                Resource::Bootstrap(_) | Resource::Listener(_) | Resource::RouteConfig(_)
+            )
+        },
+        View::Secrets { .. } => |r| matches!(r, Resource::Bootstrap(_) | Resource::Secret(_)),
+        View::Bootstrap { .. } => |r| matches!(r, Resource::Bootstrap(_)),
+        View::Ecds { .. } => |r| matches!(r, Resource::Bootstrap(_) | Resource::Opaque(_)),
+    }
+}
+
+fn read(common: &Common, need_text: bool, keep: fn(&Resource) -> bool) -> Result<Input, String> {
     let (_bar, progress) = crate::progress::Bar::new();
     let opts = heft::ReadOptions {
         keep_going: common.keep_going,
@@ -176,35 +210,30 @@ fn read(common: &Common, need_text: bool) -> Result<Input, String> {
             if bytes.is_empty() {
                 return Err("<stdin>: the input is empty".into());
             }
-            let dump = Dump::from_slice_with(&bytes, &opts).map_err(|e| format!("<stdin>: {e}"))?;
+            let dump = Dump::from_slice_keeping(&bytes, &opts, keep)
+                .map_err(|e| format!("<stdin>: {e}"))?;
             Input {
                 dump,
                 source: Some(Source::Memory(bytes)),
             }
         } else {
             Input {
-                dump: Dump::from_stdin_with(&opts).map_err(|e| format!("<stdin>: {e}"))?,
+                dump: Dump::from_path_keeping("-", &opts, keep)
+                    .map_err(|e| format!("<stdin>: {e}"))?,
                 source: None,
             }
         }
     } else {
         let path = common.file.clone().expect("a file when not stdin");
-        let dump =
-            Dump::from_path_with(&path, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
+        let dump = Dump::from_path_keeping(&path, &opts, keep)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Input {
             dump,
             source: Some(Source::file(path)?),
         }
     };
     let d = &input.dump;
-    if !d.skipped.is_empty() {
-        eprintln!(
-            "heft: warning: skipped {} resource(s) that could not be read; first: {}: {}",
-            d.skipped.len(),
-            d.skipped[0].path,
-            d.skipped[0].reason
-        );
-    }
+    crate::warn_skipped(&d.skipped);
     if need_text && d.source.encoding != "json" {
         return Err(format!(
             "--raw and --istioctl -o json|yaml print the dump's own JSON; this input is {}",
@@ -469,7 +498,7 @@ pub fn run(view: View, out: &mut dyn Write) -> Result<std::io::Result<()>, Strin
         | View::Ecds { common } => common,
     };
     let m = mode(common)?;
-    let input = read(common, needs_text(m))?;
+    let input = read(common, needs_text(m), needed(&view))?;
     let dump = &input.dump;
     let priced = matches!(m, Mode::Table { .. } | Mode::Rows { .. });
     let estimate;

@@ -103,6 +103,40 @@ impl Dump {
         collect(fold_stdin(opts, &Collect)?)
     }
 
+    /// Reads a dump from a file (or `-` for standard input), keeping only the resources `keep`
+    /// accepts: the others are dropped as soon as they are decoded, so the dump holds only what
+    /// is kept whatever the size of the input. Sections, opaque sections and what `keep_going`
+    /// skipped are always kept.
+    ///
+    /// ```
+    /// use heft::stream::Resource;
+    /// let text = br#"[{"name": "a", "type": "EDS"}, {"cluster_name": "a", "endpoints": []}]"#;
+    /// let path = std::env::temp_dir().join(format!("heft-keeping-{}.json", std::process::id()));
+    /// std::fs::write(&path, text)?;
+    /// let only = |r: &Resource| matches!(r, Resource::Cluster(_));
+    /// let dump = heft::Dump::from_path_keeping(&path, &Default::default(), only)?;
+    /// assert_eq!((dump.clusters.len(), dump.endpoint_configs.len()), (1, 0));
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_path_keeping(
+        path: impl AsRef<Path>,
+        opts: &ReadOptions,
+        keep: impl Fn(&Resource) -> bool + Sync,
+    ) -> Result<Dump> {
+        collect(fold_path(path.as_ref(), opts, &Keeping(keep))?)
+    }
+
+    /// Reads a dump held in memory, keeping only the resources `keep` accepts (see
+    /// [`Dump::from_path_keeping`]).
+    pub fn from_slice_keeping(
+        bytes: &[u8],
+        opts: &ReadOptions,
+        keep: impl Fn(&Resource) -> bool + Sync,
+    ) -> Result<Dump> {
+        collect(fold_slice(bytes, opts, &Keeping(keep), None)?)
+    }
+
     /// Reads a dump from any reader, in chunks: the whole text is never held in memory.
     pub fn from_reader(reader: impl Read) -> Result<Dump> {
         Dump::from_reader_with(reader, &ReadOptions::default())
@@ -419,6 +453,33 @@ impl Fold for Collect {
         dump.cluster_statuses.append(&mut later.cluster_statuses);
         dump.rejected.append(&mut later.rejected);
         dump.opaque.append(&mut later.opaque);
+    }
+}
+
+/// The fold that keeps the resources a predicate accepts.
+struct Keeping<P>(P);
+
+impl<P: Fn(&Resource) -> bool + Sync> Fold for Keeping<P> {
+    type Acc = Dump;
+
+    fn start(&self) -> Dump {
+        Collect.start()
+    }
+
+    fn add(&self, acc: &mut Dump, resource: &Resource, raw: &[u8]) {
+        if (self.0)(resource) {
+            Collect.add(acc, resource, raw);
+        }
+    }
+
+    fn add_owned(&self, acc: &mut Dump, resource: Resource, raw: &[u8]) {
+        if (self.0)(&resource) {
+            Collect.add_owned(acc, resource, raw);
+        }
+    }
+
+    fn merge(&self, acc: &mut Dump, later: Dump) {
+        Collect.merge(acc, later);
     }
 }
 
