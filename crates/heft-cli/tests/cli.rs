@@ -1,36 +1,10 @@
 //! The `heft` binary as users run it: files, pipes, output formats, exit codes.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::*;
 
-fn heft(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heft"))
-        .args(args)
-        .current_dir(repo())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        // The child may stop reading early (bad input): a broken pipe here is fine.
-        let _ = pipe.write_all(bytes);
-    }
-    child.wait_with_output().unwrap()
-}
-
-const SIDECAR: &str = "testdata/real/sidecar/config_dump.json.gz";
-const GATEWAY: &str = "testdata/real/gateway/config_dump.json";
+use std::process::Output;
 
 #[test]
 fn summary_json_has_the_documented_stable_fields() {

@@ -1,34 +1,12 @@
 //! What istioctl prints, piped or saved, through the `heft` binary: YAML and lowerCamelCase JSON
 //! read like Envoy's own JSON; bad YAML is one error line with its line and column, exit code 2.
 
+mod common;
+
+use common::*;
+
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn heft(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heft"))
-        .args(args)
-        .current_dir(repo())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        // The child may stop reading early (bad input): a broken pipe here is fine.
-        let _ = pipe.write_all(bytes);
-    }
-    child.wait_with_output().unwrap()
-}
 
 /// istioctl's own `proxy-config endpoint` outputs, beside the project (see the fixtures' README).
 const ENDPOINTS_JSON: &str = "../shared/istioctl-fixtures/endpoint/emptyfilter_output.json";

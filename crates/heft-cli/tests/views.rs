@@ -2,34 +2,14 @@
 //! output format, `--raw` giving the dump's own bytes, `--istioctl -o json` agreeing with
 //! Google's protobuf JSON printer on real captures, terminals, and errors.
 
+mod common;
+
+use common::*;
+
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::Read;
 use std::process::{Command, Output, Stdio};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn heft(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heft"))
-        .args(args)
-        .current_dir(repo())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(bytes) = stdin {
-        let _ = child.stdin.take().unwrap().write_all(bytes);
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn ok(args: &[&str]) -> Vec<u8> {
     let out = heft(args, None);
@@ -41,8 +21,6 @@ fn ok(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-const SIDECAR: &str = "testdata/real/sidecar/config_dump.json.gz";
-const GATEWAY: &str = "testdata/real/gateway/config_dump.json";
 const LIVE: &str = "testdata/real/sidecar/clusters.json";
 const VIEWS: [&str; 7] = [
     "clusters",
