@@ -27,20 +27,8 @@ fn measured_points() -> PathBuf {
     let out = repo.join("target/holdout");
     // Measured afresh every run: nothing left from an earlier design may count.
     let _ = std::fs::remove_dir_all(&out);
-    let python = repo.join(".venv/oracle/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/setup.sh",
-        python.display()
-    );
-    let envoy = Command::new(repo.join("scripts/envoy-path"))
-        .output()
-        .expect("scripts/envoy-path runs");
-    assert!(
-        envoy.status.success(),
-        "no pinned Envoy: run scripts/setup.sh"
-    );
-    let envoy = String::from_utf8(envoy.stdout).unwrap().trim().to_string();
+    let python = common::oracle_python();
+    let envoy = common::pinned_envoy();
     let status = Command::new(python)
         .arg(repo.join("testdata/capture/calibrate.py"))
         .args([

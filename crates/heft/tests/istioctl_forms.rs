@@ -16,17 +16,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn python() -> PathBuf {
-    let p = repo().join(".venv/oracle/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh to create the oracle virtualenv (xds-protos, \
-         protobuf, PyYAML), which the istioctl-forms test needs",
-        p.display()
-    );
-    p
-}
-
 /// One converted input: its directory and each file's shape (`dump`, `section K`, `clusters`, …).
 struct Converted {
     input: PathBuf,
@@ -37,7 +26,7 @@ struct Converted {
 fn convert(inputs: &[PathBuf], name: &str) -> Vec<Converted> {
     let out = std::env::temp_dir().join(format!("heft-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let result = Command::new(python())
+    let result = Command::new(oracle_python())
         .arg(repo().join("tests/oracle/istioctl_forms.py"))
         .arg(&out)
         .args(inputs)
@@ -773,7 +762,7 @@ fn the_json_names_that_lose_an_underscore_are_all_known_to_the_reader() {
     // The reader turns lowerCamelCase back into field names by rule, with a table for the names
     // the rule cannot invert (`consecutive5xx` is `consecutive_5xx`). The table must list every
     // such field of the Envoy API, as xds-protos has it.
-    let out = Command::new(python())
+    let out = Command::new(oracle_python())
         .arg(repo().join("tests/oracle/istioctl_forms.py"))
         .arg("--camel-exceptions")
         .output()

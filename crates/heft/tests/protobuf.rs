@@ -19,17 +19,6 @@ use serde_json::Value as J;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn python() -> PathBuf {
-    let p = repo().join(".venv/oracle/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh to create the oracle virtualenv (xds-protos + \
-         protobuf), which the protobuf equivalence test needs",
-        p.display()
-    );
-    p
-}
-
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("heft-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -39,7 +28,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Runs the converter; returns (input, Ok(output dir) or Err(reason)) per input.
 fn convert(inputs: &[PathBuf], out: &Path) -> Vec<(PathBuf, Result<PathBuf, String>)> {
-    let result = Command::new(python())
+    let result = Command::new(oracle_python())
         .arg(repo().join("tests/oracle/to_binary.py"))
         .arg(out)
         .args(inputs)

@@ -32,17 +32,10 @@ fn measure() -> PathBuf {
     let repo = common::repo();
     let out = repo.join("target/sidecar-proof");
     let _ = std::fs::remove_dir_all(&out);
-    let envoy = Command::new(repo.join("scripts/envoy-path"))
-        .output()
-        .unwrap();
-    assert!(
-        envoy.status.success(),
-        "no pinned Envoy: run scripts/setup.sh"
-    );
-    let status = Command::new(repo.join(".venv/oracle/bin/python"))
+    let status = Command::new(common::oracle_python())
         .arg(repo.join("testdata/capture/sidecar_proof.py"))
         .arg("--envoy")
-        .arg(String::from_utf8(envoy.stdout).unwrap().trim())
+        .arg(common::pinned_envoy())
         .arg("--out")
         .arg(&out)
         .status()

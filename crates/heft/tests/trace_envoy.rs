@@ -20,20 +20,8 @@ use std::process::Command;
 /// Runs the routing driver once; returns its output directory.
 fn route_through_real_envoy() -> PathBuf {
     let repo = repo();
-    let python = repo.join(".venv/oracle/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/setup.sh",
-        python.display()
-    );
-    let envoy = Command::new(repo.join("scripts/envoy-path"))
-        .output()
-        .expect("scripts/envoy-path runs");
-    assert!(
-        envoy.status.success(),
-        "no pinned Envoy: run scripts/setup.sh"
-    );
-    let envoy = String::from_utf8(envoy.stdout).unwrap().trim().to_string();
+    let python = common::oracle_python();
+    let envoy = common::pinned_envoy();
     let out = std::env::temp_dir().join(format!("heft-routing-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new(python)

@@ -9,6 +9,30 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The oracle virtualenv's Python (xds-protos, protobuf, grpcio, PyYAML), made by
+/// `scripts/setup.sh`.
+pub fn oracle_python() -> PathBuf {
+    let p = repo().join(".venv/oracle/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh to create the oracle virtualenv",
+        p.display()
+    );
+    p
+}
+
+/// The pinned Envoy binary (`scripts/envoy-path`).
+pub fn pinned_envoy() -> String {
+    let out = Command::new(repo().join("scripts/envoy-path"))
+        .output()
+        .expect("scripts/envoy-path runs");
+    assert!(
+        out.status.success(),
+        "no pinned Envoy: run scripts/setup.sh"
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Where the real captures are: `testdata/real`, or `$HEFT_CAPTURE_DIR` (the test script points it
 /// at captures made from a real Envoy during the same run).
 pub fn capture_dir() -> PathBuf {
