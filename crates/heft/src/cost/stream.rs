@@ -80,11 +80,12 @@ enum Scope {
 }
 
 /// A priced set of endpoints: its parts (without the shared metadata pool) and the distinct
-/// metadata keys of its endpoints.
+/// metadata keys of its endpoints. (Kept per endpoint configuration until the end: a dump of
+/// 1 GB has about 127,000, so it is kept small.)
 #[derive(Debug, Clone, Default)]
 struct Priced {
     parts: Parts,
-    keys: Vec<u64>,
+    keys: Box<[u64]>,
 }
 
 impl Priced {
@@ -99,23 +100,34 @@ impl Priced {
         keys.dedup();
         Priced {
             parts: p.parts,
-            keys,
+            keys: keys.into_boxed_slice(),
         }
     }
 
-    fn add(&mut self, other: Priced) {
+    fn add(&mut self, other: &Priced) {
         self.parts.add(&other.parts);
-        self.keys.extend(other.keys);
+        if !other.keys.is_empty() {
+            let mut keys = std::mem::take(&mut self.keys).into_vec();
+            keys.extend_from_slice(&other.keys);
+            self.keys = keys.into_boxed_slice();
+        }
     }
 }
 
-/// The clusters asking for one endpoint configuration name, in input order.
+/// The clusters asking for one endpoint configuration name, in input order: one per cluster of
+/// the dump, so mostly two empty pointers.
 #[derive(Debug, Clone, Default)]
 struct Wanted {
     /// The first cluster's inline endpoints, priced only if no configuration has the name.
-    first: Option<Priced>,
+    first: Option<Box<Priced>>,
     /// The later clusters' inline endpoints (they never get the configuration).
-    rest: Priced,
+    rest: Option<Box<Priced>>,
+}
+
+impl Wanted {
+    fn add_rest(&mut self, priced: &Priced) {
+        self.rest.get_or_insert_with(Default::default).add(priced);
+    }
 }
 
 /// What [`CostFold`] has priced in part of a dump.
@@ -144,7 +156,7 @@ impl CostAcc {
     fn offer(&mut self, name: Box<str>, priced: Priced) {
         match self.offered.entry(name) {
             indexmap::map::Entry::Occupied(_) => {
-                self.replaced.0.add(priced);
+                self.replaced.0.add(&priced);
                 self.replaced.1 += 1;
             }
             indexmap::map::Entry::Vacant(v) => {
@@ -156,16 +168,14 @@ impl CostAcc {
     fn want(&mut self, name: &str, inline: Option<Priced>) {
         match self.wanted.get_mut(name) {
             Some(w) => {
-                w.rest.add(inline.unwrap_or_default());
+                if let Some(p) = &inline {
+                    w.add_rest(p);
+                }
             }
             None => {
-                self.wanted.insert(
-                    name.into(),
-                    Wanted {
-                        first: inline,
-                        rest: Priced::default(),
-                    },
-                );
+                let first = inline.map(Box::new);
+                self.wanted
+                    .insert(name.into(), Wanted { first, rest: None });
             }
         }
     }
@@ -377,9 +387,9 @@ impl<'m> CostFold<'m> {
                     used[i] = true;
                     Some(offered)
                 }
-                None => w.first.as_ref(),
+                None => w.first.as_deref(),
             };
-            for priced in own.into_iter().chain([&w.rest]) {
+            for priced in own.into_iter().chain(w.rest.as_deref()) {
                 kinds[top(Kind::Cluster)].0.add(&priced.parts);
                 bound.extend(&priced.keys);
             }
@@ -465,8 +475,9 @@ impl Fold for CostFold<'_> {
         for (key, w) in later.wanted {
             match acc.wanted.get_mut(&key) {
                 Some(earlier) => {
-                    earlier.rest.add(w.first.unwrap_or_default());
-                    earlier.rest.add(w.rest);
+                    for p in w.first.iter().chain(&w.rest) {
+                        earlier.add_rest(p);
+                    }
                 }
                 None => {
                     acc.wanted.insert(key, w);
@@ -476,7 +487,7 @@ impl Fold for CostFold<'_> {
         for (name, priced) in later.offered {
             acc.offer(name, priced);
         }
-        acc.replaced.0.add(later.replaced.0);
+        acc.replaced.0.add(&later.replaced.0);
         acc.replaced.1 += later.replaced.1;
         acc.statics.extend(later.statics);
         for (fp, n) in later.inline {
