@@ -4,7 +4,8 @@
 //! resource arrays) and never builds a tree of the document. Each entry's bytes are located with
 //! the fast scanner and grouped into batches; rayon decodes batches while the walk goes on. From
 //! a mapped file, batches borrow the mapping; from a stream, they own a copy of their entries, and
-//! at most [`in_flight_limit`] batches exist at once, so memory stays bounded.
+//! at most [`in_flight_limit`] batches, holding at most [`IN_FLIGHT_BYTES`] of input between them
+//! (or one bigger batch alone), exist at once, so memory stays bounded.
 
 use super::decode::{self, EntryKind};
 use super::parser::field_name;
@@ -196,6 +197,25 @@ fn in_flight_limit() -> usize {
     rayon::current_num_threads() * 2 + 1
 }
 
+/// The input bytes the batches in flight may hold between them; a batch bigger than this (one
+/// route configuration of tens of MB) is decoded alone. Decoded resources take about half their
+/// input's size again, so this bounds the read's working set with big resources too.
+const IN_FLIGHT_BYTES: u64 = 32 << 20;
+
+/// Batches being decoded: how many, and their input bytes.
+#[derive(Default)]
+struct InFlight {
+    batches: usize,
+    bytes: u64,
+}
+
+impl InFlight {
+    fn has_room_for(&self, bytes: u64) -> bool {
+        self.batches == 0
+            || (self.batches < in_flight_limit() && self.bytes + bytes <= IN_FLIGHT_BYTES)
+    }
+}
+
 /// What the walk learnt besides the entries.
 #[derive(Default)]
 pub(crate) struct Skeleton {
@@ -241,7 +261,7 @@ fn walk_once<F: Fold>(
     on_merged: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<Walked<F::Acc>> {
     let ordered = Ordered::new(fold, on_merged);
-    let in_flight = (Mutex::new(0usize), Condvar::new());
+    let in_flight = (Mutex::new(InFlight::default()), Condvar::new());
     let whole = window.whole();
     let mut skeleton = Skeleton::default();
     let inline = rayon::current_thread_index().is_some();
@@ -259,21 +279,25 @@ fn walk_once<F: Fold>(
                     ordered.deliver(slot, run_batch(&batch, keep_going, ordered.fold()));
                     return;
                 }
+                let bytes = batch.input_bytes();
                 {
-                    let (count, cv) = in_flight;
-                    let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
-                    while *n >= in_flight_limit() {
-                        n = cv.wait(n).unwrap_or_else(|p| p.into_inner());
+                    let (state, cv) = in_flight;
+                    let mut f = state.lock().unwrap_or_else(|p| p.into_inner());
+                    while !f.has_room_for(bytes) {
+                        f = cv.wait(f).unwrap_or_else(|p| p.into_inner());
                     }
-                    *n += 1;
+                    f.batches += 1;
+                    f.bytes += bytes;
                 }
                 scope.spawn(move |_| {
                     if !ordered.doomed(slot) {
                         ordered.deliver(slot, run_batch(&batch, keep_going, ordered.fold()));
                     }
                     drop(batch);
-                    let (count, cv) = in_flight;
-                    *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                    let (state, cv) = in_flight;
+                    let mut f = state.lock().unwrap_or_else(|p| p.into_inner());
+                    f.batches -= 1;
+                    f.bytes -= bytes;
                     cv.notify_one();
                 });
             },
