@@ -104,6 +104,7 @@ pub(crate) fn duration(d: &prost_types::Duration) -> Result<Duration> {
 /// A `Timestamp` as proto3 JSON prints it: RFC 3339 UTC with 0, 3, 6 or 9 fractional digits.
 pub(crate) fn timestamp(t: &prost_types::Timestamp) -> Box<str> {
     let mut out = crate::json::decode::secret::rfc3339(t.seconds);
+    out.reserve(10);
     out.pop();
     let n = t.nanos;
     let (value, digits) = if n <= 0 {

@@ -205,12 +205,27 @@ pub(crate) fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (h, min, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}Z");
+    }
+    // Every entry of a binary dump has a timestamp: digits written directly, not through
+    // `format!`, which cost 3% of a binary read.
+    let mut out = *b"0000-00-00T00:00:00Z";
+    let digits = |out: &mut [u8], mut v: i64| {
+        for slot in out.iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits(&mut out[0..4], y);
+    digits(&mut out[5..7], m);
+    digits(&mut out[8..10], d);
+    digits(&mut out[11..13], h);
+    digits(&mut out[14..16], min);
+    digits(&mut out[17..19], s);
+    // ASCII digits and separators only: the check cannot fail.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -236,5 +251,8 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_684_200_772), "2023-05-16T01:32:52Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_800), "10000-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
     }
 }
