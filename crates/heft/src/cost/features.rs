@@ -13,8 +13,8 @@ use crate::model::{
     RouteTarget, Secret, StatsMatcher, VirtualHost,
 };
 use serde::Serialize;
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use foldhash::HashSet;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// Which share of an object's memory a feature accounts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -297,7 +297,7 @@ impl Context {
         Context {
             stats: StatsFilter::new(matcher),
             concurrency: f64::from(settings.concurrency),
-            first_metadata: HashSet::new(),
+            first_metadata: HashSet::default(),
         }
     }
 
@@ -306,7 +306,7 @@ impl Context {
         mut self,
         endpoints: impl Iterator<Item = &'e Endpoint>,
     ) -> Context {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for e in endpoints {
             if let Some(key) = metadata_key(&e.metadata) {
                 if seen.insert(key) {
@@ -333,7 +333,7 @@ pub(crate) fn metadata_key(m: &Metadata) -> Option<u64> {
     // contents, so the namespaces are hashed in sorted order.
     let mut namespaces: Vec<&str> = m.namespaces.iter().map(|n| &**n).collect();
     namespaces.sort_unstable();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
     (&namespaces, &m.istio_workload, &m.tls_mode, &m.istio_config).hash(&mut h);
     for s in &m.istio_services {
         (&s.host, &s.name, &s.namespace).hash(&mut h);

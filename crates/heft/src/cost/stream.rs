@@ -43,8 +43,9 @@ use crate::model::{
 use crate::stream::{Fold, Resource};
 use indexmap::IndexMap;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use foldhash::HashMap;
+use foldhash::HashSet;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::OnceLock;
 
 /// The fold that prices a dump as it is read. See the [module](self) documentation.
@@ -139,7 +140,7 @@ pub struct CostAcc {
     /// Clusters by the endpoint configuration name they ask for.
     wanted: HashMap<Box<str>, Wanted>,
     /// Priced endpoint configurations by cluster name, the first of each name.
-    offered: IndexMap<Box<str>, Priced>,
+    offered: IndexMap<Box<str>, Priced, foldhash::fast::RandomState>,
     /// Endpoint configurations after the first of their name: objects of their own.
     replaced: (Priced, usize),
     /// Static route configurations, priced, with their fingerprints.
@@ -192,7 +193,7 @@ fn fingerprint(rc: &RouteConfig) -> u64 {
             Ok(())
         }
     }
-    let mut feed = Feed(std::collections::hash_map::DefaultHasher::new());
+    let mut feed = Feed(foldhash::fast::FixedState::default().build_hasher());
     rc.name.hash(&mut feed.0);
     let _ = std::fmt::write(&mut feed, format_args!("{:?}", rc.virtual_hosts));
     feed.0.finish()
@@ -380,7 +381,7 @@ impl<'m> CostFold<'m> {
         }
         // Clusters' endpoints, and the metadata keys of every endpoint set priced with them.
         let mut used = vec![false; acc.offered.len()];
-        let mut bound: HashSet<u64> = HashSet::new();
+        let mut bound: HashSet<u64> = HashSet::default();
         for (key, w) in &acc.wanted {
             let own = match acc.offered.get_full(key) {
                 Some((i, _, offered)) => {
@@ -394,7 +395,7 @@ impl<'m> CostFold<'m> {
                 bound.extend(&priced.keys);
             }
         }
-        let mut alone: HashSet<u64> = HashSet::new();
+        let mut alone: HashSet<u64> = HashSet::default();
         let endpoints = &mut kinds[top(Kind::Endpoints)];
         for priced in acc
             .offered
