@@ -12,8 +12,8 @@ use crate::model::{
     LoadAssignment, Metadata, NetworkFilter, PathMatch, Route, RouteConfig, RouteSource,
     RouteTarget, Secret, StatsMatcher, VirtualHost,
 };
-use serde::Serialize;
 use foldhash::HashSet;
+use serde::Serialize;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 /// Which share of an object's memory a feature accounts for.

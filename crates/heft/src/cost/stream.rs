@@ -41,10 +41,10 @@ use crate::model::{
     Discovery, LoadAssignment, NetworkFilter, RouteConfig, RouteSource, State, StatsMatcher,
 };
 use crate::stream::{Fold, Resource};
-use indexmap::IndexMap;
-use serde::Serialize;
 use foldhash::HashMap;
 use foldhash::HashSet;
+use indexmap::IndexMap;
+use serde::Serialize;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::OnceLock;
 
