@@ -20,6 +20,7 @@ echo "== real Envoy: fresh captures, then the capture tests on them"
 fresh="$PWD/target/fresh-capture"
 rm -rf "$fresh"
 scripts/capture-all.sh "$fresh"
-HEFT_CAPTURE_DIR="$fresh" cargo test -p heft --test real_captures --test objects --test views --test istioctl_forms
+HEFT_CAPTURE_DIR="$fresh" cargo test -p heft --test real_captures --test objects --test views --test istioctl_forms \
+    --test protobuf
 
 echo "== all tests passed in $((SECONDS - start)) s"
