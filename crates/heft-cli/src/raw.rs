@@ -45,6 +45,30 @@ impl Source {
         Ok(Source::Mapped(map))
     }
 
+    /// Gives back the mapped pages that hold `span` once it is printed, so printing every
+    /// resource of a big file does not keep the whole file resident (the pages are read again
+    /// from the page cache if anything needs them).
+    pub fn release(&self, span: Span) {
+        #[cfg(unix)]
+        if let Source::Mapped(m) = self {
+            const PAGE: u64 = 4096;
+            let start = span.offset / PAGE * PAGE;
+            let end = (span.offset + span.len).min(m.len() as u64);
+            if end > start {
+                // SAFETY: a read-only private mapping of a file, never written: MADV_DONTNEED
+                // only drops pages that are read back unchanged when touched again (a page the
+                // span shares with a resource printed later is simply read again).
+                let _ = unsafe {
+                    m.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start as usize,
+                        (end - start) as usize,
+                    )
+                };
+            }
+        }
+    }
+
     /// The whole decompressed text, when it is at hand without copying.
     fn whole(&self) -> Option<&[u8]> {
         match self {

@@ -152,36 +152,34 @@ struct Input {
     source: Option<Source>,
 }
 
-/// Which resources a view needs: its own, the bootstrap (stats settings and versions), and what
-/// prices them as `heft cost` does (a cluster's endpoints; the listeners whose inline route
-/// configurations are not priced again). The rest of a dump of any size is dropped as it is read.
-fn needed(view: &View) -> fn(&Resource) -> bool {
-    match view {
-        View::Clusters { .. } => |r| {
+/// Which resources a view needs: its own and the bootstrap (stats settings and versions), and,
+/// when it prices its rows, what prices them as `heft cost` does (a cluster's endpoints; the
+/// listeners whose inline route configurations are not priced again). The rest of a dump of any
+/// size is dropped as it is read.
+fn needed(view: &View, priced: bool) -> fn(&Resource) -> bool {
+    use Resource as R;
+    match (view, priced) {
+        (View::Clusters { .. }, false) => |r| matches!(r, R::Bootstrap(_) | R::Cluster(_)),
+        (View::Clusters { .. } | View::Endpoints { .. }, true) => |r| {
             matches!(
                 r,
-                Resource::Bootstrap(_) | Resource::Cluster(_) | Resource::LoadAssignment(_)
+                R::Bootstrap(_) | R::Cluster(_) | R::LoadAssignment(_) | R::ClusterStatus(_)
             )
         },
-        View::Endpoints { .. } => |r| {
+        (View::Endpoints { .. }, false) => |r| {
             matches!(
                 r,
-                Resource::Bootstrap(_)
-                    | Resource::Cluster(_)
-                    | Resource::LoadAssignment(_)
-                    | Resource::ClusterStatus(_)
+                R::Bootstrap(_) | R::LoadAssignment(_) | R::ClusterStatus(_)
             )
         },
-        View::Listeners { .. } => |r| matches!(r, Resource::Bootstrap(_) | Resource::Listener(_)),
-        View::Routes { .. } => |r| {
-            matches!(
-                r,
-                Resource::Bootstrap(_) | Resource::Listener(_) | Resource::RouteConfig(_)
-            )
-        },
-        View::Secrets { .. } => |r| matches!(r, Resource::Bootstrap(_) | Resource::Secret(_)),
-        View::Bootstrap { .. } => |r| matches!(r, Resource::Bootstrap(_)),
-        View::Ecds { .. } => |r| matches!(r, Resource::Bootstrap(_) | Resource::Opaque(_)),
+        (View::Listeners { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Listener(_)),
+        (View::Routes { .. }, false) => |r| matches!(r, R::Bootstrap(_) | R::RouteConfig(_)),
+        (View::Routes { .. }, true) => {
+            |r| matches!(r, R::Bootstrap(_) | R::Listener(_) | R::RouteConfig(_))
+        }
+        (View::Secrets { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Secret(_)),
+        (View::Bootstrap { .. }, _) => |r| matches!(r, R::Bootstrap(_)),
+        (View::Ecds { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Opaque(_)),
     }
 }
 
@@ -411,6 +409,7 @@ fn write_resources(
             Ok(())
         })
         .and_then(|()| out.write_all(&piece));
+        source.release(spans[i]);
         if let Err(e) = written {
             return Ok(Err(e));
         }
@@ -498,19 +497,18 @@ pub fn run(view: View, out: &mut dyn Write) -> Result<std::io::Result<()>, Strin
         | View::Ecds { common } => common,
     };
     let m = mode(common)?;
-    let input = read(common, needs_text(m), needed(&view))?;
-    let dump = &input.dump;
     let priced = matches!(m, Mode::Table { .. } | Mode::Rows { .. });
-    let estimate;
-    let pricing: Box<dyn Pricing> = if priced {
+    let Input { dump, source } = read(common, needs_text(m), needed(&view, priced))?;
+    let source = source.as_ref();
+    let printed = if priced {
         let (model, settings) = common.model.resolve()?;
-        estimate = Estimate::of(dump, &model, &settings);
-        Box::new(EstimatePricing::new(&estimate))
+        let estimate = Estimate::of(&dump, &model, &settings);
+        printed(&view, m, &dump, source, &EstimatePricing::new(&estimate))?
     } else {
-        Box::new(NoPricing)
+        printed(&view, m, &dump, source, &NoPricing)?
     };
-    let source = input.source.as_ref();
-    let printed = printed(&view, m, dump, source, &*pricing)?;
+    // Resources are printed from the input's own text: the model is no longer needed.
+    drop(dump);
     match printed {
         Printed::Text(text) => Ok(out.write_all(text.as_bytes())),
         Printed::Resources(items, shape) => {
