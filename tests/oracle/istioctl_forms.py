@@ -32,32 +32,14 @@ back into the field name by putting `_` before each capital and lowering it.
 """
 
 import base64
-import gzip
-import importlib
 import json
 import os
-import pkgutil
 import re
 import sys
 
 import yaml
 
-
-def import_all_protos():
-    """Imports every *_pb2 module of the envoy, udpa and xds packages so every Any resolves."""
-    for top in ("envoy", "udpa", "xds"):
-        pkg = importlib.import_module(top)
-        for mod in pkgutil.walk_packages(pkg.__path__, top + "."):
-            if mod.name.endswith("_pb2"):
-                importlib.import_module(mod.name)
-
-
-def load(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return json.loads(raw)
+from protos import import_all_protos, load
 
 
 # ---- YAML as istioctl prints it (sigs.k8s.io/yaml over go-yaml) ----

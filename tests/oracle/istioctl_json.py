@@ -12,24 +12,12 @@ the way istioctl's Go protobuf JSON printer names fields: message fields lowerCa
 and Struct contents as they are.
 """
 
-import gzip
-import importlib
 import json
-import pkgutil
 import sys
 
 from google.protobuf import json_format, symbol_database
 
-
-def import_all_protos():
-    for top in ("envoy", "udpa", "xds"):
-        pkg = importlib.import_module(top)
-        for mod in pkgutil.walk_packages(pkg.__path__, top + "."):
-            if mod.name.endswith("_pb2"):
-                try:
-                    importlib.import_module(mod.name)
-                except Exception:  # a module with a missing optional dependency
-                    pass
+from protos import import_all_protos, load
 
 
 def message_class(full_name):
@@ -45,10 +33,7 @@ def as_istioctl(resource, full_name):
 
 def main():
     import_all_protos()
-    raw = open(sys.argv[1], "rb").read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    configs = json.loads(raw)["configs"]
+    configs = load(sys.argv[1])["configs"]
     json.dump({view: render(configs, view) for view in sys.argv[2:]}, sys.stdout)
 
 

@@ -18,29 +18,11 @@ document that is not a ConfigDump, or one the protos cannot parse). Parsing uses
 ignore_unknown_fields=False, so a field of the dump missing from xds-protos is reported as an error.
 """
 
-import gzip
-import importlib
 import json
 import os
-import pkgutil
 import sys
 
-
-def import_all_protos():
-    """Imports every *_pb2 module of the envoy, udpa and xds packages so every Any resolves."""
-    for top in ("envoy", "udpa", "xds"):
-        pkg = importlib.import_module(top)
-        for mod in pkgutil.walk_packages(pkg.__path__, top + "."):
-            if mod.name.endswith("_pb2"):
-                importlib.import_module(mod.name)
-
-
-def load(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return json.loads(raw)
+from protos import import_all_protos, load
 
 
 TYPE = "type.googleapis.com/"
