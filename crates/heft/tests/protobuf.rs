@@ -58,43 +58,6 @@ fn convert(inputs: &[PathBuf], out: &Path) -> Vec<(PathBuf, Result<PathBuf, Stri
         .collect()
 }
 
-/// Removes what differs between encodings by nature: byte spans and sizes, the encoding and
-/// compression names (the JSON sidecar capture is gzipped, its binary form is not),
-/// and the order of lists read from protobuf maps. With `drop_meta`, also every `meta`
-/// (resources from a DiscoveryResponse carry the response's version, not the dump entry's).
-fn normalise(v: &mut J, drop_meta: bool) {
-    match v {
-        J::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                match k.as_str() {
-                    "span" => *v = J::Null,
-                    "bytes" | "body_bytes" => *v = J::from(0),
-                    "encoding" | "compression" => *v = J::Null,
-                    "meta" if drop_meta => *v = J::Null,
-                    _ => {
-                        normalise(v, drop_meta);
-                        if matches!(k.as_str(), "namespaces" | "criteria" | "extensions")
-                            || (k == "metadata" && v.is_array())
-                        {
-                            if let J::Array(items) = v {
-                                items.sort_by_key(|x| x.to_string());
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        J::Array(items) => items.iter_mut().for_each(|x| normalise(x, drop_meta)),
-        _ => {}
-    }
-}
-
-fn normalised(value: impl serde::Serialize, drop_meta: bool) -> J {
-    let mut v = serde_json::to_value(value).unwrap();
-    normalise(&mut v, drop_meta);
-    v
-}
-
 /// Compares two values, naming the first differing list element for a readable failure.
 fn assert_same(json: &J, binary: &J, what: &str) {
     if json == binary {
@@ -164,13 +127,13 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
         assert_eq!(binary.source.encoding, "protobuf");
         assert_eq!(binary.source.format, json.source.format);
         assert_same(
-            &normalised(Summary::of(&json), false),
-            &normalised(Summary::of(&binary), false),
+            &normalised(Summary::of(&json), Order::MapsUnordered, false),
+            &normalised(Summary::of(&binary), Order::MapsUnordered, false),
             &format!("{name}: summary"),
         );
         assert_same(
-            &normalised(&json, false),
-            &normalised(&binary, false),
+            &normalised(&json, Order::MapsUnordered, false),
+            &normalised(&binary, Order::MapsUnordered, false),
             &format!("{name}: model"),
         );
         // And the same costs, object by object.
@@ -217,28 +180,28 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
         for (label, got) in [("responses", &from_responses), ("stream", &stream)] {
             let what = format!("{name}: {label}");
             assert_same(
-                &normalised(&json.clusters, true),
-                &normalised(&got.clusters, true),
+                &normalised(&json.clusters, Order::MapsUnordered, true),
+                &normalised(&got.clusters, Order::MapsUnordered, true),
                 &format!("{what} clusters"),
             );
             assert_same(
-                &normalised(&json.listeners, true),
-                &normalised(&got.listeners, true),
+                &normalised(&json.listeners, Order::MapsUnordered, true),
+                &normalised(&got.listeners, Order::MapsUnordered, true),
                 &format!("{what} listeners"),
             );
             assert_same(
-                &normalised(&json.route_configs, true),
-                &normalised(&got.route_configs, true),
+                &normalised(&json.route_configs, Order::MapsUnordered, true),
+                &normalised(&got.route_configs, Order::MapsUnordered, true),
                 &format!("{what} routes"),
             );
             assert_same(
-                &normalised(&json.endpoint_configs, true),
-                &normalised(&got.endpoint_configs, true),
+                &normalised(&json.endpoint_configs, Order::MapsUnordered, true),
+                &normalised(&got.endpoint_configs, Order::MapsUnordered, true),
                 &format!("{what} endpoints"),
             );
             assert_same(
-                &normalised(&json.secrets, true),
-                &normalised(&got.secrets, true),
+                &normalised(&json.secrets, Order::MapsUnordered, true),
+                &normalised(&got.secrets, Order::MapsUnordered, true),
                 &format!("{what} secrets"),
             );
         }
@@ -508,8 +471,8 @@ fn additional_addresses_internal_endpoint_ids_and_ecds_types_read_the_same_from_
         Some("type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz")
     );
     assert_same(
-        &normalised(&json, false),
-        &normalised(&binary, false),
+        &normalised(&json, Order::MapsUnordered, false),
+        &normalised(&binary, Order::MapsUnordered, false),
         "extra features: model",
     );
     let _ = std::fs::remove_dir_all(&out);

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use serde_json::Value as J;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -118,4 +119,71 @@ pub fn oracle_summary(path: &Path) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// How much of the original's order a form keeps.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Order {
+    /// Every list in the same order (the YAML of the original document).
+    Exact,
+    /// Lists Heft fills from proto maps may differ: protobuf keeps no order for map entries, and
+    /// json_format prints them in its own.
+    MapsUnordered,
+    /// Also the resource lists: istioctl sorts a document's keys, so `dynamicActiveClusters`
+    /// comes before `staticClusters` and the states' resources interleave differently.
+    Any,
+}
+
+/// The model lists resources are kept in.
+const RESOURCE_LISTS: [&str; 9] = [
+    "clusters",
+    "listeners",
+    "route_configs",
+    "endpoint_configs",
+    "secrets",
+    "rejected",
+    "opaque",
+    "cluster_statuses",
+    "sections",
+];
+
+/// Clears what differs between encodings of one dump by nature (JSON, binary, camelCase, YAML):
+/// where things sat and how many bytes they took in the input (`span`, `bytes`, `body_bytes`), and
+/// how the input was encoded; sorts what `order` says carries no order. With `drop_meta`, clears
+/// every `meta` (an array of bare resources, or a DiscoveryResponse's, carries no state or
+/// version of its own).
+pub fn normalise(v: &mut J, order: Order, drop_meta: bool) {
+    match v {
+        J::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match k.as_str() {
+                    "span" => *v = J::Null,
+                    "bytes" | "body_bytes" => *v = J::from(0),
+                    "encoding" | "compression" => *v = J::Null,
+                    "meta" if drop_meta => *v = J::Null,
+                    _ => {
+                        normalise(v, order, drop_meta);
+                        let map_backed =
+                            matches!(k.as_str(), "namespaces" | "criteria" | "extensions")
+                                || (k == "metadata" && v.is_array());
+                        let sort = (order != Order::Exact && map_backed)
+                            || (order == Order::Any && RESOURCE_LISTS.contains(&k.as_str()));
+                        if let (true, J::Array(items)) = (sort, &mut *v) {
+                            items.sort_by_key(|x| x.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        J::Array(items) => items
+            .iter_mut()
+            .for_each(|x| normalise(x, order, drop_meta)),
+        _ => {}
+    }
+}
+
+pub fn normalised(value: impl serde::Serialize, order: Order, drop_meta: bool) -> J {
+    let mut v = serde_json::to_value(value).unwrap();
+    normalise(&mut v, order, drop_meta);
+    v
 }
