@@ -566,43 +566,29 @@ pub(crate) fn route(
         .unwrap_or("http")
         .to_string();
     let internal = headers.first("x-envoy-internal") == Some("true");
-    match vhost.require_tls.as_deref() {
-        Some("ALL") if scheme != "https" => {
-            let loc = format!("https://{}{}", step.request.authority, step.request.path);
-            step.action = Some(ActionSeen::Redirect {
-                status: 301,
-                location: loc.clone(),
-            });
-            return (
-                step,
-                http_outcome(
-                    OutcomeKind::Redirect,
-                    Some(301),
-                    format!("virtual host {} requires TLS: 301 to {loc}", vhost.name),
+    let requires_tls = match vhost.require_tls.as_deref() {
+        Some("ALL") => Some(""),
+        Some("EXTERNAL_ONLY") if !internal => Some(" for external requests"),
+        _ => None,
+    };
+    if let (Some(which), false) = (requires_tls, scheme == "https") {
+        let loc = format!("https://{}{}", step.request.authority, step.request.path);
+        step.action = Some(ActionSeen::Redirect {
+            status: 301,
+            location: loc.clone(),
+        });
+        return (
+            step,
+            http_outcome(
+                OutcomeKind::Redirect,
+                Some(301),
+                format!(
+                    "virtual host {} requires TLS{which}: 301 to {loc}",
+                    vhost.name
                 ),
-                Vec::new(),
-            );
-        }
-        Some("EXTERNAL_ONLY") if scheme != "https" && !internal => {
-            let loc = format!("https://{}{}", step.request.authority, step.request.path);
-            step.action = Some(ActionSeen::Redirect {
-                status: 301,
-                location: loc.clone(),
-            });
-            return (
-                step,
-                http_outcome(
-                    OutcomeKind::Redirect,
-                    Some(301),
-                    format!(
-                        "virtual host {} requires TLS for external requests: 301 to {loc}",
-                        vhost.name
-                    ),
-                ),
-                Vec::new(),
-            );
-        }
-        _ => {}
+            ),
+            Vec::new(),
+        );
     }
     let mut route_step = RouteStep {
         certain: true,
