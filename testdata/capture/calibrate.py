@@ -22,6 +22,7 @@ runs the holdout design. Every wait has a timeout; Envoy and the server are stop
 
 import argparse
 import concurrent.futures
+import contextlib
 import gzip
 import json
 import multiprocessing
@@ -192,19 +193,18 @@ def _wait_settled(envoy, deadline):
         time.sleep(deadline.left(1.0))
 
 
-def measure(envoy_binary, set_name, point_id, mesh, out_dir, deadline_seconds, verbose=False):
-    """Serves `mesh` to a fresh Envoy, waits for ACKs and settled memory, writes OUT/<id>/."""
-    started = time.monotonic()
-    deadline = Deadline(deadline_seconds)
+@contextlib.contextmanager
+def serving(envoy_binary, mesh, deadline, name, admin_timeout, server_log=lambda _m: None):
+    """Serves `mesh` over ADS to a fresh Envoy and yields it once every type it asks for is
+    acknowledged (a NACK raises) and it is live; stops both and removes its files on exit."""
     built = resources(mesh)
     typed = {
         CLUSTER: built["clusters"], ENDPOINT: built["endpoints"], LISTENER: built["listeners"],
         ROUTE: built["routes"], SECRET: _secrets(built["secret_names"]),
     }
-    workdir = tempfile.mkdtemp(prefix=f"heft-calibrate-{point_id}-")
+    workdir = tempfile.mkdtemp(prefix=f"heft-{name}-")
     # Every SDS secret may be its own stream, and each stream holds a server thread.
-    server = XdsServer(log=(lambda m: log(f"{point_id}: {m}")) if verbose else (lambda _m: None),
-                       max_workers=64 + len(typed[SECRET]))
+    server = XdsServer(log=server_log, max_workers=64 + len(typed[SECRET]))
     envoy = None
     try:
         server.start()
@@ -215,7 +215,7 @@ def measure(envoy_binary, set_name, point_id, mesh, out_dir, deadline_seconds, v
         with open(path, "w") as f:
             json.dump(bootstrap(mesh, admin_port, server.port), f)
         envoy = Envoy(envoy_binary, path, workdir, admin_port, concurrency=mesh.concurrency)
-        envoy.start(deadline, admin_timeout=deadline_seconds)
+        envoy.start(deadline, admin_timeout=admin_timeout)
         for type_url, items in typed.items():
             # Envoy asks only for what its config refers to (no TLS cluster: no SDS at all).
             if not items or (type_url == SECRET and not _uses_sds(built)):
@@ -225,6 +225,25 @@ def measure(envoy_binary, set_name, point_id, mesh, out_dir, deadline_seconds, v
             if nacks:
                 raise RuntimeError(f"{SHORT_NAMES[type_url]} NACKed: {nacks[0]}")
         envoy.wait_live(deadline)
+        yield envoy
+    except BaseException:
+        if envoy is not None:
+            log(f"{name}: Envoy log tail:\n{envoy.log_tail()}")
+        raise
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(envoy_binary, set_name, point_id, mesh, out_dir, deadline_seconds, verbose=False):
+    """Serves `mesh` to a fresh Envoy, waits for ACKs and settled memory, writes OUT/<id>/."""
+    started = time.monotonic()
+    deadline = Deadline(deadline_seconds)
+    server_log = (lambda m: log(f"{point_id}: {m}")) if verbose else (lambda _m: None)
+    with serving(envoy_binary, mesh, deadline, f"calibrate-{point_id}", deadline_seconds,
+                 server_log) as envoy:
         memory = _wait_settled(envoy, deadline)
         _, info = admin_get(envoy.admin_port, "/server_info", timeout=10)
         info = json.loads(info)
@@ -250,15 +269,6 @@ def measure(envoy_binary, set_name, point_id, mesh, out_dir, deadline_seconds, v
         log(f"{point_id}: allocated {point['allocated'] / 1e6:.1f} MB, dump {len(dump) / 1e6:.1f} MB, "
             f"{point['seconds']} s")
         return point
-    except BaseException:
-        if envoy is not None:
-            log(f"{point_id}: Envoy log tail:\n{envoy.log_tail()}")
-        raise
-    finally:
-        if envoy is not None:
-            envoy.stop()
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _measure_job(args):

@@ -25,17 +25,15 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import istio  # noqa: E402
-from calibrate import _secrets, _uses_sds, _wait_settled, measure  # noqa: E402
-from capture import Deadline, Envoy, admin_get, free_port  # noqa: E402
-from mesh import Mesh, bootstrap, resources  # noqa: E402
-from xds_server import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, XdsServer  # noqa: E402
+from calibrate import _wait_settled, measure, serving  # noqa: E402
+from capture import Deadline, admin_get, free_port  # noqa: E402
+from mesh import Mesh  # noqa: E402
 
 # Services i live in ns-(i % 6); the workload is in ns-0.
 FULL = Mesh(services=900, namespaces=6, ports=((8080, "http"), (9000, "tcp")), subsets=1, endpoints=3,
@@ -67,26 +65,7 @@ def usage_phase(envoy_binary, out_dir, deadline_seconds=300):
     deadline = Deadline(deadline_seconds)
     listen_port, upstream_port = free_port(), free_port()
     mesh = USAGE.but(bind_http_port=listen_port, upstream_port=upstream_port)
-    built = resources(mesh)
-    typed = {CLUSTER: built["clusters"], ENDPOINT: built["endpoints"], LISTENER: built["listeners"],
-             ROUTE: built["routes"], SECRET: _secrets(built["secret_names"])}
-    workdir = tempfile.mkdtemp(prefix="heft-sidecar-usage-")
-    server = XdsServer(log=lambda _m: None, max_workers=64)
-    envoy = None
-    try:
-        server.start()
-        for type_url, items in typed.items():
-            server.push(type_url, "v1", items)
-        admin_port = free_port()
-        path = os.path.join(workdir, "bootstrap.json")
-        with open(path, "w") as f:
-            json.dump(bootstrap(mesh, admin_port, server.port), f)
-        envoy = Envoy(envoy_binary, path, workdir, admin_port, concurrency=mesh.concurrency)
-        envoy.start(deadline, admin_timeout=60)
-        for type_url, items in typed.items():
-            if items and (type_url != SECRET or _uses_sds(built)):
-                server.wait_settled(type_url, "ack", timeout=deadline.left(120))
-        envoy.wait_live(deadline)
+    with serving(envoy_binary, mesh, deadline, "sidecar-usage", 60) as envoy:
         called = []
         for index in CALLED:
             host = istio.fqdn(f"svc-{index}", f"ns-{index % mesh.namespaces}")
@@ -110,11 +89,6 @@ def usage_phase(envoy_binary, out_dir, deadline_seconds=300):
             json.dump({"id": "usage", "called": called, "workload_namespace": mesh.workload_namespace,
                        "mesh": mesh.describe()}, f, indent=1, sort_keys=True)
         log(f"usage: called {len(called)} services through Envoy, stats saved")
-    finally:
-        if envoy is not None:
-            envoy.stop()
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _get(port, host, deadline):
