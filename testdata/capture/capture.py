@@ -277,6 +277,22 @@ def run(args):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def watchdog(what, seconds):
+    """SIGTERM unwinds like Ctrl-C, and after `seconds` an alarm unwinds too: a last resort if
+    something blocks outside the run's own timeouts (Envoy and the server stop in `finally`).
+    The caller cancels the alarm with `signal.alarm(0)` when done."""
+
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def expired(_signum, _frame):
+        raise TimeoutError(f"{what} watchdog: the run outlived its deadline")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envoy", required=True, help="path of the Envoy binary")
@@ -287,16 +303,7 @@ def main():
     parser.add_argument("--verbose", action="store_true", help="log every xDS response")
     args = parser.parse_args()
 
-    def interrupted(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    def watchdog(_signum, _frame):
-        raise TimeoutError("capture watchdog: the run outlived its deadline")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    # A last resort if something blocks outside our timeouts: the alarm unwinds through `finally`.
-    signal.signal(signal.SIGALRM, watchdog)
-    signal.alarm(int(args.deadline) + 20)
+    watchdog("capture", int(args.deadline) + 20)
     started = time.monotonic()
     try:
         run(args)

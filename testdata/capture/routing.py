@@ -44,7 +44,7 @@ sys.dont_write_bytecode = True  # keep __pycache__ out of testdata/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import istio  # noqa: E402
-from capture import Deadline, Envoy, admin_get, log, push_step, wait_step  # noqa: E402
+from capture import Deadline, Envoy, admin_get, log, push_step, wait_step, watchdog  # noqa: E402
 from scenario import Step  # noqa: E402
 from xds_server import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsServer  # noqa: E402
 
@@ -519,15 +519,7 @@ def main():
     parser.add_argument("--deadline", type=float, default=45.0, help="seconds the whole run may take")
     args = parser.parse_args()
 
-    def interrupted(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    def watchdog(_signum, _frame):
-        raise TimeoutError("routing watchdog: the run outlived its deadline")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGALRM, watchdog)
-    signal.alarm(2 * int(args.deadline) + 20)  # two attempts
+    watchdog("routing", 2 * int(args.deadline) + 20)  # two attempts
     started = time.monotonic()
     try:
         for attempt in (1, 2):
