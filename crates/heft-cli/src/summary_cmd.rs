@@ -74,7 +74,7 @@ pub fn run(args: &InputArgs, model: &cost_cmd::ModelArgs) -> Result<String, Stri
             text
         }
         Format::Text => {
-            let mut text = summary_text::render(&summary, summary.node.versions.as_ref());
+            let mut text = summary_text::render(&summary);
             text.push_str(&summary_text::render_cost(&totals));
             text
         }

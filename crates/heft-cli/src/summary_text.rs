@@ -29,9 +29,9 @@ fn breakdown<'a>(pairs: impl Iterator<Item = (&'a String, &'a u64)>) -> String {
         .join(", ")
 }
 
-/// The text report; `versions` (from the bootstrap) are shown as `istioctl`'s version summary
-/// shows them.
-pub fn render(s: &Summary, versions: Option<&VersionSummary>) -> String {
+/// The text report; the bootstrap's versions are shown as `istioctl`'s version summary shows
+/// them.
+pub fn render(s: &Summary) -> String {
     let mut out = String::new();
     let n = &s.node;
     if let Some(id) = &n.id {
@@ -60,7 +60,9 @@ pub fn render(s: &Summary, versions: Option<&VersionSummary>) -> String {
         size(i.bytes)
     );
     let _ = writeln!(out);
-    let lines: Vec<Vec<String>> = versions
+    let lines: Vec<Vec<String>> = n
+        .versions
+        .as_ref()
         .map(VersionSummary::lines)
         .unwrap_or_default()
         .into_iter()
