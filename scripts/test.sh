@@ -21,6 +21,6 @@ fresh="$PWD/target/fresh-capture"
 rm -rf "$fresh"
 scripts/capture-all.sh "$fresh"
 HEFT_CAPTURE_DIR="$fresh" cargo test -p heft --test real_captures --test objects --test views --test istioctl_forms \
-    --test protobuf
+    --test protobuf --test stream
 
 echo "== all tests passed in $((SECONDS - start)) s"

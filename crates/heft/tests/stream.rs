@@ -276,3 +276,40 @@ fn progress_reports_grow_to_the_stored_size_of_the_input() {
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
     assert_eq!(*seen.last().unwrap(), (stored, Some(stored)));
 }
+
+#[test]
+fn a_dump_keeping_some_kinds_holds_exactly_those_of_the_whole_dump() {
+    let clusters_and_secrets =
+        |r: &Resource| matches!(r, Resource::Cluster(_) | Resource::Secret(_));
+    let mut checked = 0;
+    for path in captures(&["config_dump.json", "clusters.json"]) {
+        let whole = Dump::from_path(&path).unwrap();
+        let opts = ReadOptions::default();
+        let text = bytes(&path);
+        for kept in [
+            Dump::from_path_keeping(&path, &opts, clusters_and_secrets).unwrap(),
+            Dump::from_slice_keeping(&text, &opts, clusters_and_secrets).unwrap(),
+        ] {
+            let what = path.display();
+            assert_eq!(kept.clusters, whole.clusters, "{what}");
+            assert_eq!(kept.secrets, whole.secrets, "{what}");
+            assert_eq!(kept.sections, whole.sections, "{what}");
+            // (The slice is the decompressed text: only its compression differs.)
+            assert_eq!(kept.source.bytes, whole.source.bytes, "{what}");
+            assert!(kept.bootstrap.is_none(), "{what}");
+            assert!(
+                kept.listeners.is_empty() && kept.route_configs.is_empty(),
+                "{what}"
+            );
+            assert!(
+                kept.endpoint_configs.is_empty() && kept.cluster_statuses.is_empty(),
+                "{what}"
+            );
+            checked += usize::from(!whole.clusters.is_empty() && whole.bootstrap.is_some());
+        }
+    }
+    assert!(
+        checked >= 4,
+        "the captures hold clusters and a bootstrap to drop"
+    );
+}
