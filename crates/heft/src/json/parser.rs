@@ -25,39 +25,31 @@ pub(crate) struct Parser<'a> {
     valid: bool,
 }
 
-/// How many spaces start `buf[i..]` (at least one: `buf[i]` is a space), up to 16 at a time.
+/// How many of the 16 bytes at `buf[i..]` lead with JSON whitespace (16 if all do); `None` when
+/// fewer than 16 bytes remain (or off x86_64).
 #[inline]
-fn spaces_at(buf: &[u8], i: usize) -> usize {
+fn ws_run(buf: &[u8], i: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     if i + 16 <= buf.len() {
         use std::arch::x86_64::*;
         // SAFETY: SSE2 is part of the x86_64 baseline; the load reads `buf[i..i + 16]`.
         let mask = unsafe {
             let v = _mm_loadu_si128(buf.as_ptr().add(i) as *const __m128i);
-            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)))
+            let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let ws = _mm_or_si128(
+                _mm_or_si128(is(b' '), is(b'\n')),
+                _mm_or_si128(is(b'\r'), is(b'\t')),
+            );
+            _mm_movemask_epi8(ws) as u32
         };
-        return (!mask).trailing_zeros() as usize;
+        return Some((!mask).trailing_zeros().min(16) as usize);
     }
-    match buf.get(i..i + 8) {
-        Some(chunk) => {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            let x = u64::from_le_bytes(w) ^ SPACES;
-            if x == 0 {
-                8
-            } else {
-                (x.trailing_zeros() / 8) as usize
-            }
-        }
-        None => 1,
-    }
+    let _ = (buf, i);
+    None
 }
 
 /// Pieces of an array [`Parser::par_list`] decodes in parallel hold about this many bytes.
 const PAR_PIECE: usize = if cfg!(test) { 64 } else { 1 << 20 };
-
-/// Eight spaces, for skipping indentation a word at a time.
-const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
 
 /// `buf` as text, checked as [`check_utf8`] does; `Err` gives how many bytes are valid.
 pub(crate) fn as_text(buf: &[u8]) -> std::result::Result<&str, usize> {
@@ -259,13 +251,16 @@ impl<'a> Parser<'a> {
     fn ws(&mut self) {
         let buf = self.buf;
         let mut i = self.pos;
-        while let Some(&b) = buf.get(i) {
-            match b {
-                // Pretty-printed input is mostly indentation: many spaces at a time.
-                b' ' => i += spaces_at(buf, i),
-                b'\n' | b'\r' | b'\t' => i += 1,
-                _ => break,
+        // Pretty-printed input is mostly a newline and indentation: 16 bytes at a time.
+        while let Some(run) = ws_run(buf, i) {
+            i += run;
+            if run < 16 {
+                self.pos = i;
+                return;
             }
+        }
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = buf.get(i) {
+            i += 1;
         }
         self.pos = i;
     }
@@ -277,6 +272,15 @@ impl<'a> Parser<'a> {
             if b > b' ' {
                 return Ok(b);
             }
+            // The one space after a key's colon.
+            if b == b' ' {
+                if let Some(&c) = self.buf.get(self.pos + 1) {
+                    if c > b' ' {
+                        self.pos += 1;
+                        return Ok(c);
+                    }
+                }
+            }
         }
         self.ws();
         match self.buf.get(self.pos) {
@@ -285,8 +289,17 @@ impl<'a> Parser<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn expect_byte(&mut self, want: u8, what: &str) -> Result<()> {
+        // Envoy prints `"key": value` with the colon and quotes where they are expected.
+        if self.buf.get(self.pos) == Some(&want) {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.expect_byte_slow(want, what)
+    }
+
+    fn expect_byte_slow(&mut self, want: u8, what: &str) -> Result<()> {
         let b = self.peek()?;
         if b != want {
             return Err(self.unexpected(b, want, what));
@@ -1085,6 +1098,39 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got, ["18446744073709551615", "7", "0", "2.5s", "3", "4"]);
+    }
+
+    #[test]
+    fn whitespace_of_any_length_and_kind_is_skipped_and_nothing_else() {
+        // Runs of each length around the 16-byte steps, of every whitespace byte, before and
+        // after each token, and at the very end of the input.
+        for n in [0, 1, 2, 15, 16, 17, 31, 32, 33, 40] {
+            for pad in [" ", "\n", "\r\n", "\t", " \n\t"] {
+                let w = pad.repeat(n);
+                let text =
+                    format!("{w}{{{w}\"a\"{w}:{w}[{w}1{w},{w}2{w}]{w},{w}\"b\": \"x\"{w}}}{w}");
+                let mut p = Parser::new(text.as_bytes(), 0);
+                let mut seen = Vec::new();
+                p.fields(|p, k| {
+                    seen.push(k.to_string());
+                    p.skip()
+                })
+                .unwrap();
+                p.finish().unwrap();
+                assert_eq!(seen, ["a", "b"], "{n} x {pad:?}");
+            }
+        }
+        // Other control bytes are not whitespace, wherever they sit in a run.
+        for at in [0, 5, 15, 16, 20] {
+            let mut w = vec![b' '; 24];
+            w[at] = 0x0B;
+            let mut text = b"{\"a\":".to_vec();
+            text.extend_from_slice(&w);
+            text.extend_from_slice(b"1}");
+            let mut p = Parser::new(&text, 0);
+            let e = p.fields(|p, _| p.skip()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Syntax, "{e}");
+        }
     }
 
     #[test]
