@@ -137,6 +137,28 @@ pub trait Fold: Sync {
     /// (where the bootstrap comes first) the readers decode it before any later batch starts, so
     /// [`Fold::start`] can depend on what it says.
     fn bootstrap(&self, _bootstrap: &Bootstrap) {}
+
+    /// How much of each resource the fold reads: the readers may leave out the rest. By default
+    /// [`Detail::Full`].
+    fn detail(&self) -> Detail {
+        Detail::Full
+    }
+}
+
+/// How much of each resource the readers decode for a [`Fold`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Detail {
+    /// What the counts of a [`Summary`](crate::Summary) and the cost model read. Every resource,
+    /// field and list is there, except that the JSON and YAML readers leave a TLS context (of a
+    /// transport socket, a socket match or a filter chain) present with its side but empty (no
+    /// SNI, ALPN, SDS secret names, inline certificates or SAN matchers;
+    /// `require_client_certificate` false), and a cluster's own metadata empty. The protobuf
+    /// reader decodes everything. `heft summary` reads this way: in Istio dumps the TLS contexts
+    /// every cluster repeats are a large share of the decoding.
+    Shape,
+    /// Everything the model holds.
+    #[default]
+    Full,
 }
 
 /// Two folds over the same input: `A` sees each resource by reference, then `B` may keep it.
@@ -165,6 +187,10 @@ impl<A: Fold, B: Fold> Fold for (A, B) {
     fn bootstrap(&self, bootstrap: &Bootstrap) {
         self.0.bootstrap(bootstrap);
         self.1.bootstrap(bootstrap);
+    }
+
+    fn detail(&self) -> Detail {
+        self.0.detail().max(self.1.detail())
     }
 }
 

@@ -232,6 +232,10 @@ impl Fold for SummaryFold {
     fn merge(&self, counts: &mut Counts, later: Counts) {
         counts.merge(later);
     }
+
+    fn detail(&self) -> crate::stream::Detail {
+        crate::stream::Detail::Shape
+    }
 }
 
 /// What a summary counts, for part of a dump (the accumulator of [`SummaryFold`]).

@@ -313,3 +313,109 @@ fn a_dump_keeping_some_kinds_holds_exactly_those_of_the_whole_dump() {
         "the captures hold clusters and a bootstrap to drop"
     );
 }
+
+/// Collects every resource, decoded with the detail it is given.
+struct CollectAt(stream::Detail);
+
+impl Fold for CollectAt {
+    type Acc = Vec<Resource>;
+    fn start(&self) -> Vec<Resource> {
+        Vec::new()
+    }
+    fn add(&self, acc: &mut Vec<Resource>, resource: &Resource, _raw: &[u8]) {
+        acc.push(resource.clone());
+    }
+    fn merge(&self, acc: &mut Vec<Resource>, mut later: Vec<Resource>) {
+        acc.append(&mut later);
+    }
+    fn detail(&self) -> stream::Detail {
+        self.0
+    }
+}
+
+/// What `Detail::Shape` promises to leave out of a fully decoded resource, left out by hand.
+fn shape_of(mut r: Resource) -> Resource {
+    fn blank(socket: Option<&mut heft::model::TransportSocket>) {
+        if let Some(tls) = socket.and_then(|s| s.tls.as_mut()) {
+            *tls = heft::model::TlsContext {
+                side: tls.side,
+                sni: None,
+                alpn: Vec::new(),
+                certificate_sds: Vec::new(),
+                validation_sds: None,
+                inline_certificates: 0,
+                san_matchers: Vec::new(),
+                require_client_certificate: false,
+            };
+        }
+    }
+    match &mut r {
+        Resource::Cluster(c) => {
+            c.metadata = Default::default();
+            blank(c.transport_socket.as_deref_mut());
+            for m in &mut c.transport_socket_matches {
+                blank(m.socket.as_mut());
+            }
+        }
+        Resource::Listener(l) => {
+            for fc in l
+                .filter_chains
+                .iter_mut()
+                .chain(l.default_filter_chain.as_mut())
+            {
+                blank(fc.transport_socket.as_mut());
+            }
+        }
+        _ => {}
+    }
+    r
+}
+
+#[test]
+fn shape_detail_leaves_out_only_what_it_promises() {
+    let mut tls_contexts = 0;
+    let mut with_details = 0;
+    for path in json_inputs() {
+        let Ok((_, full)) = stream::fold_path(
+            &path,
+            &ReadOptions::default(),
+            &CollectAt(stream::Detail::Full),
+        ) else {
+            continue;
+        };
+        let text = bytes(&path);
+        let shape_fold = CollectAt(stream::Detail::Shape);
+        let opts = ReadOptions::default();
+        let want: Vec<Resource> = full.iter().cloned().map(shape_of).collect();
+        for (way, got) in [
+            ("file", stream::fold_path(&path, &opts, &shape_fold)),
+            (
+                "pipe",
+                stream::fold_reader(Dribble(&text, 4093), &opts, &shape_fold),
+            ),
+        ] {
+            let (_, got) = got.unwrap();
+            assert_eq!(got, want, "{} ({way})", path.display());
+        }
+        // The captures have TLS contexts with details, so the test can tell the two apart.
+        for r in &full {
+            if let Resource::Cluster(c) = r {
+                for s in c
+                    .transport_socket_matches
+                    .iter()
+                    .filter_map(|m| m.socket.as_ref())
+                    .chain(c.transport_socket.as_deref())
+                {
+                    if let Some(t) = &s.tls {
+                        tls_contexts += 1;
+                        with_details += usize::from(t.sni.is_some() || !t.san_matchers.is_empty());
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        tls_contexts >= 20 && with_details >= 20,
+        "{tls_contexts} {with_details}"
+    );
+}

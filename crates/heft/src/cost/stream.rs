@@ -505,4 +505,9 @@ impl Fold for CostFold<'_> {
             (m, StatsSource::Bootstrap, cx)
         });
     }
+
+    /// The cost model counts TLS contexts but reads nothing inside them.
+    fn detail(&self) -> crate::stream::Detail {
+        crate::stream::Detail::Shape
+    }
 }

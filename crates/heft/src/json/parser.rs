@@ -9,6 +9,7 @@
 
 use super::scan::skip_value;
 use crate::error::{describe, Error, ErrorKind, Result};
+use crate::stream::Detail;
 use memchr::memchr2;
 use std::borrow::Cow;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub(crate) struct Parser<'a> {
     depth: u32,
     /// `buf` is known to be valid UTF-8, so strings need no check of their own.
     valid: bool,
+    /// Decode only what [`Detail::Shape`] keeps.
+    shape: bool,
 }
 
 /// How many of the 16 bytes at `buf[i..]` lead with JSON whitespace (16 if all do); `None` when
@@ -204,7 +207,21 @@ impl<'a> Parser<'a> {
             base,
             depth: 0,
             valid: false,
+            shape: false,
         }
+    }
+
+    /// The same parser, decoding as much as `detail` asks.
+    pub(crate) fn with_detail(self, detail: Detail) -> Parser<'a> {
+        Parser {
+            shape: detail == Detail::Shape,
+            ..self
+        }
+    }
+
+    /// Whether decoders should read only what [`Detail::Shape`] keeps.
+    pub(crate) fn shape_only(&self) -> bool {
+        self.shape
     }
 
     /// A parser over one dump entry, checked to be UTF-8 as a whole first (then its strings
@@ -231,6 +248,7 @@ impl<'a> Parser<'a> {
     pub(crate) fn rest(&self) -> Parser<'a> {
         Parser {
             valid: self.valid,
+            shape: self.shape,
             ..Parser::new(&self.buf[self.pos..], 0)
         }
     }
@@ -528,7 +546,7 @@ impl<'a> Parser<'a> {
             }
         }
         cuts.push(close);
-        let (base, depth) = (self.base, self.depth + 1);
+        let (base, depth, shape) = (self.base, self.depth + 1, self.shape);
         let pieces: Option<Vec<Vec<T>>> = cuts
             .par_windows(2)
             .enumerate()
@@ -541,6 +559,7 @@ impl<'a> Parser<'a> {
                     base: base + w[0] as u64,
                     depth,
                     valid: true,
+                    shape,
                 };
                 let mut out = Vec::new();
                 loop {

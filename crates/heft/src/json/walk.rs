@@ -125,7 +125,7 @@ fn run_chunk<F: Fold>(whole: &[u8], c: &Chunk, fold: &F) -> Finished<F::Acc> {
         let mut at = 0;
         loop {
             let base = (c.start + at) as u64;
-            let len = decode::entry_prefix(c.kind, &text[at..], base, &mut items)?;
+            let len = decode::entry_prefix(c.kind, &text[at..], base, fold.detail(), &mut items)?;
             add_all(fold, &mut acc, &mut items, &bytes[at..at + len]);
             let after = ws(at + len);
             match bytes.get(after) {
@@ -165,7 +165,7 @@ fn run_batch<F: Fold>(batch: &Batch, keep_going: bool, fold: &F) -> Finished<F::
     let mut error = None;
     for (i, e) in batch.entries.iter().enumerate() {
         let bytes = batch.entry_bytes(i);
-        match decode::entry(e.kind, bytes, e.start, &mut items) {
+        match decode::entry(e.kind, bytes, e.start, fold.detail(), &mut items) {
             Ok(()) => add_all(fold, &mut acc, &mut items, bytes),
             Err(err) => {
                 items.clear();

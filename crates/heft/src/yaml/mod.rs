@@ -141,6 +141,10 @@ impl<F: Fold> Fold for NoSpans<'_, F> {
     fn bootstrap(&self, bootstrap: &crate::model::Bootstrap) {
         self.0.bootstrap(bootstrap);
     }
+
+    fn detail(&self) -> crate::stream::Detail {
+        self.0.detail()
+    }
 }
 
 /// Chunks of JSON in flight between the translation and the JSON reader.

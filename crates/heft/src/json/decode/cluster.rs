@@ -61,6 +61,7 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
                 p.skip()?;
                 c.http_protocol = Some(HttpProtocol::Http2);
             }
+            "metadata" if p.shape_only() => p.skip()?,
             "metadata" => c.metadata = metadata(p)?,
             "load_assignment" => {
                 let la = load_assignment(p, Meta::new(c.meta.state))?;

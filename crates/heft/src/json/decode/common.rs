@@ -299,6 +299,10 @@ pub(crate) fn tls_context(p: &mut Parser, side: TlsSide) -> Result<TlsContext> {
         san_matchers: Vec::new(),
         require_client_certificate: false,
     };
+    if p.shape_only() {
+        p.skip()?;
+        return Ok(t);
+    }
     p.fields(|p, k| {
         match k {
             "sni" => t.sni = nonempty(p)?,

@@ -16,6 +16,7 @@ pub(crate) mod secret;
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::parser::Parser;
 use crate::model::{Listener, Meta, Opaque, OpaqueResource, Rejected, Secret, Span, State};
+use crate::stream::Detail;
 
 /// A decoded piece of the dump, in input order: the stream's resource.
 pub(crate) use crate::stream::Resource as Item;
@@ -41,9 +42,16 @@ pub(crate) enum EntryKind {
     Bare,
 }
 
-/// Decodes one entry whose bytes are `buf` (starting at input offset `base`) into `out`.
-pub(crate) fn entry(kind: EntryKind, buf: &[u8], base: u64, out: &mut Vec<Item>) -> Result<()> {
-    let mut p = Parser::for_entry(buf, base)?;
+/// Decodes one entry whose bytes are `buf` (starting at input offset `base`) into `out`, as much
+/// of it as `detail` asks.
+pub(crate) fn entry(
+    kind: EntryKind,
+    buf: &[u8],
+    base: u64,
+    detail: Detail,
+    out: &mut Vec<Item>,
+) -> Result<()> {
+    let mut p = Parser::for_entry(buf, base)?.with_detail(detail);
     let span = Span {
         offset: base,
         len: buf.len() as u64,
@@ -58,9 +66,10 @@ pub(crate) fn entry_prefix(
     kind: EntryKind,
     text: &str,
     base: u64,
+    detail: Detail,
     out: &mut Vec<Item>,
 ) -> Result<usize> {
-    let mut p = Parser::trusted(text, base);
+    let mut p = Parser::trusted(text, base).with_detail(detail);
     let first = out.len();
     decode_in(
         kind,
