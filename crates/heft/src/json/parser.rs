@@ -755,9 +755,11 @@ impl<'a> Parser<'a> {
                         break;
                     }
                 }
-                // Only ASCII was consumed, so this cannot fail.
-                let text = std::str::from_utf8(&self.buf[start..self.pos]).unwrap_or("");
-                Ok(Some(Cow::Borrowed(text)))
+                let digits = &self.buf[start..self.pos];
+                // SAFETY: only the ASCII bytes matched above were consumed.
+                Ok(Some(Cow::Borrowed(unsafe {
+                    std::str::from_utf8_unchecked(digits)
+                })))
             }
             b => Err(self.error(
                 ErrorKind::InvalidValue,
@@ -768,7 +770,22 @@ impl<'a> Parser<'a> {
 
     /// Reads an unsigned integer (number or numeric string); `null` reads as 0.
     pub(crate) fn u64(&mut self) -> Result<u64> {
-        self.peek()?;
+        // Most numbers in a dump are plain integers of a few digits: read them in place.
+        if self.peek()?.is_ascii_digit() {
+            let digits = self.buf[self.pos..]
+                .iter()
+                .take(20)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let after = self.buf.get(self.pos + digits);
+            if digits < 20 && !matches!(after, Some(b'.' | b'e' | b'E' | b'+' | b'-')) {
+                let v = self.buf[self.pos..self.pos + digits]
+                    .iter()
+                    .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+                self.pos += digits;
+                return Ok(v);
+            }
+        }
         let at = self.offset();
         let Some(text) = self.number_text()? else {
             return Ok(0);
@@ -778,7 +795,8 @@ impl<'a> Parser<'a> {
         }
         // proto3 JSON allows integral values written as floats, e.g. `1e3` or `5.0`.
         match text.parse::<f64>() {
-            Ok(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
+            // `u64::MAX as f64` is 2^64, one past the largest value.
+            Ok(f) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => Ok(f as u64),
             _ => Err(Error::at(
                 ErrorKind::InvalidValue,
                 at,
@@ -812,7 +830,10 @@ impl<'a> Parser<'a> {
             return Ok(v);
         }
         match text.parse::<f64>() {
-            Ok(f) if f.fract() == 0.0 && f.abs() <= i64::MAX as f64 => Ok(f as i64),
+            // `i64::MAX as f64` is 2^63, one past the largest value.
+            Ok(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+                Ok(f as i64)
+            }
             _ => Err(Error::at(
                 ErrorKind::InvalidValue,
                 at,
@@ -1117,6 +1138,38 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got, ["18446744073709551615", "7", "0", "2.5s", "3", "4"]);
+    }
+
+    #[test]
+    fn unsigned_integers_read_alike_in_place_and_by_their_text() {
+        let ok = [
+            ("0", 0),
+            ("007", 7),
+            ("4294967295", 4294967295),
+            ("9999999999999999999", 9999999999999999999),
+            ("18446744073709551615", u64::MAX),
+            ("1e3", 1000),
+            ("5.0", 5),
+            ("\"42\"", 42),
+        ];
+        for (text, want) in ok {
+            for end in ["", ",", "}", " "] {
+                let input = format!("{text}{end}");
+                let mut p = Parser::new(input.as_bytes(), 0);
+                assert_eq!(p.u64().unwrap(), want, "{input:?}");
+                assert_eq!(p.pos(), text.len(), "{input:?}");
+            }
+        }
+        for bad in [
+            "18446744073709551616",
+            "99999999999999999999",
+            "-1",
+            "2.5",
+            "1e-3",
+        ] {
+            let e = Parser::new(bad.as_bytes(), 0).u64().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidValue, "{bad}: {e}");
+        }
     }
 
     #[test]
