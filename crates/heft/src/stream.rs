@@ -149,12 +149,16 @@ pub trait Fold: Sync {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Detail {
     /// What the counts of a [`Summary`](crate::Summary) and the cost model read. Every resource,
-    /// field and list is there, except that the JSON and YAML readers leave a TLS context (of a
-    /// transport socket, a socket match or a filter chain) present with its side but empty (no
-    /// SNI, ALPN, SDS secret names, inline certificates or SAN matchers;
-    /// `require_client_certificate` false), and a cluster's own metadata empty. The protobuf
-    /// reader decodes everything. `heft summary` reads this way: in Istio dumps the TLS contexts
-    /// every cluster repeats are a large share of the decoding.
+    /// field and list is there, except that the JSON and YAML readers leave out:
+    /// - inside each TLS context (of a transport socket, a socket match or a filter chain), all
+    ///   but its side: no SNI, ALPN, SDS secret names, inline certificates or SAN matchers, and
+    ///   `require_client_certificate` false;
+    /// - a cluster's own metadata, and its socket matches' names and criteria;
+    /// - each endpoint's addresses, hostname and health check port, and each locality's region,
+    ///   zone and sub-zone (endpoints, their health, weight and metadata stay).
+    ///
+    /// The protobuf reader decodes everything. `heft summary` reads this way: in Istio dumps
+    /// the TLS contexts and endpoints every cluster repeats are most of the decoding.
     Shape,
     /// Everything the model holds.
     #[default]

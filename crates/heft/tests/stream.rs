@@ -349,14 +349,29 @@ fn shape_of(mut r: Resource) -> Resource {
             };
         }
     }
+    fn endpoints(la: Option<&mut heft::model::LoadAssignment>) {
+        for l in la.into_iter().flat_map(|la| &mut la.localities) {
+            l.locality = Default::default();
+            for e in &mut l.endpoints {
+                e.address = None;
+                e.additional_addresses.clear();
+                e.hostname = None;
+                e.health_check_port = None;
+            }
+        }
+    }
     match &mut r {
         Resource::Cluster(c) => {
             c.metadata = Default::default();
             blank(c.transport_socket.as_deref_mut());
             for m in &mut c.transport_socket_matches {
+                m.name = "".into();
+                m.criteria.clear();
                 blank(m.socket.as_mut());
             }
+            endpoints(c.load_assignment.as_deref_mut());
         }
+        Resource::LoadAssignment(la) => endpoints(Some(la)),
         Resource::Listener(l) => {
             for fc in l
                 .filter_chains

@@ -125,6 +125,7 @@ fn transport_socket_match(p: &mut Parser) -> Result<TransportSocketMatch> {
     };
     p.fields(|p, k| {
         match k {
+            "name" | "match" if p.shape_only() => p.skip()?,
             "name" => m.name = p.string()?,
             "match" => p.entries(|p, key| {
                 if let Some(v) = super::common::opt_string(p)? {

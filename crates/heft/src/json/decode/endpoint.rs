@@ -44,6 +44,7 @@ fn locality_endpoints(p: &mut Parser) -> Result<LocalityEndpoints> {
     };
     p.fields(|p, k| {
         match k {
+            "locality" if p.shape_only() => p.skip()?,
             "locality" => l.locality = locality(p)?,
             "priority" => l.priority = p.u32()?,
             "load_balancing_weight" => l.weight = Some(p.wrapped_u32()?),
@@ -67,6 +68,7 @@ fn lb_endpoint(p: &mut Parser) -> Result<Endpoint> {
     };
     p.fields(|p, k| {
         match k {
+            "endpoint" if p.shape_only() => p.skip()?,
             "endpoint" => p.fields(|p, k| {
                 match k {
                     "address" => e.address = address(p)?,
