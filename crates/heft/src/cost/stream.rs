@@ -44,6 +44,7 @@ use crate::stream::{Fold, Resource};
 use foldhash::HashMap;
 use foldhash::HashSet;
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use serde::Serialize;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::OnceLock;
@@ -380,13 +381,20 @@ impl<'m> CostFold<'m> {
             kinds[top(kind)].0.add(&p.parts);
         }
         // Clusters' endpoints, and the metadata keys of every endpoint set priced with them.
+        // Each cluster's endpoint configuration by name, looked up on every thread: the maps
+        // are large, and each lookup mostly waits on memory.
+        let wanted: Vec<(&Box<str>, &Wanted)> = acc.wanted.iter().collect();
+        let found: Vec<Option<usize>> = wanted
+            .par_iter()
+            .map(|(key, _)| acc.offered.get_index_of(&***key))
+            .collect();
         let mut used = vec![false; acc.offered.len()];
         let mut bound: HashSet<u64> = HashSet::default();
-        for (key, w) in &acc.wanted {
-            let own = match acc.offered.get_full(key) {
-                Some((i, _, offered)) => {
+        for ((_, w), found) in wanted.iter().zip(found) {
+            let own = match found {
+                Some(i) => {
                     used[i] = true;
-                    Some(offered)
+                    Some(&acc.offered[i])
                 }
                 None => w.first.as_deref(),
             };
