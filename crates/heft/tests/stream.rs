@@ -337,16 +337,7 @@ impl Fold for CollectAt {
 fn shape_of(mut r: Resource) -> Resource {
     fn blank(socket: Option<&mut heft::model::TransportSocket>) {
         if let Some(tls) = socket.and_then(|s| s.tls.as_mut()) {
-            *tls = heft::model::TlsContext {
-                side: tls.side,
-                sni: None,
-                alpn: Vec::new(),
-                certificate_sds: Vec::new(),
-                validation_sds: None,
-                inline_certificates: 0,
-                san_matchers: Vec::new(),
-                require_client_certificate: false,
-            };
+            *tls = heft::model::TlsContext::empty(tls.side);
         }
     }
     fn endpoints(la: Option<&mut heft::model::LoadAssignment>) {

@@ -138,6 +138,23 @@ pub struct TlsContext {
     pub require_client_certificate: bool,
 }
 
+impl TlsContext {
+    /// A context of this side with nothing set (what a read with
+    /// [`Detail::Shape`](crate::stream::Detail::Shape) keeps of every context).
+    pub fn empty(side: TlsSide) -> TlsContext {
+        TlsContext {
+            side,
+            sni: None,
+            alpn: Vec::new(),
+            certificate_sds: Vec::new(),
+            validation_sds: None,
+            inline_certificates: 0,
+            san_matchers: Vec::new(),
+            require_client_certificate: false,
+        }
+    }
+}
+
 /// A transport socket: TLS, plain, or an extension Heft keeps opaque.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TransportSocket {

@@ -292,14 +292,9 @@ fn tls_context(
 ) -> TlsContext {
     use tls::common_tls_context::ValidationContextType as V;
     let mut t = TlsContext {
-        side,
         sni: some(sni),
-        alpn: Vec::new(),
-        certificate_sds: Vec::new(),
-        validation_sds: None,
-        inline_certificates: 0,
-        san_matchers: Vec::new(),
         require_client_certificate,
+        ..TlsContext::empty(side)
     };
     let Some(c) = common else {
         return t;

@@ -289,16 +289,7 @@ fn validation_context(p: &mut Parser, sans: &mut Vec<SanMatcher>) -> Result<()> 
 
 /// `UpstreamTlsContext` / `DownstreamTlsContext` (the fields of the `Any`).
 pub(crate) fn tls_context(p: &mut Parser, side: TlsSide) -> Result<TlsContext> {
-    let mut t = TlsContext {
-        side,
-        sni: None,
-        alpn: Vec::new(),
-        certificate_sds: Vec::new(),
-        validation_sds: None,
-        inline_certificates: 0,
-        san_matchers: Vec::new(),
-        require_client_certificate: false,
-    };
+    let mut t = TlsContext::empty(side);
     if p.shape_only() {
         p.skip()?;
         return Ok(t);
