@@ -216,6 +216,19 @@ impl InFlight {
     }
 }
 
+/// A batch's share of [`InFlight`], given back when dropped.
+struct Room<'s>(&'s (Mutex<InFlight>, Condvar), u64);
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        let (state, cv) = self.0;
+        let mut f = state.lock().unwrap_or_else(|p| p.into_inner());
+        f.batches -= 1;
+        f.bytes -= self.1;
+        cv.notify_one();
+    }
+}
+
 /// What the walk learnt besides the entries.
 #[derive(Default)]
 pub(crate) struct Skeleton {
@@ -290,15 +303,13 @@ fn walk_once<F: Fold>(
                     f.bytes += bytes;
                 }
                 scope.spawn(move |_| {
+                    // Gives the room back however the batch ends: were a decoder ever to panic,
+                    // the walk must not wait for room forever (the scope re-raises the panic).
+                    let _room = Room(in_flight, bytes);
                     if !ordered.doomed(slot) {
                         ordered.deliver(slot, run_batch(&batch, keep_going, ordered.fold()));
                     }
                     drop(batch);
-                    let (state, cv) = in_flight;
-                    let mut f = state.lock().unwrap_or_else(|p| p.into_inner());
-                    f.batches -= 1;
-                    f.bytes -= bytes;
-                    cv.notify_one();
                 });
             },
         };
@@ -350,7 +361,7 @@ impl<'a, F: Fold> Sink<'a, '_, F> {
     /// Adds the entry whose bytes the window has just scanned (and still holds).
     fn push(
         &mut self,
-        window: &Window,
+        window: &mut Window,
         kind: EntryKind,
         start: u64,
         end: u64,
@@ -372,6 +383,23 @@ impl<'a, F: Fold> Sink<'a, '_, F> {
             });
             (self.submit)(alone, true);
             return self.check(end);
+        }
+        if self.whole().is_none() && end - start >= BIG_ENTRY {
+            // One large entry (a route configuration of tens of MB) goes alone, in the buffer the
+            // window read it into, rather than as a copy beside it.
+            if let Some((held, at)) = window.take(start, end) {
+                self.flush();
+                let mut alone = Batch::new(None);
+                alone.bytes = Bytes::Copied(held, vec![at as u64]);
+                alone.entries.push(Entry {
+                    kind,
+                    start,
+                    end,
+                    path,
+                });
+                (self.submit)(alone, false);
+                return self.check(end);
+            }
         }
         if let Bytes::Copied(data, starts) = &mut self.batch.bytes {
             starts.push(data.len() as u64);
@@ -773,6 +801,10 @@ fn split_by_indent<F: Fold>(
     }
 }
 
+/// An entry of a stream at least this big is decoded in the window's own buffer, not copied (the
+/// tests read the small real captures this way often).
+const BIG_ENTRY: u64 = if cfg!(test) { 1000 } else { 4 << 20 };
+
 /// Chunks hold about this many bytes of entries (tests cut the small real captures often).
 const CHUNK_BYTES: usize = if cfg!(test) { 700 } else { 2 << 20 };
 
@@ -1046,10 +1078,28 @@ mod tests {
         out
     }
 
-    /// The fast path (arrays cut in chunks) against the exact walk of a stream.
+    /// A reader that hands out a few bytes at a time, as a slow pipe would.
+    struct Dribble<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Dribble<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// The fast path (arrays cut in chunks) against the exact walk of a stream, read in one go
+    /// and a few bytes at a time (entries of 1000 bytes and more go in the window's buffer).
     fn both(text: &[u8]) -> (Dump, Dump) {
         let fast = Dump::from_slice(text).unwrap();
         let exact = Dump::from_reader(text).unwrap();
+        for step in [333, 4096] {
+            let mut dribbled = Dump::from_reader(Dribble(text, step)).unwrap();
+            dribbled.source = exact.source.clone();
+            assert_eq!(dribbled, exact, "read {step} bytes at a time");
+        }
         (fast, exact)
     }
 

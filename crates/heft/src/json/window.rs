@@ -301,6 +301,30 @@ impl<'a> Window<'a> {
         &self.data()[(start - self.start) as usize..(end - self.start) as usize]
     }
 
+    /// Hands over the buffer holding the value just captured at input offsets `start..end`
+    /// (the last thing read), rather than have the caller copy it: returns the buffer, cut at
+    /// the value's end, and where the value starts in it. The window goes on with a fresh buffer
+    /// holding only what it had read past the value. `None` for a borrowed input.
+    pub(crate) fn take(&mut self, start: u64, end: u64) -> Option<(Vec<u8>, usize)> {
+        let Buf::Owned { data, filled, .. } = &mut self.buf else {
+            return None;
+        };
+        if end != self.start + self.pos as u64 || start < self.start || start > end {
+            return None;
+        }
+        let at = (start - self.start) as usize;
+        let ahead = *filled - self.pos;
+        let mut fresh = vec![0; CHUNK.max(ahead)];
+        fresh[..ahead].copy_from_slice(&data[self.pos..*filled]);
+        let mut held = std::mem::replace(data, fresh);
+        held.truncate(self.pos);
+        *filled = ahead;
+        self.start = end;
+        self.pos = 0;
+        self.keep = None;
+        Some((held, at))
+    }
+
     /// Ends a capture: its bytes may now be dropped.
     pub(crate) fn release(&mut self) {
         self.keep = None;
