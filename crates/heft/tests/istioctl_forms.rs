@@ -393,18 +393,6 @@ fn every_istioctl_fixture_reads_and_agrees_with_its_source() {
 
 // ---- YAML: what JSON cannot hold, broken input, and where errors point ----
 
-/// Hands out a few bytes per read, so that every boundary falls everywhere.
-struct Dribble<'a>(&'a [u8], usize);
-
-impl std::io::Read for Dribble<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.1.min(self.0.len()).min(out.len());
-        out[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        Ok(n)
-    }
-}
-
 /// Reads `text` mapped and streamed; both must fail alike. Returns the error.
 fn yaml_error(text: &[u8]) -> heft::Error {
     let mapped = Dump::from_slice(text).expect_err("mapped input should fail");

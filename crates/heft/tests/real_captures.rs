@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use heft::{Dump, ReadOptions, Summary};
-use std::io::{Read, Write};
+use std::io::Write;
 
 #[test]
 fn summary_matches_the_independent_oracle_on_every_real_capture() {
@@ -82,18 +82,6 @@ fn the_real_captures_hold_what_the_scenarios_put_in_them() {
         .filter(|c| !c.filter_chain_match.server_names.is_empty())
         .count();
     assert!(sni_chains >= 2, "gateway SNI filter chains: {sni_chains}");
-}
-
-/// A reader that returns a few bytes at a time, so the stream path refills everywhere.
-struct Dribble<'a>(&'a [u8], usize);
-
-impl Read for Dribble<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.1.min(self.0.len()).min(out.len());
-        out[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        Ok(n)
-    }
 }
 
 fn without_source(mut d: Dump) -> Dump {

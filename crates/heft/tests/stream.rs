@@ -11,7 +11,6 @@ use heft::stream::{self, Fold, Resource};
 use heft::summary_types::SummaryFold;
 use heft::{Dump, ReadOptions, Summary};
 use indexmap::IndexMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,18 +86,6 @@ fn json_inputs() -> Vec<PathBuf> {
     }
     files.sort();
     files
-}
-
-/// A reader that hands out a few bytes at a time, as a slow pipe would.
-struct Dribble<'a>(&'a [u8], usize);
-
-impl Read for Dribble<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.1.min(self.0.len()).min(out.len());
-        out[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        Ok(n)
-    }
 }
 
 #[test]

@@ -1070,24 +1070,13 @@ fn config_element<F: Fold>(
 
 #[cfg(test)]
 mod tests {
+    use crate::json::window::tests::Dribble;
     use crate::model::Dump;
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
         out
-    }
-
-    /// A reader that hands out a few bytes at a time, as a slow pipe would.
-    struct Dribble<'a>(&'a [u8], usize);
-
-    impl std::io::Read for Dribble<'_> {
-        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.1.min(self.0.len()).min(out.len());
-            out[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
     }
 
     /// The fast path (arrays cut in chunks) against the exact walk of a stream, read in one go

@@ -332,11 +332,11 @@ impl<'a> Window<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A reader that hands out a few bytes at a time, to force refills everywhere.
-    struct Dribble<'a>(&'a [u8], usize);
+    pub(crate) struct Dribble<'a>(pub(crate) &'a [u8], pub(crate) usize);
     impl Read for Dribble<'_> {
         fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
             let n = self.1.min(self.0.len()).min(out.len());

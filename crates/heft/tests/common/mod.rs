@@ -187,3 +187,16 @@ pub fn normalised(value: impl serde::Serialize, order: Order, drop_meta: bool) -
     normalise(&mut v, order, drop_meta);
     v
 }
+
+/// A reader that hands out at most `.1` bytes per read, as a slow pipe would, so that every
+/// refill boundary of the stream readers falls everywhere.
+pub struct Dribble<'a>(pub &'a [u8], pub usize);
+
+impl std::io::Read for Dribble<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.1.min(self.0.len()).min(out.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
