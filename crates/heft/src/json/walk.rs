@@ -369,36 +369,18 @@ impl<'a, F: Fold> Sink<'a, '_, F> {
     ) -> Result<()> {
         if kind == EntryKind::Bootstrap {
             // Decoded at once, so folds know the bootstrap before any later batch starts.
-            self.flush();
-            let mut alone = Batch::new(self.whole());
-            if let Bytes::Copied(data, starts) = &mut alone.bytes {
-                starts.push(0);
-                data.extend_from_slice(window.slice(start, end));
-            }
-            alone.entries.push(Entry {
-                kind,
-                start,
-                end,
-                path,
-            });
-            (self.submit)(alone, true);
-            return self.check(end);
+            let bytes = match self.whole() {
+                Some(whole) => Bytes::Whole(whole),
+                None => Bytes::Copied(window.slice(start, end).to_vec(), vec![0]),
+            };
+            return self.push_alone(bytes, kind, start, end, path, true);
         }
         if self.whole().is_none() && end - start >= BIG_ENTRY {
             // One large entry (a route configuration of tens of MB) goes alone, in the buffer the
             // window read it into, rather than as a copy beside it.
             if let Some((held, at)) = window.take(start, end) {
-                self.flush();
-                let mut alone = Batch::new(None);
-                alone.bytes = Bytes::Copied(held, vec![at as u64]);
-                alone.entries.push(Entry {
-                    kind,
-                    start,
-                    end,
-                    path,
-                });
-                (self.submit)(alone, false);
-                return self.check(end);
+                let bytes = Bytes::Copied(held, vec![at as u64]);
+                return self.push_alone(bytes, kind, start, end, path, false);
             }
         }
         if let Bytes::Copied(data, starts) = &mut self.batch.bytes {
@@ -406,6 +388,32 @@ impl<'a, F: Fold> Sink<'a, '_, F> {
             data.extend_from_slice(window.slice(start, end));
         }
         self.push_span(kind, start, end, path)
+    }
+
+    /// Hands over one entry as a batch of its own, after the batch being filled; `now` decodes
+    /// it before returning.
+    fn push_alone(
+        &mut self,
+        bytes: Bytes<'a>,
+        kind: EntryKind,
+        start: u64,
+        end: u64,
+        path: EntryPath,
+        now: bool,
+    ) -> Result<()> {
+        self.flush();
+        let alone = Batch {
+            bytes,
+            entries: vec![Entry {
+                kind,
+                start,
+                end,
+                path,
+            }],
+            chunk: None,
+        };
+        (self.submit)(alone, now);
+        self.check(end)
     }
 
     /// Adds an entry of an input held whole in memory.
