@@ -1,6 +1,10 @@
 //! The dump generator against the real Envoy captures: same layout, same keys, and its three
 //! forms read alike; and Heft's stream folds on dumps large enough for many batches.
 
+#[path = "../../crates/heft/tests/common/mod.rs"]
+mod common;
+
+use common::{bytes, normalised, oracle_python, repo, Dribble, Order};
 use heft::cost::stream::CostFold;
 use heft::cost::{CostModel, Estimate, Feature, RollupBy, Settings};
 use heft::stream;
@@ -9,13 +13,8 @@ use heft::{Dump, ReadOptions, Summary};
 use heft_bench::gen::{self, Form, Mesh};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn capture() -> PathBuf {
     repo().join("testdata/real/sidecar/config_dump.json.gz")
@@ -30,29 +29,11 @@ fn generate(mesh: Mesh, form: Form, pool: Option<&prost_reflect::DescriptorPool>
     out
 }
 
-fn gunzip(path: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-fn python() -> PathBuf {
-    let p = repo().join(".venv/oracle/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh",
-        p.display()
-    );
-    p
-}
-
 /// The Envoy descriptors, written by benches/descriptors.py into a temporary file (`who` keeps
 /// tests running at once apart).
 fn descriptors(who: &str) -> prost_reflect::DescriptorPool {
     let path = std::env::temp_dir().join(format!("heft-gen-desc-{who}-{}.pb", std::process::id()));
-    let out = Command::new(python())
+    let out = Command::new(oracle_python())
         .arg(repo().join("benches/descriptors.py"))
         .arg(&path)
         .output()
@@ -69,7 +50,7 @@ fn descriptors(who: &str) -> prost_reflect::DescriptorPool {
 
 #[test]
 fn an_empty_mesh_is_the_real_capture_byte_for_byte() {
-    assert_eq!(generate(Mesh::new(0), Form::Json, None), gunzip(&capture()));
+    assert_eq!(generate(Mesh::new(0), Form::Json, None), bytes(&capture()));
 }
 
 /// Every key path (array indices dropped) and the indentation of every line.
@@ -100,12 +81,7 @@ fn generated_dumps_have_the_keys_nesting_and_layout_of_real_captures() {
         capture(),
         repo().join("testdata/real/gateway/config_dump.json"),
     ] {
-        let bytes = if p.extension().is_some_and(|e| e == "gz") {
-            gunzip(&p)
-        } else {
-            std::fs::read(&p).unwrap()
-        };
-        key_paths(&serde_json::from_slice(&bytes).unwrap(), "", &mut real);
+        key_paths(&serde_json::from_slice(&bytes(&p)).unwrap(), "", &mut real);
     }
     let foreign: Vec<_> = generated.difference(&real).collect();
     assert!(foreign.is_empty(), "keys no real capture has: {foreign:?}");
@@ -125,7 +101,7 @@ fn generated_dumps_have_the_keys_nesting_and_layout_of_real_captures() {
     );
     // And it grew what it says: services, ports, subsets, TCP listeners.
     let d = Dump::from_slice(&text).unwrap();
-    let real = Dump::from_slice(&gunzip(&capture())).unwrap();
+    let real = Dump::from_slice(&bytes(&capture())).unwrap();
     // Per function: 9 service ports, 2 subsets on each of 2 TCP ports, 2 more every 4th.
     let per_function = 9 + 4;
     assert_eq!(
@@ -141,34 +117,6 @@ fn generated_dumps_have_the_keys_nesting_and_layout_of_real_captures() {
         |d: &Dump| -> usize { d.route_configs.iter().map(|r| r.virtual_hosts.len()).sum() };
     // Per function 7 HTTP service ports; each of the 5 new route configs ends with `allow_any`.
     assert_eq!(vhosts(&d), vhosts(&real) + 12 * 7 + 5);
-}
-
-/// Removes what differs between the forms by nature: spans and sizes, the encoding, and the
-/// order of lists read from protobuf maps.
-fn normalise(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                match k.as_str() {
-                    "span" => *v = Value::Null,
-                    "bytes" | "body_bytes" => *v = Value::from(0),
-                    "encoding" | "compression" => *v = Value::Null,
-                    _ => {
-                        normalise(v);
-                        if matches!(k.as_str(), "namespaces" | "criteria" | "extensions")
-                            || (k == "metadata" && v.is_array())
-                        {
-                            if let Value::Array(items) = v {
-                                items.sort_by_key(|x| x.to_string());
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(normalise),
-        _ => {}
-    }
 }
 
 /// The path of the first difference between two values, with both sides there.
@@ -195,12 +143,6 @@ fn difference(a: &Value, b: &Value, path: &str) -> Option<String> {
     }
 }
 
-fn normalised(d: &Dump) -> Value {
-    let mut v = serde_json::to_value(d).unwrap();
-    normalise(&mut v);
-    v
-}
-
 #[test]
 fn the_camel_case_and_binary_forms_hold_the_same_dump() {
     let pool = descriptors("forms");
@@ -209,13 +151,25 @@ fn the_camel_case_and_binary_forms_hold_the_same_dump() {
     let camel = generate(mesh, Form::CamelJson, Some(&pool));
     let binary = generate(mesh, Form::Binary, Some(&pool));
     assert!(String::from_utf8_lossy(&camel).contains("\"dynamicActiveClusters\": ["));
-    let want = normalised(&Dump::from_slice(&json).unwrap());
-    let got = normalised(&Dump::from_slice(&camel).unwrap());
+    let want = normalised(
+        Dump::from_slice(&json).unwrap(),
+        Order::MapsUnordered,
+        false,
+    );
+    let got = normalised(
+        Dump::from_slice(&camel).unwrap(),
+        Order::MapsUnordered,
+        false,
+    );
     assert_eq!(difference(&want, &got, ""), None, "camelCase");
     let from_binary = Dump::from_slice(&binary).unwrap();
     assert_eq!(from_binary.source.encoding, "protobuf");
     assert_eq!(
-        difference(&want, &normalised(&from_binary), ""),
+        difference(
+            &want,
+            &normalised(&from_binary, Order::MapsUnordered, false),
+            ""
+        ),
         None,
         "binary"
     );
@@ -239,7 +193,7 @@ b.ParseFromString(open(sys.argv[3], "rb").read())
 da, db = json_format.MessageToDict(a), json_format.MessageToDict(b)
 print("same" if da == db else "different")
 "#;
-    let out = Command::new(python())
+    let out = Command::new(oracle_python())
         .arg("-c")
         .arg(check)
         .arg(repo().join("tests/oracle"))
@@ -266,18 +220,6 @@ fn test_model() -> CostModel {
     CostModel::new("test", "benches/tests", coefficients, None).unwrap()
 }
 
-/// A reader handing out odd-sized pieces, as a pipe does.
-struct Pipe<'a>(&'a [u8]);
-
-impl Read for Pipe<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = 65_521.min(self.0.len()).min(out.len());
-        out[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        Ok(n)
-    }
-}
-
 #[test]
 fn folds_over_many_batches_equal_the_collected_dump() {
     // About 8 MB: several batches per section, so merging in order is exercised.
@@ -300,7 +242,10 @@ fn folds_over_many_batches_equal_the_collected_dump() {
             let opts = ReadOptions::default();
             for (way, result) in [
                 ("slice", stream::fold_slice(&text, &opts, &fold)),
-                ("pipe", stream::fold_reader(Pipe(&text), &opts, &fold)),
+                (
+                    "pipe",
+                    stream::fold_reader(Dribble(&text, 65_521), &opts, &fold),
+                ),
             ] {
                 let (outline, (counts, costs)) = result.unwrap();
                 let what = format!("{form:?} {way} {settings:?}");

@@ -1,4 +1,5 @@
-//! Shared helpers for tests on the real Envoy captures in `testdata/real/`.
+//! Shared helpers for tests on the real Envoy captures in `testdata/real/` (the heft crate's
+//! tests, and `benches/tests`, which includes this file).
 
 #![allow(dead_code)]
 
@@ -6,8 +7,13 @@ use serde_json::Value as J;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The project's root, from whichever of its crates the tests belong to.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("crates/heft").is_dir())
+        .expect("the crate lies inside the project")
+        .to_path_buf()
 }
 
 /// The oracle virtualenv's Python (xds-protos, protobuf, grpcio, PyYAML), made by
