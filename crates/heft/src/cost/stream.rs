@@ -514,7 +514,9 @@ impl Fold for CostFold<'_> {
         });
     }
 
-    /// The cost model counts TLS contexts but reads nothing inside them.
+    /// The cost model reads none of what [`Detail::Shape`](crate::stream::Detail::Shape)
+    /// leaves out: it counts TLS contexts, socket matches, endpoints and localities, and reads
+    /// endpoint metadata.
     fn detail(&self) -> crate::stream::Detail {
         crate::stream::Detail::Shape
     }

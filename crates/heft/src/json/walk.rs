@@ -109,6 +109,7 @@ impl<'a> Batch<'a> {
 fn run_chunk<F: Fold>(whole: &[u8], c: &Chunk, fold: &F) -> Finished<F::Acc> {
     let mut acc = fold.start();
     let mut items = Vec::new();
+    let detail = fold.detail();
     let result = (|| -> Result<()> {
         let bytes = &whole[c.start..c.stop];
         let text = super::parser::as_text(bytes)
@@ -125,7 +126,7 @@ fn run_chunk<F: Fold>(whole: &[u8], c: &Chunk, fold: &F) -> Finished<F::Acc> {
         let mut at = 0;
         loop {
             let base = (c.start + at) as u64;
-            let len = decode::entry_prefix(c.kind, &text[at..], base, fold.detail(), &mut items)?;
+            let len = decode::entry_prefix(c.kind, &text[at..], base, detail, &mut items)?;
             add_all(fold, &mut acc, &mut items, &bytes[at..at + len]);
             let after = ws(at + len);
             match bytes.get(after) {
@@ -163,9 +164,10 @@ fn run_batch<F: Fold>(batch: &Batch, keep_going: bool, fold: &F) -> Finished<F::
     let mut items = Vec::new();
     let mut skipped = Vec::new();
     let mut error = None;
+    let detail = fold.detail();
     for (i, e) in batch.entries.iter().enumerate() {
         let bytes = batch.entry_bytes(i);
-        match decode::entry(e.kind, bytes, e.start, fold.detail(), &mut items) {
+        match decode::entry(e.kind, bytes, e.start, detail, &mut items) {
             Ok(()) => add_all(fold, &mut acc, &mut items, bytes),
             Err(err) => {
                 items.clear();
