@@ -5,7 +5,7 @@
 //! into its own accumulator ([`Fold::start`], [`Fold::add`]), in input order within the batch,
 //! and accumulators are merged in input order ([`Fold::merge`]) as soon as every earlier batch
 //! has been merged: the fold itself runs in parallel and its result is the same as a fold of the
-//! whole input in order. [`Dump`] is one such fold (it keeps everything); `heft summary` folds
+//! whole input in order. [`Dump`](crate::Dump) is one such fold (it keeps everything); `heft summary` folds
 //! counts and costs and keeps almost nothing.
 //!
 //! ```
