@@ -157,8 +157,10 @@ pub enum Detail {
     /// - each endpoint's addresses, hostname and health check port, and each locality's region,
     ///   zone and sub-zone (endpoints, their health, weight and metadata stay).
     ///
-    /// The protobuf reader decodes everything. `heft summary` reads this way: in Istio dumps
-    /// the TLS contexts and endpoints every cluster repeats are most of the decoding.
+    /// What is left out is still read as JSON (broken syntax is an error) but not checked as the
+    /// field it is: an endpoint port of 2^64 fails a full read, not a `Shape` read. The protobuf
+    /// reader decodes everything. `heft summary` reads this way: in Istio dumps the TLS contexts
+    /// and endpoints every cluster repeats are most of the decoding.
     Shape,
     /// Everything the model holds.
     #[default]
