@@ -155,7 +155,15 @@ pub enum Detail {
     ///   `require_client_certificate` false;
     /// - a cluster's own metadata, and its socket matches' names and criteria;
     /// - each endpoint's addresses, hostname and health check port, and each locality's region,
-    ///   zone and sub-zone (endpoints, their health, weight and metadata stay).
+    ///   zone and sub-zone (endpoints, their health, weight and metadata stay);
+    /// - in route configurations that are not static (static ones, and those inline in a
+    ///   listener, keep everything: the cost model tells their copies apart by content):
+    ///   virtual hosts' names, retry policies and per-filter configs, and the text of their
+    ///   domains (each domain stays, empty); routes' names, decorators, metadata and per-filter
+    ///   configs; the text of path rules (their kind stays), header and query parameter rules
+    ///   (each stays, with nothing set); route actions' cluster names (the kind of target and
+    ///   each weighted cluster stay, empty), timeouts, rewrites, and the contents of retry
+    ///   policies (their presence stays). Redirects and direct responses are read whole.
     ///
     /// What is left out is still read as JSON (broken syntax is an error) but not checked as the
     /// field it is: an endpoint port of 2^64 fails a full read, not a `Shape` read. The protobuf

@@ -350,6 +350,17 @@ fn shape_of(mut r: Resource) -> Resource {
             endpoints(c.load_assignment.as_deref_mut());
         }
         Resource::LoadAssignment(la) => endpoints(Some(la)),
+        Resource::RouteConfig(rc) if rc.meta.state != heft::model::State::Static => {
+            for v in &mut rc.virtual_hosts {
+                v.name = "".into();
+                v.domains.iter_mut().for_each(|d| *d = "".into());
+                v.retry_policy = None;
+                v.extensions.clear();
+                for r in &mut v.routes {
+                    blank_route(r);
+                }
+            }
+        }
         Resource::Listener(l) => {
             for fc in l
                 .filter_chains
@@ -364,10 +375,52 @@ fn shape_of(mut r: Resource) -> Resource {
     r
 }
 
+/// What a shape-only read keeps of a route in a route configuration that is not static.
+fn blank_route(r: &mut heft::model::Route) {
+    use heft::model::{Action, PathMatch, RouteTarget, StringMatch};
+    r.name = None;
+    r.decorator = None;
+    r.istio_config = None;
+    r.extensions.clear();
+    let m = &mut r.route_match;
+    match &mut m.path {
+        PathMatch::Prefix(s)
+        | PathMatch::Path(s)
+        | PathMatch::SafeRegex(s)
+        | PathMatch::PathSeparatedPrefix(s) => *s = "".into(),
+        _ => {}
+    }
+    for h in &mut m.headers {
+        (h.name, h.rule, h.invert) = ("".into(), StringMatch::Present(true), false);
+        (h.treat_missing_header_as_empty, h.ignore_case) = (false, false);
+    }
+    for q in &mut m.query_parameters {
+        (q.name, q.rule, q.ignore_case) = ("".into(), StringMatch::Present(true), false);
+    }
+    if let Action::Route(a) = &mut r.action {
+        match &mut a.target {
+            RouteTarget::Cluster(s) | RouteTarget::ClusterHeader(s) | RouteTarget::Plugin(s) => {
+                *s = "".into()
+            }
+            RouteTarget::Weighted(ws) => {
+                for w in ws {
+                    (w.name, w.weight) = ("".into(), 0);
+                }
+            }
+            _ => {}
+        }
+        (a.timeout, a.prefix_rewrite, a.host_rewrite) = (None, None, None);
+        if let Some(retry) = &mut a.retry_policy {
+            *retry = Default::default();
+        }
+    }
+}
+
 #[test]
 fn shape_detail_leaves_out_only_what_it_promises() {
     let mut tls_contexts = 0;
     let mut with_details = 0;
+    let mut detailed_routes = 0;
     for path in json_inputs() {
         let Ok((_, full)) = stream::fold_path(
             &path,
@@ -390,8 +443,19 @@ fn shape_detail_leaves_out_only_what_it_promises() {
             let (_, got) = got.unwrap();
             assert_eq!(got, want, "{} ({way})", path.display());
         }
-        // The captures have TLS contexts with details, so the test can tell the two apart.
+        // The captures have TLS contexts and routes with details, so the test can tell the two
+        // apart.
         for r in &full {
+            if let Resource::RouteConfig(rc) = r {
+                if rc.meta.state != heft::model::State::Static {
+                    detailed_routes += rc
+                        .virtual_hosts
+                        .iter()
+                        .flat_map(|v| &v.routes)
+                        .filter(|r| matches!(&r.action, heft::model::Action::Route(a) if a.retry_policy.is_some() && a.timeout.is_some()))
+                        .count();
+                }
+            }
             if let Resource::Cluster(c) = r {
                 for s in c
                     .transport_socket_matches
@@ -408,7 +472,7 @@ fn shape_detail_leaves_out_only_what_it_promises() {
         }
     }
     assert!(
-        tls_contexts >= 20 && with_details >= 20,
-        "{tls_contexts} {with_details}"
+        tls_contexts >= 20 && with_details >= 20 && detailed_routes >= 20,
+        "{tls_contexts} {with_details} {detailed_routes}"
     );
 }

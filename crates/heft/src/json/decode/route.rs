@@ -6,10 +6,27 @@ use crate::json::parser::Parser;
 use crate::model::enums;
 use crate::model::{
     Action, HeaderMatch, Meta, PathMatch, QueryParameterMatch, RetryPolicy, Route, RouteAction,
-    RouteConfig, RouteMatch, RouteTarget, StringMatch, VirtualHost, WeightedCluster,
+    RouteConfig, RouteMatch, RouteTarget, State, StringMatch, VirtualHost, WeightedCluster,
 };
 
+/// Under [`Detail::Shape`](crate::stream::Detail::Shape), a route configuration is read for its
+/// shape alone unless it is static: static ones (under `static_route_configs`, or inline in a
+/// listener) are matched by content against each other by the cost model, so they keep it all.
+fn shape_only(p: &Parser, meta: &Meta) -> bool {
+    p.shape_only() && meta.state != State::Static
+}
+
+/// A string, or when only the shape is read an empty one (the value skipped).
+fn text(p: &mut Parser, shape: bool) -> Result<Box<str>> {
+    if shape {
+        p.skip()?;
+        return Ok(Box::default());
+    }
+    p.string()
+}
+
 pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
+    let shape = shape_only(p, &meta);
     let mut rc = RouteConfig {
         meta,
         name: "".into(),
@@ -22,7 +39,7 @@ pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
     p.fields(|p, k| {
         match k {
             "name" => rc.name = p.string()?,
-            "virtual_hosts" => rc.virtual_hosts = p.par_list(virtual_host)?,
+            "virtual_hosts" => rc.virtual_hosts = p.par_list(|p| virtual_host(p, shape))?,
             "validate_clusters" => rc.validate_clusters = Some(p.wrapped_bool()?),
             "ignore_port_in_host_matching" => rc.ignore_port_in_host_matching = p.bool()?,
             "ignore_path_parameters_in_path_matching" => {
@@ -36,7 +53,7 @@ pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
     Ok(rc)
 }
 
-fn virtual_host(p: &mut Parser) -> Result<VirtualHost> {
+fn virtual_host(p: &mut Parser, shape: bool) -> Result<VirtualHost> {
     let mut v = VirtualHost {
         name: "".into(),
         domains: Vec::new(),
@@ -47,9 +64,10 @@ fn virtual_host(p: &mut Parser) -> Result<VirtualHost> {
     };
     p.fields(|p, k| {
         match k {
-            "name" => v.name = p.string()?,
-            "domains" => v.domains = p.strings()?,
-            "routes" => v.routes = p.list(route)?,
+            "retry_policy" | "typed_per_filter_config" if shape => p.skip()?,
+            "name" => v.name = text(p, shape)?,
+            "domains" => v.domains = p.list(|p| text(p, shape))?,
+            "routes" => v.routes = p.list(|p| route(p, shape))?,
             "retry_policy" => v.retry_policy = Some(retry_policy(p)?),
             "require_tls" => v.require_tls = super::common::opt_enum(p, &enums::REQUIRE_TLS)?,
             "typed_per_filter_config" => p.entries(|p, _| {
@@ -64,7 +82,7 @@ fn virtual_host(p: &mut Parser) -> Result<VirtualHost> {
     Ok(v)
 }
 
-fn route(p: &mut Parser) -> Result<Route> {
+fn route(p: &mut Parser, shape: bool) -> Result<Route> {
     let mut r = Route {
         name: None,
         route_match: RouteMatch {
@@ -82,9 +100,10 @@ fn route(p: &mut Parser) -> Result<Route> {
     };
     p.fields(|p, k| {
         match k {
+            "name" | "decorator" | "metadata" | "typed_per_filter_config" if shape => p.skip()?,
             "name" => r.name = super::common::nonempty(p)?,
-            "match" => r.route_match = route_match(p)?,
-            "route" => r.action = Action::Route(route_action(p)?),
+            "match" => r.route_match = route_match(p, shape)?,
+            "route" => r.action = Action::Route(route_action(p, shape)?),
             "redirect" => r.action = redirect(p)?,
             "direct_response" => r.action = direct_response(p)?,
             "decorator" => p.fields(|p, k| {
@@ -108,7 +127,7 @@ fn route(p: &mut Parser) -> Result<Route> {
     Ok(r)
 }
 
-fn route_match(p: &mut Parser) -> Result<RouteMatch> {
+fn route_match(p: &mut Parser, shape: bool) -> Result<RouteMatch> {
     let mut m = RouteMatch {
         path: PathMatch::Any,
         case_sensitive: None,
@@ -119,10 +138,14 @@ fn route_match(p: &mut Parser) -> Result<RouteMatch> {
     };
     p.fields(|p, k| {
         match k {
-            "prefix" => m.path = PathMatch::Prefix(p.string()?),
-            "path" => m.path = PathMatch::Path(p.string()?),
+            "prefix" => m.path = PathMatch::Prefix(text(p, shape)?),
+            "path" => m.path = PathMatch::Path(text(p, shape)?),
+            "safe_regex" if shape => {
+                p.skip()?;
+                m.path = PathMatch::SafeRegex(Box::default());
+            }
             "safe_regex" => m.path = PathMatch::SafeRegex(regex(p)?),
-            "path_separated_prefix" => m.path = PathMatch::PathSeparatedPrefix(p.string()?),
+            "path_separated_prefix" => m.path = PathMatch::PathSeparatedPrefix(text(p, shape)?),
             "path_match_policy" => {
                 let (name, config) = typed_extension(p)?;
                 m.path = PathMatch::PathMatchPolicy(config.unwrap_or(crate::model::Opaque {
@@ -135,7 +158,11 @@ fn route_match(p: &mut Parser) -> Result<RouteMatch> {
                 m.path = PathMatch::Connect;
             }
             "case_sensitive" => m.case_sensitive = Some(p.wrapped_bool()?),
+            "headers" if shape => m.headers = p.list(|p| p.skip().map(|()| blank_header()))?,
             "headers" => m.headers = p.list(header_matcher)?,
+            "query_parameters" if shape => {
+                m.query_parameters = p.list(|p| p.skip().map(|()| blank_query_parameter()))?
+            }
             "query_parameters" => m.query_parameters = p.list(query_parameter)?,
             "grpc" => {
                 p.skip()?;
@@ -152,14 +179,28 @@ fn route_match(p: &mut Parser) -> Result<RouteMatch> {
     Ok(m)
 }
 
-fn header_matcher(p: &mut Parser) -> Result<HeaderMatch> {
-    let mut h = HeaderMatch {
+/// A header rule with nothing set: what a shape-only read keeps of each.
+fn blank_header() -> HeaderMatch {
+    HeaderMatch {
         name: "".into(),
         rule: StringMatch::Present(true),
         invert: false,
         treat_missing_header_as_empty: false,
         ignore_case: false,
-    };
+    }
+}
+
+/// A query parameter rule with nothing set: what a shape-only read keeps of each.
+fn blank_query_parameter() -> QueryParameterMatch {
+    QueryParameterMatch {
+        name: "".into(),
+        rule: StringMatch::Present(true),
+        ignore_case: false,
+    }
+}
+
+fn header_matcher(p: &mut Parser) -> Result<HeaderMatch> {
+    let mut h = blank_header();
     p.fields(|p, k| {
         match k {
             "name" => h.name = p.string()?,
@@ -192,11 +233,7 @@ fn header_matcher(p: &mut Parser) -> Result<HeaderMatch> {
 }
 
 fn query_parameter(p: &mut Parser) -> Result<QueryParameterMatch> {
-    let mut q = QueryParameterMatch {
-        name: "".into(),
-        rule: StringMatch::Present(true),
-        ignore_case: false,
-    };
+    let mut q = blank_query_parameter();
     p.fields(|p, k| {
         match k {
             "name" => q.name = p.string()?,
@@ -224,7 +261,7 @@ pub(crate) fn retry_policy(p: &mut Parser) -> Result<RetryPolicy> {
     Ok(r)
 }
 
-fn route_action(p: &mut Parser) -> Result<RouteAction> {
+fn route_action(p: &mut Parser, shape: bool) -> Result<RouteAction> {
     let mut a = RouteAction {
         target: RouteTarget::None,
         timeout: None,
@@ -234,9 +271,14 @@ fn route_action(p: &mut Parser) -> Result<RouteAction> {
     };
     p.fields(|p, k| {
         match k {
-            "cluster" => a.target = RouteTarget::Cluster(p.string()?),
-            "cluster_header" => a.target = RouteTarget::ClusterHeader(p.string()?),
-            "cluster_specifier_plugin" => a.target = RouteTarget::Plugin(p.string()?),
+            "timeout" | "prefix_rewrite" | "host_rewrite_literal" if shape => p.skip()?,
+            "retry_policy" if shape => {
+                p.skip()?;
+                a.retry_policy = Some(RetryPolicy::default());
+            }
+            "cluster" => a.target = RouteTarget::Cluster(text(p, shape)?),
+            "cluster_header" => a.target = RouteTarget::ClusterHeader(text(p, shape)?),
+            "cluster_specifier_plugin" => a.target = RouteTarget::Plugin(text(p, shape)?),
             "weighted_clusters" => {
                 let mut clusters = Vec::new();
                 p.fields(|p, k| {
@@ -248,7 +290,8 @@ fn route_action(p: &mut Parser) -> Result<RouteAction> {
                             };
                             p.fields(|p, k| {
                                 match k {
-                                    "name" => w.name = p.string()?,
+                                    "weight" if shape => p.skip()?,
+                                    "name" => w.name = text(p, shape)?,
                                     "weight" => w.weight = p.wrapped_u32()?,
                                     _ => p.skip()?,
                                 }
