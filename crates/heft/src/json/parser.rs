@@ -587,15 +587,21 @@ impl<'a> Parser<'a> {
 
     /// Skips one value of any kind.
     pub(crate) fn skip(&mut self) -> Result<()> {
-        self.ws();
-        self.pos = match self.buf.get(self.pos) {
-            Some(b'{' | b'[') => match super::scan::skip_container(self.buf, self.pos) {
-                Some(end) => end,
-                // Anything irregular (escapes, errors) goes the exact way.
-                None => skip_value(self.buf, self.pos, self.base)?,
-            },
-            _ => skip_value(self.buf, self.pos, self.base)?,
-        };
+        // Mostly the one space after a key's colon.
+        match self.buf.get(self.pos..self.pos + 2) {
+            Some([b' ', b]) if *b > b' ' => self.pos += 1,
+            _ => self.ws(),
+        }
+        let at = self.pos;
+        self.pos = match self.buf.get(at) {
+            Some(b'{' | b'[') => super::scan::skip_container(self.buf, at),
+            Some(b'"') => string_stop(&self.buf[at + 1..])
+                .filter(|&i| self.buf[at + 1 + i] == b'"')
+                .map(|i| at + i + 2),
+            _ => None,
+        }
+        // Anything irregular (escapes, errors) and scalars go the exact way.
+        .map_or_else(|| skip_value(self.buf, at, self.base), Ok)?;
         Ok(())
     }
 
@@ -1217,6 +1223,40 @@ mod tests {
             .unwrap_err();
         assert_eq!(seen, ["b"]);
         assert_eq!(e.kind(), ErrorKind::Syntax, "{e}");
+    }
+
+    #[test]
+    fn skipping_a_value_ends_where_the_exact_scan_does() {
+        // Strings of every length around the 16-byte steps, with an escaped quote or backslash
+        // anywhere in them, unterminated ones, and the other kinds of value, after a colon's
+        // space, none or several.
+        let mut values = vec![
+            "12.5e3".to_string(),
+            "true".into(),
+            "null".into(),
+            r#"{"a": ["}"]}"#.into(),
+            "\"open".into(),
+            "\"esc\\".into(),
+        ];
+        for n in 0..40 {
+            values.push(format!("\"{}\"", "x".repeat(n)));
+            for at in 0..n {
+                for esc in [r#"\""#, r"\\"] {
+                    values.push(format!("\"{}{esc}{}\"", "x".repeat(at), "y".repeat(n - at)));
+                }
+            }
+        }
+        for v in &values {
+            for lead in ["", " ", "  \n "] {
+                for tail in ["", ", \"k\": 1}"] {
+                    let text = format!("{lead}{v}{tail}");
+                    let exact = skip_value(text.as_bytes(), lead.len(), 0).map_err(|e| e.offset());
+                    let mut p = Parser::new(text.as_bytes(), 0);
+                    let got = p.skip().map(|()| p.pos()).map_err(|e| e.offset());
+                    assert_eq!(got, exact, "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
