@@ -240,6 +240,72 @@ fn prefix_xor(mut x: u64) -> u64 {
 /// still checked to match). `None` for anything it does not handle (a backslash, an error, the
 /// end of the buffer): [`skip_value`] then reads the value the exact way.
 pub(crate) fn skip_container(buf: &[u8], pos: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+    {
+        // SAFETY: the CPU has both features (checked just above).
+        return unsafe { wide::skip_container(buf, pos) };
+    }
+    skip_with(buf, pos, masks, prefix_xor)
+}
+
+/// [`skip_container`] with a block's masks taken 32 bytes at a time (AVX2) and its string bits
+/// by one carry-less multiplication: half the instructions per block of the SSE2 way.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::{skip_with, Masks};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,pclmulqdq")]
+    pub(super) fn skip_container(buf: &[u8], pos: usize) -> Option<usize> {
+        skip_with(buf, pos, |b| masks(b), |x| prefix_xor(x))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn masks(block: &[u8; 64]) -> Masks {
+        let mut m = Masks {
+            quotes: 0,
+            slashes: 0,
+            opens: 0,
+            closes: 0,
+        };
+        for half in 0..2 {
+            // SAFETY: the load reads 32 of the 64 bytes of `block`.
+            let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * half) as *const __m256i) };
+            // `[` | 0x20 is `{`, `]` | 0x20 is `}`, and no other byte maps to either.
+            let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+            let bits = |x: __m256i, c: u8| {
+                let hit = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(c as i8));
+                (_mm256_movemask_epi8(hit) as u32 as u64) << (32 * half)
+            };
+            m.quotes |= bits(v, b'"');
+            m.slashes |= bits(v, b'\\');
+            m.opens |= bits(folded, b'{');
+            m.closes |= bits(folded, b'}');
+        }
+        m
+    }
+
+    /// [`super::prefix_xor`] as one carry-less multiplication by all ones.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq")]
+    fn prefix_xor(x: u64) -> u64 {
+        let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
+        _mm_cvtsi128_si64(product) as u64
+    }
+}
+
+/// The block loop of [`skip_container`], with the block primitives as parameters so that each
+/// instruction set gets its own copy.
+#[inline(always)]
+fn skip_with(
+    buf: &[u8],
+    pos: usize,
+    masks: impl Fn(&[u8; 64]) -> Masks,
+    prefix_xor: impl Fn(u64) -> u64,
+) -> Option<usize> {
     // Open brackets, innermost in the lowest bit: 1 for `[`, 0 for `{`. Deeper nesting than
     // this is left to the exact scan (which reports nesting bombs).
     let mut stack = 0u128;
@@ -338,6 +404,7 @@ mod tests {
         cases.push(long);
         for c in cases {
             let fast = skip_container(c.as_bytes(), 0);
+            assert_eq!(fast, skip_with(c.as_bytes(), 0, masks, prefix_xor), "{c}");
             let exact = skip_value(c.as_bytes(), 0, 0).ok();
             if let Some(end) = fast {
                 assert_eq!(Some(end), exact, "{c}");
@@ -349,6 +416,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// On this machine [`skip_container`] may take the AVX2 way: it must find what the SSE2 way
+    /// finds, from every bracket of the real captures (inside strings too).
+    #[test]
+    fn each_instruction_set_finds_the_same_ends() {
+        let real = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/real");
+        let mut brackets = 0;
+        for kind in ["sidecar", "gateway"] {
+            let path = format!("{real}/{kind}/config_dump.json");
+            let text = std::fs::read(&path).unwrap_or_else(|_| {
+                let gz = std::fs::File::open(format!("{path}.gz")).unwrap();
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut text)
+                    .unwrap();
+                text
+            });
+            for (pos, _) in text.iter().enumerate().filter(|(_, b)| b"{[".contains(b)) {
+                let want = skip_with(&text, pos, masks, prefix_xor);
+                assert_eq!(skip_container(&text, pos), want, "{kind} at byte {pos}");
+                brackets += 1;
+            }
+        }
+        assert!(brackets > 5_000, "{brackets}");
     }
 
     #[test]
