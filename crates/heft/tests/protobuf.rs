@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use heft::cost::stream::CostFold;
 use heft::pb::envoy::admin::v3 as admin;
 use heft::pb::envoy::config::bootstrap::v3::Bootstrap;
 use heft::pb::envoy::config::cluster::v3::{cluster, Cluster};
@@ -14,6 +15,8 @@ use heft::pb::envoy::config::core::v3::Node;
 use heft::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use heft::pb::prost::Message;
 use heft::pb::prost_types::{value::Kind, Any, Struct, Value};
+use heft::stream::{self, Detail};
+use heft::summary_types::SummaryFold;
 use heft::{Dump, ErrorKind, Summary};
 use serde_json::Value as J;
 use std::path::{Path, PathBuf};
@@ -106,6 +109,7 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
     let inputs = inputs();
     let converted = convert(&inputs, &out);
     let mut compared = 0;
+    let mut detailed_tls = 0;
     for (input, result) in converted {
         let name = input.display().to_string();
         let dir = match result {
@@ -210,6 +214,28 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
             "{name}: Resource wrappers unwrapped"
         );
 
+        // Read as `heft summary` reads it (`Detail::Shape`: TLS contexts keep only their side),
+        // the binary gives the summary and costs of the whole read, and the same resources but
+        // for the TLS contexts' insides.
+        let pb = dir.join("config_dump.pb");
+        let opts = heft::ReadOptions::default();
+        let fold = (SummaryFold, CostFold::new(&model, &settings));
+        let (outline, (counts, totals)) = stream::fold_path(&pb, &opts, &fold).unwrap();
+        assert_eq!(
+            SummaryFold.finish(&outline, counts),
+            Summary::of(&binary),
+            "{name}: summary fold"
+        );
+        assert_eq!(
+            fold.1.finish(&totals).total(),
+            heft::cost::Estimate::of(&binary, &model, &settings).total(),
+            "{name}: cost fold"
+        );
+        let (_, shape) = stream::fold_path(&pb, &opts, &CollectAt(Detail::Shape)).unwrap();
+        let (_, mut full) = stream::fold_path(&pb, &opts, &CollectAt(Detail::Full)).unwrap();
+        detailed_tls += full.iter_mut().map(blank_tls).sum::<usize>();
+        assert!(shape == full, "{name}: Shape read");
+
         // Compressed and streamed, the binary reads the same, spans included.
         let raw = std::fs::read(dir.join("config_dump.pb")).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -222,6 +248,10 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
         compared += 1;
     }
     assert!(compared >= 2, "compared {compared} dumps");
+    assert!(
+        detailed_tls >= 20,
+        "{detailed_tls} TLS contexts with details"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 

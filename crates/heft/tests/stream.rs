@@ -301,32 +301,9 @@ fn a_dump_keeping_some_kinds_holds_exactly_those_of_the_whole_dump() {
     );
 }
 
-/// Collects every resource, decoded with the detail it is given.
-struct CollectAt(stream::Detail);
-
-impl Fold for CollectAt {
-    type Acc = Vec<Resource>;
-    fn start(&self) -> Vec<Resource> {
-        Vec::new()
-    }
-    fn add(&self, acc: &mut Vec<Resource>, resource: &Resource, _raw: &[u8]) {
-        acc.push(resource.clone());
-    }
-    fn merge(&self, acc: &mut Vec<Resource>, mut later: Vec<Resource>) {
-        acc.append(&mut later);
-    }
-    fn detail(&self) -> stream::Detail {
-        self.0
-    }
-}
-
 /// What `Detail::Shape` promises to leave out of a fully decoded resource, left out by hand.
 fn shape_of(mut r: Resource) -> Resource {
-    fn blank(socket: Option<&mut heft::model::TransportSocket>) {
-        if let Some(tls) = socket.and_then(|s| s.tls.as_mut()) {
-            *tls = heft::model::TlsContext::empty(tls.side);
-        }
-    }
+    blank_tls(&mut r);
     fn endpoints(la: Option<&mut heft::model::LoadAssignment>) {
         for l in la.into_iter().flat_map(|la| &mut la.localities) {
             l.locality = Default::default();
@@ -341,11 +318,9 @@ fn shape_of(mut r: Resource) -> Resource {
     match &mut r {
         Resource::Cluster(c) => {
             c.metadata = Default::default();
-            blank(c.transport_socket.as_deref_mut());
             for m in &mut c.transport_socket_matches {
                 m.name = "".into();
                 m.criteria.clear();
-                blank(m.socket.as_mut());
             }
             endpoints(c.load_assignment.as_deref_mut());
         }
@@ -359,15 +334,6 @@ fn shape_of(mut r: Resource) -> Resource {
                 for r in &mut v.routes {
                     blank_route(r);
                 }
-            }
-        }
-        Resource::Listener(l) => {
-            for fc in l
-                .filter_chains
-                .iter_mut()
-                .chain(l.default_filter_chain.as_mut())
-            {
-                blank(fc.transport_socket.as_mut());
             }
         }
         _ => {}
@@ -418,7 +384,6 @@ fn blank_route(r: &mut heft::model::Route) {
 
 #[test]
 fn shape_detail_leaves_out_only_what_it_promises() {
-    let mut tls_contexts = 0;
     let mut with_details = 0;
     let mut detailed_routes = 0;
     for path in json_inputs() {
@@ -456,23 +421,11 @@ fn shape_detail_leaves_out_only_what_it_promises() {
                         .count();
                 }
             }
-            if let Resource::Cluster(c) = r {
-                for s in c
-                    .transport_socket_matches
-                    .iter()
-                    .filter_map(|m| m.socket.as_ref())
-                    .chain(c.transport_socket.as_deref())
-                {
-                    if let Some(t) = &s.tls {
-                        tls_contexts += 1;
-                        with_details += usize::from(t.sni.is_some() || !t.san_matchers.is_empty());
-                    }
-                }
-            }
+            with_details += blank_tls(&mut r.clone());
         }
     }
     assert!(
-        tls_contexts >= 20 && with_details >= 20 && detailed_routes >= 20,
-        "{tls_contexts} {with_details} {detailed_routes}"
+        with_details >= 20 && detailed_routes >= 20,
+        "{with_details} {detailed_routes}"
     );
 }

@@ -12,6 +12,7 @@ use crate::model::enums;
 use crate::model::{
     CircuitBreaker, Cluster, Discovery, HttpProtocol, Meta, OutlierDetection, TransportSocketMatch,
 };
+use crate::stream::Detail;
 use prost::Message;
 
 const HTTP_PROTOCOL_OPTIONS: &str =
@@ -19,7 +20,7 @@ const HTTP_PROTOCOL_OPTIONS: &str =
 
 /// Converts one cluster. Extensions are listed in field-number order, the order Envoy prints
 /// them in JSON.
-pub(crate) fn cluster(c: pb::Cluster, meta: Meta) -> Result<Cluster> {
+pub(crate) fn cluster(c: pb::Cluster, meta: Meta, detail: Detail) -> Result<Cluster> {
     let state = meta.state;
     let mut out = Cluster::new(&c.name, Discovery::Static, meta);
     out.alt_stat_name = some(c.alt_stat_name);
@@ -45,7 +46,7 @@ pub(crate) fn cluster(c: pb::Cluster, meta: Meta) -> Result<Cluster> {
     }
     out.transport_socket = c
         .transport_socket
-        .map(transport_socket)
+        .map(|s| transport_socket(s, detail))
         .transpose()?
         .map(Box::new);
     out.metadata = metadata(c.metadata);
@@ -77,7 +78,10 @@ pub(crate) fn cluster(c: pb::Cluster, meta: Meta) -> Result<Cluster> {
             Ok(TransportSocketMatch {
                 name: m.name.into(),
                 criteria: struct_strings(m.r#match),
-                socket: m.transport_socket.map(transport_socket).transpose()?,
+                socket: m
+                    .transport_socket
+                    .map(|s| transport_socket(s, detail))
+                    .transpose()?,
             })
         })
         .collect::<Result<_>>()?;

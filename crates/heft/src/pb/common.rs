@@ -14,6 +14,7 @@ use crate::model::{
     Address, Cidr, IstioServiceRef, Locality, Metadata, Opaque, SanMatcher, StringMatch,
     TlsContext, TlsSide, TransportSocket, UpdateFailure,
 };
+use crate::stream::Detail;
 use prost::Message;
 use prost_types::value::Kind;
 use std::time::Duration;
@@ -322,8 +323,12 @@ fn tls_context(
     t
 }
 
-/// `envoy.config.core.v3.TransportSocket`, decoding TLS contexts from its `Any`.
-pub(crate) fn transport_socket(s: core::TransportSocket) -> Result<TransportSocket> {
+/// `envoy.config.core.v3.TransportSocket`, decoding TLS contexts from its `Any` (except under
+/// [`Detail::Shape`], which keeps only their side).
+pub(crate) fn transport_socket(
+    s: core::TransportSocket,
+    detail: Detail,
+) -> Result<TransportSocket> {
     let mut out = TransportSocket {
         name: s.name.into(),
         tls: None,
@@ -333,6 +338,12 @@ pub(crate) fn transport_socket(s: core::TransportSocket) -> Result<TransportSock
         return Ok(out);
     };
     match any.type_url.as_str() {
+        TLS_UPSTREAM if detail == Detail::Shape => {
+            out.tls = Some(TlsContext::empty(TlsSide::Upstream))
+        }
+        TLS_DOWNSTREAM if detail == Detail::Shape => {
+            out.tls = Some(TlsContext::empty(TlsSide::Downstream))
+        }
         TLS_UPSTREAM => {
             let u: tls::UpstreamTlsContext = unpack(&any)?;
             out.tls = Some(tls_context(

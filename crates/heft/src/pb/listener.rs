@@ -14,6 +14,7 @@ use crate::model::{
     FilterChain, FilterChainMatch, HttpConnectionManager, Listener, Meta, NetworkFilter,
     RouteSource, State, TcpProxy, TcpTarget,
 };
+use crate::stream::Detail;
 use prost::Message;
 
 const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -21,7 +22,7 @@ const TCP_PROXY: &str =
     "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 
 /// Converts one listener. Extensions are listed in field-number order, as Envoy prints them.
-pub(crate) fn listener(l: pb::Listener, meta: Meta) -> Result<Listener> {
+pub(crate) fn listener(l: pb::Listener, meta: Meta, detail: Detail) -> Result<Listener> {
     let mut out = Listener {
         meta,
         name: l.name.into(),
@@ -67,13 +68,16 @@ pub(crate) fn listener(l: pb::Listener, meta: Meta) -> Result<Listener> {
     out.filter_chains = l
         .filter_chains
         .into_iter()
-        .map(filter_chain)
+        .map(|fc| filter_chain(fc, detail))
         .collect::<Result<_>>()?;
-    out.default_filter_chain = l.default_filter_chain.map(filter_chain).transpose()?;
+    out.default_filter_chain = l
+        .default_filter_chain
+        .map(|fc| filter_chain(fc, detail))
+        .transpose()?;
     Ok(out)
 }
 
-fn filter_chain(fc: pb::FilterChain) -> Result<FilterChain> {
+fn filter_chain(fc: pb::FilterChain, detail: Detail) -> Result<FilterChain> {
     Ok(FilterChain {
         name: some(fc.name),
         filter_chain_match: fc
@@ -85,7 +89,10 @@ fn filter_chain(fc: pb::FilterChain) -> Result<FilterChain> {
             .into_iter()
             .map(network_filter)
             .collect::<Result<_>>()?,
-        transport_socket: fc.transport_socket.map(transport_socket).transpose()?,
+        transport_socket: fc
+            .transport_socket
+            .map(|s| transport_socket(s, detail))
+            .transpose()?,
     })
 }
 

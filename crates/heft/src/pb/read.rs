@@ -18,7 +18,7 @@ use crate::model::{
     Source, Span, State,
 };
 use crate::read::ReadOptions;
-use crate::stream::{add_all, Finished, Fold, Ordered, Outline};
+use crate::stream::{add_all, Detail, Finished, Fold, Ordered, Outline};
 use prost::Message;
 use rayon::prelude::*;
 
@@ -276,6 +276,7 @@ pub(crate) fn fold<F: Fold>(
     fold: &F,
 ) -> Result<(Outline, F::Acc)> {
     let mut sk = Skeleton::default();
+    let detail = fold.detail();
     let walked = match shape {
         Shape::ConfigDump => config_dump(bytes, &mut sk),
         Shape::DiscoveryResponse => response(bytes, 0, None, &mut sk),
@@ -297,7 +298,7 @@ pub(crate) fn fold<F: Fold>(
     // Folds learn of the bootstrap before any batch starts (a bad one fails in its batch).
     for job in sk.jobs.iter().filter(|j| matches!(j.kind, Kind::Bootstrap)) {
         let mut items = Vec::new();
-        if decode_job(job, &sk.versions, &mut items).is_ok() {
+        if decode_job(job, &sk.versions, detail, &mut items).is_ok() {
             for item in &items {
                 if let Item::Bootstrap(b) = item {
                     fold.bootstrap(b);
@@ -325,7 +326,7 @@ pub(crate) fn fold<F: Fold>(
             let mut skipped = Vec::new();
             let mut error = None;
             for job in *batch {
-                match decode_job(job, &sk.versions, &mut items) {
+                match decode_job(job, &sk.versions, detail, &mut items) {
                     Ok(()) => add_all(fold, &mut acc, &mut items, job.bytes),
                     Err(e) => {
                         items.clear();
@@ -687,18 +688,24 @@ fn client_status(v: u64) -> Option<Box<str>> {
     })
 }
 
-fn decode_job(job: &Job, versions: &[Option<Box<str>>], out: &mut Vec<Item>) -> Result<()> {
+fn decode_job(
+    job: &Job,
+    versions: &[Option<Box<str>>],
+    detail: Detail,
+    out: &mut Vec<Item>,
+) -> Result<()> {
     match job.kind {
         Kind::Cluster(state, layout) => wrapped(job, layout, state, "cluster", out, |any, m| {
             Ok(Item::Cluster(Box::new(super::cluster::cluster(
                 decode(any, "Cluster")?,
                 m,
+                detail,
             )?)))
         }),
         Kind::Listener(layout) => wrapped(job, layout, State::Static, "listener", out, |any, m| {
-            listener_item(any, m)
+            listener_item(any, m, detail)
         }),
-        Kind::DynamicListener => dynamic_listener(job, out),
+        Kind::DynamicListener => dynamic_listener(job, detail, out),
         Kind::RouteConfig(state, layout) => {
             wrapped(job, layout, state, "route_config", out, |any, m| {
                 Ok(Item::RouteConfig(Box::new(super::route::route_config(
@@ -771,7 +778,7 @@ fn decode_job(job: &Job, versions: &[Option<Box<str>>], out: &mut Vec<Item>) -> 
         }
         Kind::Resource(v) => {
             let version = versions.get(v as usize).cloned().flatten();
-            resource(job, version, out)
+            resource(job, version, detail, out)
         }
     }
 }
@@ -788,10 +795,11 @@ fn extension_config(any: &RawAny) -> Result<NameAndType> {
     ))
 }
 
-fn listener_item(any: &RawAny, meta: Meta) -> Result<Item> {
+fn listener_item(any: &RawAny, meta: Meta, detail: Detail) -> Result<Item> {
     Ok(Item::Listener(Box::new(super::listener::listener(
         decode(any, "Listener")?,
         meta,
+        detail,
     )?)))
 }
 
@@ -831,7 +839,7 @@ fn set_meta(item: &mut Item, meta: Meta) {
 }
 
 /// `DynamicListener`: `{name, active_state, warming_state, draining_state, error_state, …}`.
-fn dynamic_listener(job: &Job, out: &mut Vec<Item>) -> Result<()> {
+fn dynamic_listener(job: &Job, detail: Detail, out: &mut Vec<Item>) -> Result<()> {
     const STATE: Layout = Layout {
         name: 0,
         version_info: 1,
@@ -878,7 +886,8 @@ fn dynamic_listener(job: &Job, out: &mut Vec<Item>) -> Result<()> {
         let mut e = entry(&sub, STATE, state)?;
         e.meta.span = span;
         if let Some(any) = &e.resource {
-            let mut l = super::listener::listener(decode(any, "Listener")?, Meta::new(state))?;
+            let mut l =
+                super::listener::listener(decode(any, "Listener")?, Meta::new(state), detail)?;
             l.meta = e.meta;
             states.push(l);
         }
@@ -888,7 +897,12 @@ fn dynamic_listener(job: &Job, out: &mut Vec<Item>) -> Result<()> {
 }
 
 /// One resource of a DiscoveryResponse, by its type URL; `Resource` wrappers are unwrapped.
-fn resource(job: &Job, version: Option<Box<str>>, out: &mut Vec<Item>) -> Result<()> {
+fn resource(
+    job: &Job,
+    version: Option<Box<str>>,
+    detail: Detail,
+    out: &mut Vec<Item>,
+) -> Result<()> {
     let mut any = wire::any(job.bytes, job.at)?;
     let mut meta = Meta {
         version_info: version,
@@ -939,8 +953,9 @@ fn resource(job: &Job, version: Option<Box<str>>, out: &mut Vec<Item>) -> Result
         "Cluster" => Item::Cluster(Box::new(super::cluster::cluster(
             decode(&any, "Cluster")?,
             meta,
+            detail,
         )?)),
-        "Listener" => listener_item(&any, meta)?,
+        "Listener" => listener_item(&any, meta, detail)?,
         "RouteConfiguration" => Item::RouteConfig(Box::new(super::route::route_config(
             decode(&any, "RouteConfiguration")?,
             meta,

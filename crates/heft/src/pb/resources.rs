@@ -7,6 +7,7 @@ use super::envoy::config::route::v3::RouteConfiguration;
 use super::envoy::extensions::transport_sockets::tls::v3::Secret;
 use crate::error::Result;
 use crate::model::{DocumentKind, Dump, Meta, Source, State};
+use crate::stream::Detail;
 use prost::Message;
 use rayon::prelude::*;
 
@@ -86,11 +87,11 @@ impl Dump {
         });
         dump.clusters = clusters
             .into_par_iter()
-            .map(|c| super::cluster::cluster(c, meta()))
+            .map(|c| super::cluster::cluster(c, meta(), Detail::Full))
             .collect::<Result<_>>()?;
         dump.listeners = listeners
             .into_par_iter()
-            .map(|l| super::listener::listener(l, meta()))
+            .map(|l| super::listener::listener(l, meta(), Detail::Full))
             .collect::<Result<_>>()?;
         dump.route_configs = route_configs
             .into_par_iter()

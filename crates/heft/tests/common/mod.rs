@@ -206,3 +206,57 @@ impl std::io::Read for Dribble<'_> {
         Ok(n)
     }
 }
+
+/// Collects every resource, decoded with the detail it is given.
+pub struct CollectAt(pub heft::stream::Detail);
+
+impl heft::stream::Fold for CollectAt {
+    type Acc = Vec<heft::stream::Resource>;
+    fn start(&self) -> Self::Acc {
+        Vec::new()
+    }
+    fn add(&self, acc: &mut Self::Acc, resource: &heft::stream::Resource, _raw: &[u8]) {
+        acc.push(resource.clone());
+    }
+    fn merge(&self, acc: &mut Self::Acc, mut later: Self::Acc) {
+        acc.append(&mut later);
+    }
+    fn detail(&self) -> heft::stream::Detail {
+        self.0
+    }
+}
+
+/// Leaves of each TLS context (clusters' sockets and socket matches, listeners' filter chains)
+/// only its side, as every reader does under `Detail::Shape`; returns how many had a detail
+/// (SNI or SAN rules) to lose.
+pub fn blank_tls(r: &mut heft::stream::Resource) -> usize {
+    use heft::stream::Resource;
+    fn blank(socket: Option<&mut heft::model::TransportSocket>) -> usize {
+        let Some(tls) = socket.and_then(|s| s.tls.as_mut()) else {
+            return 0;
+        };
+        let detailed = tls.sni.is_some() || !tls.san_matchers.is_empty();
+        *tls = heft::model::TlsContext::empty(tls.side);
+        usize::from(detailed)
+    }
+    let mut detailed = 0;
+    match r {
+        Resource::Cluster(c) => {
+            detailed += blank(c.transport_socket.as_deref_mut());
+            for m in &mut c.transport_socket_matches {
+                detailed += blank(m.socket.as_mut());
+            }
+        }
+        Resource::Listener(l) => {
+            for fc in l
+                .filter_chains
+                .iter_mut()
+                .chain(l.default_filter_chain.as_mut())
+            {
+                detailed += blank(fc.transport_socket.as_mut());
+            }
+        }
+        _ => {}
+    }
+    detailed
+}
