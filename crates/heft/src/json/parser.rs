@@ -875,19 +875,23 @@ impl<'a> Parser<'a> {
     /// Reads an enum written as its name or its number; numbers are mapped through `names`
     /// (index = number). Unknown numbers keep their digits.
     pub(crate) fn enum_name(&mut self, names: &[&str]) -> Result<Box<str>> {
+        self.enum_with(names, |name| name.into())
+    }
+
+    /// Reads an enum like [`Parser::enum_name`], handing its name to `f` without copying it.
+    pub(crate) fn enum_with<T>(&mut self, names: &[&str], f: impl FnOnce(&str) -> T) -> Result<T> {
         match self.peek()? {
-            b'"' => Ok(self.str()?.into()),
+            b'"' => Ok(f(&self.str()?)),
             b'n' => {
                 self.literal(b"null")?;
-                Ok(names.first().copied().unwrap_or("").into())
+                Ok(f(names.first().copied().unwrap_or("")))
             }
             _ => {
                 let n = self.i64()?;
-                Ok(usize::try_from(n)
-                    .ok()
-                    .and_then(|i| names.get(i))
-                    .map(|s| Box::<str>::from(*s))
-                    .unwrap_or_else(|| n.to_string().into()))
+                Ok(match usize::try_from(n).ok().and_then(|i| names.get(i)) {
+                    Some(name) => f(name),
+                    None => f(&n.to_string()),
+                })
             }
         }
     }

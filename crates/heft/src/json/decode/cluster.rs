@@ -18,7 +18,7 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
         match k {
             "name" => c.name = p.string()?,
             "alt_stat_name" => c.alt_stat_name = super::common::nonempty(p)?,
-            "type" => c.discovery = Discovery::from_name(&p.enum_name(&Discovery::NAMES)?),
+            "type" => c.discovery = p.enum_with(&Discovery::NAMES, Discovery::from_name)?,
             "cluster_type" => {
                 let (name, config) = super::common::typed_extension(p)?;
                 c.discovery = Discovery::Custom(name);

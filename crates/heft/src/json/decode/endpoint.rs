@@ -95,7 +95,7 @@ fn lb_endpoint(p: &mut Parser) -> Result<Endpoint> {
                 Ok(())
             })?,
             "health_status" => {
-                e.health = HealthStatus::from_name(&p.enum_name(&HealthStatus::NAMES)?)
+                e.health = p.enum_with(&HealthStatus::NAMES, HealthStatus::from_name)?
             }
             "load_balancing_weight" => e.weight = Some(p.wrapped_u32()?),
             "metadata" => e.metadata = metadata(p)?,
@@ -158,7 +158,7 @@ fn host_status(p: &mut Parser) -> Result<HostStatus> {
             "health_status" => p.fields(|p, k| {
                 match k {
                     "eds_health_status" => {
-                        h.health = HealthStatus::from_name(&p.enum_name(&HealthStatus::NAMES)?)
+                        h.health = p.enum_with(&HealthStatus::NAMES, HealthStatus::from_name)?
                     }
                     "failed_active_health_check" => h.failed_active_health_check = p.bool()?,
                     "failed_outlier_check" => h.failed_outlier_check = p.bool()?,
