@@ -167,8 +167,8 @@ pub enum Detail {
     ///
     /// What is left out is still read as JSON (broken syntax is an error) but not checked as the
     /// field it is: an endpoint port of 2^64 fails a full read, not a `Shape` read. The protobuf
-    /// reader leaves out only the TLS contexts' insides (it does not decode them from their
-    /// `Any`). `heft summary` reads this way: in Istio dumps the TLS contexts and endpoints every
+    /// reader leaves out only the TLS contexts' insides: it does not decode them from their
+    /// `Any`, so their bytes go unchecked. `heft summary` reads this way: in Istio dumps the TLS contexts and endpoints every
     /// cluster repeats are most of the decoding.
     Shape,
     /// Everything the model holds.
