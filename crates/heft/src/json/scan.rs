@@ -166,6 +166,7 @@ pub(crate) fn skip_value(buf: &[u8], pos: usize, base: u64) -> Result<usize> {
 }
 
 /// Bit masks of one 64-byte block: which bytes are `"`, `\\`, `{`/`[` and `}`/`]`.
+#[derive(Default)]
 struct Masks {
     quotes: u64,
     slashes: u64,
@@ -184,12 +185,7 @@ fn masks(block: &[u8; 64]) -> Masks {
         // `[` | 0x20 is `{`, `]` | 0x20 is `}`, and no other byte maps to either.
         let open = _mm_set1_epi8(b'{' as i8);
         let close = _mm_set1_epi8(b'}' as i8);
-        let mut m = Masks {
-            quotes: 0,
-            slashes: 0,
-            opens: 0,
-            closes: 0,
-        };
+        let mut m = Masks::default();
         for k in 0..4 {
             let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
             let folded = _mm_or_si128(v, case);
@@ -205,12 +201,7 @@ fn masks(block: &[u8; 64]) -> Masks {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn masks(block: &[u8; 64]) -> Masks {
-    let mut m = Masks {
-        quotes: 0,
-        slashes: 0,
-        opens: 0,
-        closes: 0,
-    };
+    let mut m = Masks::default();
     for (i, &b) in block.iter().enumerate() {
         let bit = 1u64 << i;
         match b {
@@ -265,12 +256,7 @@ mod wide {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn masks(block: &[u8; 64]) -> Masks {
-        let mut m = Masks {
-            quotes: 0,
-            slashes: 0,
-            opens: 0,
-            closes: 0,
-        };
+        let mut m = Masks::default();
         for half in 0..2 {
             // SAFETY: the load reads 32 of the 64 bytes of `block`.
             let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * half) as *const __m256i) };
