@@ -345,6 +345,7 @@ fn skip_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::walk::tests::real_capture;
 
     fn end(s: &str) -> Result<usize> {
         skip_value(s.as_bytes(), 0, 0)
@@ -408,17 +409,9 @@ mod tests {
     /// finds, from every bracket of the real captures (inside strings too).
     #[test]
     fn each_instruction_set_finds_the_same_ends() {
-        let real = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/real");
         let mut brackets = 0;
         for kind in ["sidecar", "gateway"] {
-            let path = format!("{real}/{kind}/config_dump.json");
-            let text = std::fs::read(&path).unwrap_or_else(|_| {
-                let gz = std::fs::File::open(format!("{path}.gz")).unwrap();
-                let mut text = Vec::new();
-                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut text)
-                    .unwrap();
-                text
-            });
+            let text = real_capture(&format!("{kind}/config_dump.json"));
             for (pos, _) in text.iter().enumerate().filter(|(_, b)| b"{[".contains(b)) {
                 let want = skip_with(&text, pos, masks, prefix_xor);
                 assert_eq!(skip_container(&text, pos), want, "{kind} at byte {pos}");

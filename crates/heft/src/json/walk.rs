@@ -1079,14 +1079,21 @@ fn config_element<F: Fold>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::json::window::tests::Dribble;
     use crate::model::Dump;
 
-    fn gunzip(bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
-        out
+    /// A file of `testdata/real/` (`sidecar/config_dump.json`), read from its `.gz` where
+    /// only that is committed.
+    pub(crate) fn real_capture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../testdata/real/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|_| {
+            let gz = std::fs::read(format!("{path}.gz")).unwrap();
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out)
+                .unwrap();
+            out
+        })
     }
 
     /// The fast path (arrays cut in chunks) against the exact walk of a stream, read in one go
@@ -1113,13 +1120,10 @@ mod tests {
 
     #[test]
     fn arrays_cut_in_many_chunks_read_as_the_exact_walk_does() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/real");
-        let sidecar =
-            gunzip(&std::fs::read(format!("{root}/sidecar/config_dump.json.gz")).unwrap());
         for text in [
-            sidecar,
-            std::fs::read(format!("{root}/gateway/config_dump.json")).unwrap(),
-            std::fs::read(format!("{root}/gateway/clusters.json")).unwrap(),
+            real_capture("sidecar/config_dump.json"),
+            real_capture("gateway/config_dump.json"),
+            real_capture("gateway/clusters.json"),
         ] {
             let (fast, exact) = both(&text);
             assert!(fast.clusters.len() + fast.cluster_statuses.len() > 5);
