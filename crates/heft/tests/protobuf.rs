@@ -11,7 +11,9 @@ use heft::cost::stream::CostFold;
 use heft::pb::envoy::admin::v3 as admin;
 use heft::pb::envoy::config::bootstrap::v3::Bootstrap;
 use heft::pb::envoy::config::cluster::v3::{cluster, Cluster};
-use heft::pb::envoy::config::core::v3::Node;
+use heft::pb::envoy::config::core::v3::{self as core, Node};
+use heft::pb::envoy::config::endpoint::v3 as endpoint;
+use heft::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use heft::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use heft::pb::prost::Message;
 use heft::pb::prost_types::{value::Kind, Any, Struct, Value};
@@ -110,6 +112,7 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
     let converted = convert(&inputs, &out);
     let mut compared = 0;
     let mut detailed_tls = 0;
+    let mut from_prost_clusters = 0;
     for (input, result) in converted {
         let name = input.display().to_string();
         let dir = match result {
@@ -214,6 +217,36 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
             "{name}: Resource wrappers unwrapped"
         );
 
+        // The same clusters and load assignments handed over as prost messages, as a control
+        // plane holds them, read the same.
+        let decoded = |kind: &str| -> Vec<Any> {
+            let bytes = std::fs::read(dir.join(format!("{kind}.pb"))).unwrap();
+            DiscoveryResponse::decode(&bytes[..]).unwrap().resources
+        };
+        let from_prost = Dump::from_resources(heft::pb::Resources {
+            clusters: decoded("clusters")
+                .iter()
+                .map(|a| Cluster::decode(&a.value[..]).unwrap())
+                .collect(),
+            load_assignments: decoded("endpoints")
+                .iter()
+                .map(|a| ClusterLoadAssignment::decode(&a.value[..]).unwrap())
+                .collect(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{name}: from_resources: {e}"));
+        from_prost_clusters += from_prost.clusters.len();
+        assert_same(
+            &normalised(&json.clusters, Order::MapsUnordered, true),
+            &normalised(&from_prost.clusters, Order::MapsUnordered, true),
+            &format!("{name}: from_resources clusters"),
+        );
+        assert_same(
+            &normalised(&json.endpoint_configs, Order::MapsUnordered, true),
+            &normalised(&from_prost.endpoint_configs, Order::MapsUnordered, true),
+            &format!("{name}: from_resources endpoints"),
+        );
+
         // Read as `heft summary` reads it (`Detail::Shape`: TLS contexts keep only their side),
         // the binary gives the summary and costs of the whole read, and the same resources but
         // for the TLS contexts' insides.
@@ -248,6 +281,10 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
         compared += 1;
     }
     assert!(compared >= 2, "compared {compared} dumps");
+    assert!(
+        from_prost_clusters >= 40,
+        "{from_prost_clusters} clusters from prost"
+    );
     assert!(
         detailed_tls >= 20,
         "{detailed_tls} TLS contexts with details"
@@ -506,4 +543,83 @@ fn additional_addresses_internal_endpoint_ids_and_ecds_types_read_the_same_from_
         "extra features: model",
     );
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A dump of one static cluster with one inline endpoint whose `istio` metadata names the
+/// workload `workload`.
+fn cluster_with_endpoint_workload(workload: &str) -> Vec<u8> {
+    let string = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.into())),
+    };
+    let istio = Struct {
+        fields: [("workload".to_string(), string(workload))]
+            .into_iter()
+            .collect(),
+    };
+    let lb = endpoint::LbEndpoint {
+        metadata: Some(core::Metadata {
+            filter_metadata: [("istio".to_string(), istio)].into_iter().collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let c = Cluster {
+        name: "outbound|80||a.default.svc.cluster.local".into(),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: "a".into(),
+            endpoints: vec![endpoint::LocalityLbEndpoints {
+                lb_endpoints: vec![lb.clone(), lb],
+                ..Default::default()
+            }],
+            policy: None,
+        }),
+        ..Default::default()
+    };
+    admin::ConfigDump {
+        configs: vec![any(
+            "envoy.admin.v3.ClustersConfigDump",
+            &admin::ClustersConfigDump {
+                static_clusters: vec![admin::clusters_config_dump::StaticCluster {
+                    cluster: Some(any("envoy.config.cluster.v3.Cluster", &c)),
+                    last_updated: None,
+                }],
+                ..Default::default()
+            },
+        )],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn bad_utf8_deep_in_a_cluster_is_reported_at_its_byte_with_its_path() {
+    let good = cluster_with_endpoint_workload("reviews-v1;default");
+    let dump = Dump::from_slice(&good).unwrap();
+    let eps: Vec<_> = dump.clusters[0]
+        .load_assignment
+        .as_ref()
+        .unwrap()
+        .endpoints()
+        .collect();
+    assert_eq!(
+        eps[1].metadata.istio_workload.as_deref(),
+        Some("reviews-v1;default")
+    );
+    // Break the second endpoint's workload: the one byte turns invalid.
+    let text = b"reviews-v1;default";
+    let second = good
+        .windows(text.len())
+        .enumerate()
+        .filter(|(_, w)| w == text)
+        .map(|(i, _)| i)
+        .nth(1)
+        .unwrap();
+    let mut bad = good.clone();
+    bad[second + 3] = 0xff;
+    let err = Dump::from_slice(&bad).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Utf8, "{err}");
+    assert_eq!(err.offset(), Some(second as u64 + 3), "{err}");
+    assert_eq!(
+        err.path_string(),
+        "configs[0].static_clusters[0].load_assignment.endpoints[0].lb_endpoints[1].metadata"
+    );
 }

@@ -1,90 +1,192 @@
-//! `envoy.config.cluster.v3.Cluster` (prost) to the model, as `json::decode::cluster` reads it.
+//! `envoy.config.cluster.v3.Cluster` read from the input, as `json::decode::cluster` reads it.
+//!
+//! Clusters are most of a big dump's objects, so they are read field by field from the wire;
+//! the small sub-messages Heft models (durations, circuit breakers, outlier detection, protocol
+//! options, TLS contexts) go through prost.
 
-use super::common::{
-    duration, enum_name, metadata, opaque_any, opaque_message, some, struct_strings,
-    transport_socket, unpack,
-};
+use super::common::{self, enum_name, opaque_message};
 use super::endpoint::load_assignment;
 use super::envoy::config::cluster::v3 as pb;
 use super::envoy::extensions::upstreams::http::v3 as http;
+use super::parts::{
+    decode_at, duration, map_entry, merge, metadata, opaque, some, transport_socket,
+};
+use super::wire::{self, Fields, RawAny};
 use crate::error::Result;
 use crate::model::enums;
+use crate::model::istio::IstioName;
 use crate::model::{
     CircuitBreaker, Cluster, Discovery, HttpProtocol, Meta, OutlierDetection, TransportSocketMatch,
 };
 use crate::stream::Detail;
-use prost::Message;
 
 const HTTP_PROTOCOL_OPTIONS: &str =
     "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
-/// Converts one cluster. Extensions are listed in field-number order, the order Envoy prints
-/// them in JSON.
-pub(crate) fn cluster(c: pb::Cluster, meta: Meta, detail: Detail) -> Result<Cluster> {
+/// The `cluster_discovery_type` oneof.
+enum DiscoveryField<'a> {
+    Type(i32),
+    /// `cluster_type`: the extension's name and config.
+    Custom(&'a str, Option<RawAny<'a>>),
+}
+
+/// Reads one cluster whose bytes start at input offset `at`. Extensions are listed in
+/// field-number order, the order Envoy prints them in JSON.
+pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<Cluster> {
     let state = meta.state;
-    let mut out = Cluster::new(&c.name, Discovery::Static, meta);
-    out.alt_stat_name = some(c.alt_stat_name);
-    out.eds_service_name = c.eds_cluster_config.and_then(|e| some(e.service_name));
-    out.lb_policy = enum_name(&enums::LB_POLICY, c.lb_policy);
-    out.connect_timeout = c.connect_timeout.as_ref().map(duration).transpose()?;
-    if let Some(cb) = c.circuit_breakers {
+    let mut name = "";
+    let mut out = Cluster::new("", Discovery::Static, meta);
+    let mut discovery = None;
+    let mut circuit_breakers: Option<pb::CircuitBreakers> = None;
+    let mut outlier: Option<pb::OutlierDetection> = None;
+    let mut http2 = false;
+    let mut protocol_options: Vec<(&str, RawAny)> = Vec::new();
+    let mut filters_bytes = None;
+    let mut lb_policy_bytes = None;
+    for f in Fields::new(b, at) {
+        let f = f?;
+        match f.number {
+            1 => name = f.string()?,
+            2 => discovery = Some(DiscoveryField::Type(f.i32()?)),
+            3 => {
+                for g in f.message()? {
+                    let g = g?;
+                    if g.number == 2 {
+                        out.eds_service_name = some(g.string()?);
+                    }
+                }
+            }
+            4 => out.connect_timeout = Some(duration(&f).map_err(|e| e.in_key("connect_timeout"))?),
+            6 => out.lb_policy = enum_name(&enums::LB_POLICY, f.i32()?),
+            10 => merge(
+                &f,
+                circuit_breakers.get_or_insert_with(Default::default),
+                "CircuitBreakers",
+            )?,
+            14 => {
+                f.bytes()?;
+                http2 = true;
+            }
+            19 => merge(
+                &f,
+                outlier.get_or_insert_with(Default::default),
+                "OutlierDetection",
+            )?,
+            24 => {
+                let s = transport_socket(&f, detail).map_err(|e| e.in_key("transport_socket"))?;
+                out.transport_socket = Some(Box::new(s));
+            }
+            25 => {
+                let (b, at) = f.bytes()?;
+                out.metadata = metadata(b, at).map_err(|e| e.in_key("metadata"))?;
+            }
+            28 => out.alt_stat_name = some(f.string()?),
+            33 => {
+                let (b, at) = f.bytes()?;
+                let la = load_assignment(b, at, Meta::new(state))
+                    .map_err(|e| e.in_key("load_assignment"))?;
+                out.load_assignment = Some(Box::new(la));
+            }
+            36 => {
+                let (key, value, value_at) = map_entry(&f)?;
+                protocol_options.push((key, wire::any(value, value_at)?));
+            }
+            38 => {
+                let (mut custom, mut config) = ("", None);
+                for g in f.message()? {
+                    let g = g?;
+                    match g.number {
+                        1 => custom = g.string()?,
+                        2 => {
+                            let (b, at) = g.bytes()?;
+                            config = Some(wire::any(b, at)?);
+                        }
+                        _ => {}
+                    }
+                }
+                discovery = Some(DiscoveryField::Custom(custom, config));
+            }
+            40 => *filters_bytes.get_or_insert(0) += f.bytes()?.0.len(),
+            41 => *lb_policy_bytes.get_or_insert(0) += f.bytes()?.0.len(),
+            43 => {
+                let i = out.transport_socket_matches.len() as u64;
+                let m = socket_match(&f, detail)
+                    .map_err(|e| e.in_index(i).in_key("transport_socket_matches"))?;
+                out.transport_socket_matches.push(m);
+            }
+            _ => {}
+        }
+    }
+    out.istio = IstioName::parse(name);
+    out.name = name.into();
+    if let Some(cb) = circuit_breakers {
         out.circuit_breakers = cb.thresholds.into_iter().map(threshold).collect();
     }
-    out.outlier_detection = c.outlier_detection.map(outlier_detection).transpose()?;
-    if c.http2_protocol_options.is_some() {
+    out.outlier_detection = outlier.map(outlier_detection).transpose()?;
+    if http2 {
         out.http_protocol = Some(HttpProtocol::Http2);
     }
-    for any in c.typed_extension_protocol_options.values() {
+    // A map: in key order, a repeated key counting once with its last value.
+    protocol_options.sort_by(|a, b| a.0.cmp(b.0));
+    protocol_options.reverse();
+    protocol_options.dedup_by(|later, earlier| later.0 == earlier.0);
+    protocol_options.reverse();
+    for (_, any) in &protocol_options {
         if any.type_url == HTTP_PROTOCOL_OPTIONS {
-            let o: http::HttpProtocolOptions = unpack(any)?;
+            let o: http::HttpProtocolOptions = decode_at(any.value, any.value_at, any.type_url)?;
             if let Some(p) = http_protocol(o) {
                 out.http_protocol = Some(p);
             }
         } else {
-            out.extensions.push(opaque_any(any));
+            out.extensions.push(opaque(any));
         }
     }
-    out.transport_socket = c
-        .transport_socket
-        .map(|s| transport_socket(s, detail))
-        .transpose()?
-        .map(Box::new);
-    out.metadata = metadata(c.metadata);
-    if let Some(la) = c.load_assignment {
-        out.load_assignment = Some(Box::new(load_assignment(la, Meta::new(state))?));
-    }
-    match c.cluster_discovery_type {
-        Some(pb::cluster::ClusterDiscoveryType::Type(t)) => {
-            out.discovery = Discovery::from_name(&enum_name(&Discovery::NAMES, t));
-        }
-        Some(pb::cluster::ClusterDiscoveryType::ClusterType(t)) => {
-            out.discovery = Discovery::Custom(t.name.into());
-            out.extensions
-                .extend(t.typed_config.as_ref().map(opaque_any));
+    match discovery {
+        Some(DiscoveryField::Type(t)) => out.discovery = discovery_type(t),
+        Some(DiscoveryField::Custom(custom, config)) => {
+            out.discovery = Discovery::Custom(custom.into());
+            out.extensions.extend(config.as_ref().map(opaque));
         }
         None => {}
     }
-    if !c.filters.is_empty() {
-        let bytes = c.filters.iter().map(Message::encoded_len).sum();
-        out.extensions.push(opaque_message(bytes));
+    out.extensions
+        .extend(filters_bytes.into_iter().map(opaque_message));
+    out.extensions
+        .extend(lb_policy_bytes.into_iter().map(opaque_message));
+    Ok(out)
+}
+
+/// `DiscoveryType` by number; an unknown number keeps its digits, as in JSON.
+fn discovery_type(t: i32) -> Discovery {
+    match t {
+        0 => Discovery::Static,
+        1 => Discovery::StrictDns,
+        2 => Discovery::LogicalDns,
+        3 => Discovery::Eds,
+        4 => Discovery::OriginalDst,
+        n => Discovery::Custom(n.to_string().into()),
     }
-    if let Some(p) = &c.load_balancing_policy {
-        out.extensions.push(opaque_message(p.encoded_len()));
+}
+
+/// `TransportSocketMatch`: its name, string criteria and socket.
+fn socket_match(f: &wire::Field, detail: Detail) -> Result<TransportSocketMatch> {
+    let mut out = TransportSocketMatch {
+        name: "".into(),
+        criteria: Vec::new(),
+        socket: None,
+    };
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            1 => out.name = g.string()?.into(),
+            2 => {
+                let (b, at) = g.bytes()?;
+                out.criteria = super::parts::struct_strings(b, at)?;
+            }
+            3 => out.socket = Some(transport_socket(&g, detail)?),
+            _ => {}
+        }
     }
-    out.transport_socket_matches = c
-        .transport_socket_matches
-        .into_iter()
-        .map(|m| {
-            Ok(TransportSocketMatch {
-                name: m.name.into(),
-                criteria: struct_strings(m.r#match),
-                socket: m
-                    .transport_socket
-                    .map(|s| transport_socket(s, detail))
-                    .transpose()?,
-            })
-        })
-        .collect::<Result<_>>()?;
     Ok(out)
 }
 
@@ -102,8 +204,12 @@ fn threshold(t: pb::circuit_breakers::Thresholds) -> CircuitBreaker {
 fn outlier_detection(o: pb::OutlierDetection) -> Result<OutlierDetection> {
     Ok(OutlierDetection {
         consecutive_5xx: o.consecutive_5xx,
-        interval: o.interval.as_ref().map(duration).transpose()?,
-        base_ejection_time: o.base_ejection_time.as_ref().map(duration).transpose()?,
+        interval: o.interval.as_ref().map(common::duration).transpose()?,
+        base_ejection_time: o
+            .base_ejection_time
+            .as_ref()
+            .map(common::duration)
+            .transpose()?,
         max_ejection_percent: o.max_ejection_percent,
     })
 }

@@ -8,11 +8,12 @@
 use super::envoy::config::core::v3 as core;
 use super::envoy::extensions::transport_sockets::tls::v3 as tls;
 use super::envoy::r#type::matcher::v3 as matcher;
+use super::wire::RawAny;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::enums;
 use crate::model::{
-    Address, Cidr, IstioServiceRef, Locality, Metadata, Opaque, SanMatcher, StringMatch,
-    TlsContext, TlsSide, TransportSocket, UpdateFailure,
+    Address, Cidr, Opaque, SanMatcher, StringMatch, TlsContext, TlsSide, TransportSocket,
+    UpdateFailure,
 };
 use crate::stream::Detail;
 use prost::Message;
@@ -131,42 +132,10 @@ pub(crate) fn timestamp(t: &prost_types::Timestamp) -> Box<str> {
     out.into()
 }
 
+/// `envoy.config.core.v3.Address`, read as a binary input's addresses are.
 pub(crate) fn address(a: core::Address) -> Option<Address> {
-    use core::address::Address as A;
-    Some(match a.address? {
-        A::SocketAddress(s) => {
-            let port = match s.port_specifier {
-                Some(core::socket_address::PortSpecifier::PortValue(p)) => p,
-                _ => 0,
-            };
-            Address::Socket {
-                address: s.address.into(),
-                port,
-                protocol: enum_name(&enums::SOCKET_PROTOCOL, s.protocol),
-            }
-        }
-        A::Pipe(p) => Address::Pipe {
-            path: p.path.into(),
-        },
-        A::EnvoyInternalAddress(e) => Address::Internal {
-            server_listener_name: match e.address_name_specifier {
-                Some(core::envoy_internal_address::AddressNameSpecifier::ServerListenerName(n)) => {
-                    n.into()
-                }
-                None => "".into(),
-            },
-            endpoint_id: e.endpoint_id.into(),
-        },
-    })
-}
-
-pub(crate) fn locality(l: Option<core::Locality>) -> Locality {
-    let l = l.unwrap_or_default();
-    Locality {
-        region: l.region.into(),
-        zone: l.zone.into(),
-        sub_zone: l.sub_zone.into(),
-    }
+    // A message prost encoded always reads back.
+    super::parts::address(&a.encode_to_vec(), 0).ok().flatten()
 }
 
 fn struct_string(s: &prost_types::Struct, key: &str) -> Option<Box<str>> {
@@ -176,45 +145,9 @@ fn struct_string(s: &prost_types::Struct, key: &str) -> Option<Box<str>> {
     }
 }
 
-/// `envoy.config.core.v3.Metadata`: Istio's keys and the encoded size.
-pub(crate) fn metadata(m: Option<core::Metadata>) -> Metadata {
-    let Some(m) = m else {
-        return Metadata::default();
-    };
-    let mut out = Metadata {
-        bytes: m.encoded_len() as u64,
-        ..Metadata::default()
-    };
-    for (ns, s) in &m.filter_metadata {
-        out.namespaces.push(ns.as_str().into());
-        match ns.as_str() {
-            "istio" => {
-                out.istio_config = struct_string(s, "config");
-                out.istio_workload = struct_string(s, "workload");
-                if let Some(Kind::ListValue(list)) =
-                    s.fields.get("services").and_then(|v| v.kind.as_ref())
-                {
-                    out.istio_services = list.values.iter().map(istio_service).collect();
-                }
-            }
-            "envoy.transport_socket_match" => out.tls_mode = struct_string(s, "tlsMode"),
-            _ => {}
-        }
-    }
-    // Typed metadata payloads are extension messages Heft has no schema for.
-    out.namespaces
-        .extend(m.typed_filter_metadata.keys().map(|k| k.as_str().into()));
-    out
-}
-
-fn istio_service(v: &prost_types::Value) -> IstioServiceRef {
-    let mut s = IstioServiceRef::default();
-    if let Some(Kind::StructValue(st)) = &v.kind {
-        s.host = struct_string(st, "host").unwrap_or_default();
-        s.name = struct_string(st, "name").unwrap_or_default();
-        s.namespace = struct_string(st, "namespace").unwrap_or_default();
-    }
-    s
+/// `filter_metadata.istio.config` of a `Metadata`, the one key routes keep.
+pub(crate) fn istio_config(m: &core::Metadata) -> Option<Box<str>> {
+    struct_string(m.filter_metadata.get("istio")?, "config")
 }
 
 /// A `Struct` as the JSON value Envoy prints for it. Integral numbers become integers, as they
@@ -244,16 +177,11 @@ fn value_json(v: prost_types::Value) -> serde_json::Value {
     }
 }
 
-/// The string values of a `Struct`, as `(key, value)` pairs.
+/// The string values of a `Struct` as `(key, value)` pairs, in key order.
 pub(crate) fn struct_strings(s: Option<prost_types::Struct>) -> Vec<(Box<str>, Box<str>)> {
-    s.map(|s| s.fields)
+    // A message prost encoded always reads back.
+    s.and_then(|s| super::parts::struct_strings(&s.encode_to_vec(), 0).ok())
         .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(k, v)| match v.kind {
-            Some(Kind::StringValue(v)) => Some((k.into(), v.into())),
-            _ => None,
-        })
-        .collect()
 }
 
 pub(crate) fn string_matcher(m: matcher::StringMatcher) -> StringMatch {
@@ -285,7 +213,7 @@ fn validation_context(v: tls::CertificateValidationContext, sans: &mut Vec<SanMa
 }
 
 /// `UpstreamTlsContext` / `DownstreamTlsContext` through their shared `CommonTlsContext`.
-fn tls_context(
+pub(crate) fn tls_context(
     side: TlsSide,
     common: Option<tls::CommonTlsContext>,
     sni: String,
@@ -329,42 +257,17 @@ pub(crate) fn transport_socket(
     s: core::TransportSocket,
     detail: Detail,
 ) -> Result<TransportSocket> {
-    let mut out = TransportSocket {
-        name: s.name.into(),
-        tls: None,
-        other: None,
-    };
-    let Some(core::transport_socket::ConfigType::TypedConfig(any)) = s.config_type else {
-        return Ok(out);
-    };
-    match any.type_url.as_str() {
-        TLS_UPSTREAM if detail == Detail::Shape => {
-            out.tls = Some(TlsContext::empty(TlsSide::Upstream))
-        }
-        TLS_DOWNSTREAM if detail == Detail::Shape => {
-            out.tls = Some(TlsContext::empty(TlsSide::Downstream))
-        }
-        TLS_UPSTREAM => {
-            let u: tls::UpstreamTlsContext = unpack(&any)?;
-            out.tls = Some(tls_context(
-                TlsSide::Upstream,
-                u.common_tls_context,
-                u.sni,
-                false,
-            ));
-        }
-        TLS_DOWNSTREAM => {
-            let d: tls::DownstreamTlsContext = unpack(&any)?;
-            out.tls = Some(tls_context(
-                TlsSide::Downstream,
-                d.common_tls_context,
-                String::new(),
-                d.require_client_certificate.unwrap_or(false),
-            ));
-        }
-        _ => out.other = Some(opaque_any(&any)),
-    }
-    Ok(out)
+    use core::transport_socket::ConfigType;
+    let config = s
+        .config_type
+        .as_ref()
+        .map(|ConfigType::TypedConfig(any)| RawAny {
+            type_url: &any.type_url,
+            value: &any.value,
+            value_at: 0,
+        });
+    // The payload was copied out of the input: an offset into it would mislead.
+    super::parts::socket(&s.name, config.as_ref(), detail).map_err(Error::without_offset)
 }
 
 pub(crate) fn cidr(c: core::CidrRange) -> Cidr {

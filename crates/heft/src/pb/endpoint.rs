@@ -1,52 +1,152 @@
-//! `ClusterLoadAssignment` (prost) to the model, as `json::decode::endpoint` reads it.
+//! `envoy.config.endpoint.v3.ClusterLoadAssignment` read from the input, as
+//! `json::decode::endpoint` reads it.
+//!
+//! Load assignments hold most of a big dump's bytes, so they are read field by field from the
+//! wire rather than through prost's owned messages.
 
-use super::common::{address, locality, metadata, some};
-use super::envoy::config::endpoint::v3 as pb;
+use super::parts::{address, locality, metadata, some};
+use super::wire::{Field, Fields};
 use crate::error::Result;
 use crate::model::{Endpoint, HealthStatus, LoadAssignment, LocalityEndpoints, Meta};
 
-pub(crate) fn load_assignment(la: pb::ClusterLoadAssignment, meta: Meta) -> Result<LoadAssignment> {
-    Ok(LoadAssignment {
+/// Reads a `ClusterLoadAssignment` whose bytes start at input offset `at`.
+pub(crate) fn load_assignment(b: &[u8], at: u64, meta: Meta) -> Result<LoadAssignment> {
+    let mut out = LoadAssignment {
         meta,
-        cluster_name: la.cluster_name.into(),
-        localities: la.endpoints.into_iter().map(locality_endpoints).collect(),
-        overprovisioning_factor: la.policy.and_then(|p| p.overprovisioning_factor),
-    })
-}
-
-fn locality_endpoints(l: pb::LocalityLbEndpoints) -> LocalityEndpoints {
-    LocalityEndpoints {
-        locality: locality(l.locality),
-        priority: l.priority,
-        weight: l.load_balancing_weight,
-        endpoints: l.lb_endpoints.into_iter().map(lb_endpoint).collect(),
+        cluster_name: "".into(),
+        localities: Vec::new(),
+        overprovisioning_factor: None,
+    };
+    for f in Fields::new(b, at) {
+        let f = f?;
+        match f.number {
+            1 => out.cluster_name = f.string()?.into(),
+            2 => {
+                let i = out.localities.len() as u64;
+                let l = locality_endpoints(&f).map_err(|e| e.in_index(i).in_key("endpoints"))?;
+                out.localities.push(l);
+            }
+            4 => {
+                for g in f.message()? {
+                    let g = g?;
+                    if g.number == 3 {
+                        out.overprovisioning_factor = Some(g.u32_value()?);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
+    Ok(out)
 }
 
-fn lb_endpoint(e: pb::LbEndpoint) -> Endpoint {
+fn locality_endpoints(f: &Field) -> Result<LocalityEndpoints> {
+    let mut out = LocalityEndpoints {
+        locality: Default::default(),
+        priority: 0,
+        weight: None,
+        endpoints: Vec::new(),
+    };
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            1 => out.locality = locality(&g)?,
+            2 => {
+                let i = out.endpoints.len() as u64;
+                let e = lb_endpoint(&g).map_err(|e| e.in_index(i).in_key("lb_endpoints"))?;
+                out.endpoints.push(e);
+            }
+            3 => out.weight = Some(g.u32_value()?),
+            5 => out.priority = g.u32()?,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn lb_endpoint(f: &Field) -> Result<Endpoint> {
     let mut out = Endpoint {
         address: None,
         additional_addresses: Vec::new(),
         hostname: None,
-        health: HealthStatus::from_name(&super::common::enum_name(
-            &HealthStatus::NAMES,
-            e.health_status,
-        )),
-        weight: e.load_balancing_weight,
+        health: HealthStatus::Unknown,
+        weight: None,
         health_check_port: None,
-        metadata: metadata(e.metadata),
+        metadata: Default::default(),
     };
-    if let Some(pb::lb_endpoint::HostIdentifier::Endpoint(ep)) = e.host_identifier {
-        out.address = ep.address.and_then(address);
-        out.additional_addresses = ep
-            .additional_addresses
-            .into_iter()
-            .filter_map(|a| a.address.and_then(address))
-            .collect();
-        out.hostname = some(ep.hostname);
-        out.health_check_port = ep
-            .health_check_config
-            .and_then(|h| (h.port_value != 0).then_some(h.port_value));
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            1 => endpoint(&g, &mut out)?,
+            // `endpoint_name`, the other member of the `host_identifier` oneof: Heft reads
+            // no host from it.
+            5 => {
+                g.string()?;
+                out.address = None;
+                out.additional_addresses.clear();
+                out.hostname = None;
+                out.health_check_port = None;
+            }
+            2 => out.health = health(g.i32()?),
+            3 => {
+                let (b, at) = g.bytes()?;
+                out.metadata = metadata(b, at).map_err(|e| e.in_key("metadata"))?;
+            }
+            4 => out.weight = Some(g.u32_value()?),
+            _ => {}
+        }
     }
-    out
+    Ok(out)
+}
+
+/// `Endpoint`: the host's addresses, hostname and health check port.
+fn endpoint(f: &Field, out: &mut Endpoint) -> Result<()> {
+    out.address = None;
+    out.additional_addresses.clear();
+    out.hostname = None;
+    out.health_check_port = None;
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            1 => {
+                let (b, at) = g.bytes()?;
+                out.address = address(b, at)?;
+            }
+            2 => {
+                for h in g.message()? {
+                    let h = h?;
+                    if h.number == 1 {
+                        let port = h.u32()?;
+                        out.health_check_port = (port != 0).then_some(port);
+                    }
+                }
+            }
+            3 => out.hostname = some(g.string()?),
+            4 => {
+                let mut last = None;
+                for h in g.message()? {
+                    let h = h?;
+                    if h.number == 1 {
+                        let (b, at) = h.bytes()?;
+                        last = address(b, at)?;
+                    }
+                }
+                out.additional_addresses.extend(last);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `HealthStatus` by number; numbers Heft does not know read as `Unknown`, as in JSON.
+fn health(n: i32) -> HealthStatus {
+    match n {
+        1 => HealthStatus::Healthy,
+        2 => HealthStatus::Unhealthy,
+        3 => HealthStatus::Draining,
+        4 => HealthStatus::Timeout,
+        5 => HealthStatus::Degraded,
+        _ => HealthStatus::Unknown,
+    }
 }

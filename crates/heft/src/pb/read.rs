@@ -1,5 +1,6 @@
 //! The binary reader: tells protobuf inputs from JSON, walks their outer layers by hand and
-//! decodes each resource with prost, in parallel.
+//! decodes each resource in parallel: clusters and load assignments straight from the wire
+//! (`cluster.rs`, `endpoint.rs`), the others with prost.
 //!
 //! Three shapes are read: an `envoy.admin.v3.ConfigDump`, one
 //! `envoy.service.discovery.v3.DiscoveryResponse`, and a stream of DiscoveryResponses each
@@ -10,6 +11,7 @@
 
 use super::common::{decode_error, some, timestamp, update_failure};
 use super::envoy::admin::v3::UpdateFailureState;
+use super::parts::at_fault;
 use super::wire::{self, Field, Fields, RawAny, LEN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::decode::Item;
@@ -531,7 +533,7 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Skeleton<'
             continue;
         };
         let (key, kind) = (fields[slot].1, fields[slot].2);
-        let (b, at) = f.bytes().map_err(|e| e.in_key(key))?;
+        let (b, at) = f.bytes().map_err(|e| Error::from(e).in_key(key))?;
         let entry_index = (!bootstrap).then_some(counts[slot]);
         counts[slot] += 1;
         sk.jobs.push(Job {
@@ -565,7 +567,7 @@ fn response<'a>(
         let f = f?;
         match f.number {
             1 => version = some(f.string()?.to_string()),
-            2 => resources.push(f.bytes().map_err(|e| e.in_key("resources"))?),
+            2 => resources.push(f.bytes().map_err(|e| Error::from(e).in_key("resources"))?),
             4 => type_url = Some(f.string()?),
             _ => {}
         }
@@ -618,14 +620,6 @@ fn stream<'a>(bytes: &'a [u8], sk: &mut Skeleton<'a>) -> Result<()> {
         index += 1;
     }
     Ok(())
-}
-
-/// Points a prost error at the first malformed field, or at the message's first byte.
-fn at_fault(e: Error, bytes: &[u8], at: u64) -> Error {
-    let offset = wire::first_fault(bytes, at)
-        .and_then(|f| f.offset())
-        .unwrap_or(at);
-    e.with_offset(offset)
 }
 
 /// Decodes a resource with prost, errors pointing into the input.
@@ -697,7 +691,8 @@ fn decode_job(
     match job.kind {
         Kind::Cluster(state, layout) => wrapped(job, layout, state, "cluster", out, |any, m| {
             Ok(Item::Cluster(Box::new(super::cluster::cluster(
-                decode(any, "Cluster")?,
+                any.value,
+                any.value_at,
                 m,
                 detail,
             )?)))
@@ -717,7 +712,7 @@ fn decode_job(
         Kind::LoadAssignment(state, layout) => {
             wrapped(job, layout, state, "endpoint_config", out, |any, m| {
                 Ok(Item::LoadAssignment(Box::new(
-                    super::endpoint::load_assignment(decode(any, "ClusterLoadAssignment")?, m)?,
+                    super::endpoint::load_assignment(any.value, any.value_at, m)?,
                 )))
             })
         }
@@ -951,7 +946,8 @@ fn resource(
     let state = State::Active;
     let item = match short {
         "Cluster" => Item::Cluster(Box::new(super::cluster::cluster(
-            decode(&any, "Cluster")?,
+            any.value,
+            any.value_at,
             meta,
             detail,
         )?)),
@@ -961,7 +957,7 @@ fn resource(
             meta,
         )?)),
         "ClusterLoadAssignment" => Item::LoadAssignment(Box::new(
-            super::endpoint::load_assignment(decode(&any, "ClusterLoadAssignment")?, meta)?,
+            super::endpoint::load_assignment(any.value, any.value_at, meta)?,
         )),
         "Secret" => {
             let mut s = super::secret::secret(decode(&any, "Secret")?, Meta::new(state))?;

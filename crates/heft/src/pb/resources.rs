@@ -5,7 +5,7 @@ use super::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use super::envoy::config::listener::v3::Listener;
 use super::envoy::config::route::v3::RouteConfiguration;
 use super::envoy::extensions::transport_sockets::tls::v3::Secret;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{DocumentKind, Dump, Meta, Source, State};
 use crate::stream::Detail;
 use prost::Message;
@@ -85,9 +85,15 @@ impl Dump {
             compression: "none",
             bytes: bytes as u64,
         });
+        // Clusters and load assignments are read from the wire only; encoding them again costs
+        // less than their decoding. Offsets into bytes made here would mislead, so errors
+        // (an `Any` holding no valid TLS context) drop them.
         dump.clusters = clusters
             .into_par_iter()
-            .map(|c| super::cluster::cluster(c, meta(), Detail::Full))
+            .map(|c| {
+                super::cluster::cluster(&c.encode_to_vec(), 0, meta(), Detail::Full)
+                    .map_err(Error::without_offset)
+            })
             .collect::<Result<_>>()?;
         dump.listeners = listeners
             .into_par_iter()
@@ -99,7 +105,10 @@ impl Dump {
             .collect::<Result<_>>()?;
         dump.endpoint_configs = load_assignments
             .into_par_iter()
-            .map(|l| super::endpoint::load_assignment(l, meta()))
+            .map(|l| {
+                super::endpoint::load_assignment(&l.encode_to_vec(), 0, meta())
+                    .map_err(Error::without_offset)
+            })
             .collect::<Result<_>>()?;
         dump.secrets = secrets
             .into_par_iter()

@@ -2,7 +2,7 @@
 //! it.
 
 use super::common::{
-    duration, enum_name, metadata, opaque_any, opt_enum_name, some, string_matcher,
+    duration, enum_name, istio_config, opaque_any, opt_enum_name, some, string_matcher,
 };
 use super::envoy::config::route::v3 as pb;
 use crate::error::Result;
@@ -60,7 +60,7 @@ fn route(r: pb::Route) -> Result<Route> {
             _ => Action::Other,
         },
         decorator: r.decorator.and_then(|d| some(d.operation)),
-        istio_config: r.metadata.and_then(|m| metadata(Some(m)).istio_config),
+        istio_config: r.metadata.as_ref().and_then(istio_config),
         extensions: per_filter(&r.typed_per_filter_config),
     })
 }

@@ -1,14 +1,67 @@
-//! The protobuf wire format, read by hand for the outer layers of a dump.
+//! The protobuf wire format, read by hand.
 //!
-//! The reader walks a message's fields (tag, then value) without decoding them, so the outer
-//! walk can find each resource's bytes and its input offset, and hand the bytes to prost on
-//! another thread. It checks every length against the bytes that remain and never allocates:
-//! values are slices of the input.
+//! The reader walks a message's fields (tag, then value) without decoding them. The outer walk
+//! uses it to find each resource's bytes and input offset; the decoders of the bulky resources
+//! (clusters, load assignments, metadata) use it to build the model straight from the input,
+//! without first building prost's owned messages. It checks every length against the bytes
+//! that remain and never allocates: values are slices of the input.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind};
 
 /// Wire type 2: a length-delimited value (string, bytes, message, packed repeated field).
 pub(crate) const LEN: u8 = 2;
+
+/// A malformed field: where, and what. Small and `Copy`, so reading fields stays cheap; it
+/// becomes an [`Error`] where it leaves this module's callers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fault {
+    offset: u64,
+    what: What,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum What {
+    VarintEnd,
+    VarintLong,
+    FieldNumber(u64),
+    Length { len: u64, number: u64, left: usize },
+    Truncated,
+    WireType { wire: u8, number: u64 },
+    Expected { number: u32, what: &'static str },
+    Utf8,
+}
+
+impl From<Fault> for Error {
+    #[cold]
+    fn from(f: Fault) -> Error {
+        let (kind, message) = match f.what {
+            What::VarintEnd => (ErrorKind::Syntax, "the input ends inside a varint".into()),
+            What::VarintLong => (ErrorKind::Syntax, "varint longer than 10 bytes".into()),
+            What::FieldNumber(n) => (ErrorKind::Syntax, format!("invalid field number {n}")),
+            What::Length { len, number, left } => (
+                ErrorKind::Syntax,
+                format!(
+                    "length {len} of field {number} runs past the end of its message \
+                     ({left} bytes left)"
+                ),
+            ),
+            What::Truncated => (ErrorKind::Syntax, "the input ends inside a field".into()),
+            What::WireType { wire, number } => (
+                ErrorKind::Syntax,
+                format!("unsupported wire type {wire} for field {number}"),
+            ),
+            What::Expected { number, what } => (
+                ErrorKind::Syntax,
+                format!("wrong wire type for field {number}: expected {what}"),
+            ),
+            What::Utf8 => (ErrorKind::Utf8, "invalid UTF-8 in a string field".into()),
+        };
+        Error::at(kind, f.offset, message)
+    }
+}
+
+/// What reading fields gives: the value, or where and why the bytes are malformed.
+pub(crate) type Read<T> = std::result::Result<T, Fault>;
 
 /// A field's value, by wire type.
 #[derive(Debug, Clone, Copy)]
@@ -30,60 +83,98 @@ pub(crate) struct Field<'a> {
 }
 
 impl<'a> Field<'a> {
+    #[cold]
+    fn expected(&self, what: &'static str) -> Fault {
+        Fault {
+            offset: self.offset,
+            what: What::Expected {
+                number: self.number,
+                what,
+            },
+        }
+    }
+
     /// The field's bytes, which must be length-delimited.
-    pub(crate) fn bytes(&self) -> Result<(&'a [u8], u64)> {
+    #[inline]
+    pub(crate) fn bytes(&self) -> Read<(&'a [u8], u64)> {
         match self.value {
             Value::Len(b, at) => Ok((b, at)),
-            _ => Err(Error::at(
-                ErrorKind::Syntax,
-                self.offset,
-                format!(
-                    "wrong wire type for field {}: expected a length-delimited value",
-                    self.number
-                ),
-            )),
+            _ => Err(self.expected("a length-delimited value")),
         }
     }
 
     /// The field as UTF-8 text.
-    pub(crate) fn string(&self) -> Result<&'a str> {
+    #[inline]
+    pub(crate) fn string(&self) -> Read<&'a str> {
         let (b, at) = self.bytes()?;
-        std::str::from_utf8(b).map_err(|e| {
-            Error::at(
-                ErrorKind::Utf8,
-                at + e.valid_up_to() as u64,
-                "invalid UTF-8 in a string field",
-            )
+        std::str::from_utf8(b).map_err(|e| Fault {
+            offset: at + e.valid_up_to() as u64,
+            what: What::Utf8,
         })
     }
 
+    /// The fields of the message this field holds.
+    #[inline]
+    pub(crate) fn message(&self) -> Read<Fields<'a>> {
+        let (b, at) = self.bytes()?;
+        Ok(Fields::new(b, at))
+    }
+
+    /// A `uint32` field, truncated from its varint as protobuf parsers do.
+    #[inline]
+    pub(crate) fn u32(&self) -> Read<u32> {
+        Ok(self.varint()? as u32)
+    }
+
+    /// An `int32` or enum field, truncated from its varint as protobuf parsers do.
+    #[inline]
+    pub(crate) fn i32(&self) -> Read<i32> {
+        Ok(self.varint()? as i32)
+    }
+
+    /// A `google.protobuf.UInt32Value`: its `value`, 0 when the wrapper is empty.
+    pub(crate) fn u32_value(&self) -> Read<u32> {
+        let mut v = 0;
+        for f in self.message()? {
+            let f = f?;
+            if f.number == 1 {
+                v = f.u32()?;
+            }
+        }
+        Ok(v)
+    }
+
     /// The field as a varint.
-    pub(crate) fn varint(&self) -> Result<u64> {
+    #[inline]
+    pub(crate) fn varint(&self) -> Read<u64> {
         match self.value {
             Value::Varint(v) => Ok(v),
-            _ => Err(Error::at(
-                ErrorKind::Syntax,
-                self.offset,
-                format!(
-                    "wrong wire type for field {}: expected a varint",
-                    self.number
-                ),
-            )),
+            _ => Err(self.expected("a varint")),
         }
     }
 }
 
 /// Reads a varint at `buf[*pos..]`; `base` is the input offset of `buf[0]`.
-pub(crate) fn varint(buf: &[u8], pos: &mut usize, base: u64) -> Result<u64> {
+#[inline]
+pub(crate) fn varint(buf: &[u8], pos: &mut usize, base: u64) -> Read<u64> {
+    match buf.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            Ok(u64::from(b))
+        }
+        _ => long_varint(buf, pos, base),
+    }
+}
+
+fn long_varint(buf: &[u8], pos: &mut usize, base: u64) -> Read<u64> {
     let start = *pos;
     let mut value: u64 = 0;
     for i in 0..10 {
         let Some(&b) = buf.get(*pos) else {
-            return Err(Error::at(
-                ErrorKind::Syntax,
-                base + start as u64,
-                "the input ends inside a varint",
-            ));
+            return Err(Fault {
+                offset: base + start as u64,
+                what: What::VarintEnd,
+            });
         };
         *pos += 1;
         if i == 9 && b > 1 {
@@ -94,78 +185,68 @@ pub(crate) fn varint(buf: &[u8], pos: &mut usize, base: u64) -> Result<u64> {
             return Ok(value);
         }
     }
-    Err(Error::at(
-        ErrorKind::Syntax,
-        base + start as u64,
-        "varint longer than 10 bytes",
-    ))
+    Err(Fault {
+        offset: base + start as u64,
+        what: What::VarintLong,
+    })
 }
 
-/// The fields of one message, in wire order.
+/// The fields of one message, in wire order. After a malformed field it ends.
 pub(crate) struct Fields<'a> {
     buf: &'a [u8],
     base: u64,
     pos: usize,
-    failed: bool,
 }
 
 impl<'a> Fields<'a> {
     /// Walks `buf`, whose first byte sits at input offset `base`.
+    #[inline]
     pub(crate) fn new(buf: &'a [u8], base: u64) -> Fields<'a> {
-        Fields {
-            buf,
-            base,
-            pos: 0,
-            failed: false,
-        }
+        Fields { buf, base, pos: 0 }
     }
 
-    fn next_field(&mut self) -> Result<Field<'a>> {
+    #[inline]
+    fn next_field(&mut self) -> Read<Field<'a>> {
         let offset = self.base + self.pos as u64;
         let key = varint(self.buf, &mut self.pos, self.base)?;
         let number = key >> 3;
         if number == 0 || number > u64::from(u32::MAX >> 3) {
-            return Err(Error::at(
-                ErrorKind::Syntax,
+            return Err(Fault {
                 offset,
-                format!("invalid field number {number}"),
-            ));
+                what: What::FieldNumber(number),
+            });
         }
         let wire = (key & 7) as u8;
         let value = match wire {
-            0 => Value::Varint(varint(self.buf, &mut self.pos, self.base)?),
-            1 => {
-                self.take(8, offset)?;
-                Value::Fixed64
-            }
             LEN => {
                 let len_at = self.base + self.pos as u64;
                 let len = varint(self.buf, &mut self.pos, self.base)?;
                 let left = self.buf.len() - self.pos;
                 if len > left as u64 {
-                    return Err(Error::at(
-                        ErrorKind::Syntax,
-                        len_at,
-                        format!(
-                            "length {len} of field {number} runs past the end of its message \
-                             ({left} bytes left)"
-                        ),
-                    ));
+                    return Err(Fault {
+                        offset: len_at,
+                        what: What::Length { len, number, left },
+                    });
                 }
                 let at = self.base + self.pos as u64;
-                let bytes = self.take(len as usize, offset)?;
+                let bytes = &self.buf[self.pos..self.pos + len as usize];
+                self.pos += len as usize;
                 Value::Len(bytes, at)
+            }
+            0 => Value::Varint(varint(self.buf, &mut self.pos, self.base)?),
+            1 => {
+                self.take(8, offset)?;
+                Value::Fixed64
             }
             5 => {
                 self.take(4, offset)?;
                 Value::Fixed32
             }
-            w => {
-                return Err(Error::at(
-                    ErrorKind::Syntax,
+            wire => {
+                return Err(Fault {
                     offset,
-                    format!("unsupported wire type {w} for field {number}"),
-                ))
+                    what: What::WireType { wire, number },
+                })
             }
         };
         Ok(Field {
@@ -175,30 +256,30 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn take(&mut self, n: usize, offset: u64) -> Result<&'a [u8]> {
-        match self.buf.get(self.pos..self.pos + n) {
-            Some(b) => {
-                self.pos += n;
-                Ok(b)
-            }
-            None => Err(Error::at(
-                ErrorKind::Syntax,
+    fn take(&mut self, n: usize, offset: u64) -> Read<()> {
+        if self.buf.len() - self.pos < n {
+            return Err(Fault {
                 offset,
-                "the input ends inside a field",
-            )),
+                what: What::Truncated,
+            });
         }
+        self.pos += n;
+        Ok(())
     }
 }
 
 impl<'a> Iterator for Fields<'a> {
-    type Item = Result<Field<'a>>;
+    type Item = Read<Field<'a>>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.pos >= self.buf.len() {
+        if self.pos >= self.buf.len() {
             return None;
         }
         let f = self.next_field();
-        self.failed = f.is_err();
+        if f.is_err() {
+            self.pos = self.buf.len();
+        }
         Some(f)
     }
 }
@@ -206,7 +287,7 @@ impl<'a> Iterator for Fields<'a> {
 /// Finds the first malformed field at the top level of `buf`, for error offsets after prost
 /// rejected a message (prost says what failed, not where).
 pub(crate) fn first_fault(buf: &[u8], base: u64) -> Option<Error> {
-    Fields::new(buf, base).find_map(|f| f.err())
+    Fields::new(buf, base).find_map(|f| f.err().map(Error::from))
 }
 
 /// An `Any` read by hand: its type URL and the input offset of its payload.
@@ -218,7 +299,7 @@ pub(crate) struct RawAny<'a> {
 }
 
 /// Reads a `google.protobuf.Any` (`type_url = 1`, `value = 2`).
-pub(crate) fn any(buf: &[u8], base: u64) -> Result<RawAny<'_>> {
+pub(crate) fn any(buf: &[u8], base: u64) -> Read<RawAny<'_>> {
     let mut out = RawAny {
         type_url: "",
         value: &[],
@@ -251,7 +332,7 @@ mod tests {
     #[test]
     fn rejects_overlong_varints_with_their_offset() {
         let buf = [0xffu8; 11];
-        let e = varint(&buf, &mut 0, 40).unwrap_err();
+        let e = Error::from(varint(&buf, &mut 0, 40).unwrap_err());
         assert_eq!(e.kind(), ErrorKind::Syntax);
         assert_eq!(e.offset(), Some(40));
     }
@@ -265,10 +346,12 @@ mod tests {
     #[test]
     fn a_length_past_the_end_is_a_syntax_error_at_the_length() {
         // Field 1, length 100, 2 bytes of payload.
-        let e = Fields::new(&[0x0a, 100, 1, 2], 7)
-            .next()
-            .unwrap()
-            .unwrap_err();
+        let e = Error::from(
+            Fields::new(&[0x0a, 100, 1, 2], 7)
+                .next()
+                .unwrap()
+                .unwrap_err(),
+        );
         assert_eq!(e.kind(), ErrorKind::Syntax);
         assert_eq!(e.offset(), Some(8));
     }
