@@ -623,3 +623,39 @@ fn bad_utf8_deep_in_a_cluster_is_reported_at_its_byte_with_its_path() {
         "configs[0].static_clusters[0].load_assignment.endpoints[0].lb_endpoints[1].metadata"
     );
 }
+
+#[test]
+fn a_bad_resource_before_a_broken_end_is_the_error_and_keep_going_reports_both() {
+    let good = cluster_with_endpoint_workload("reviews-v1;default");
+    let text = b"reviews-v1;default";
+    let at = good.windows(text.len()).position(|w| w == text).unwrap();
+    let mut bad = good.clone();
+    bad[at] = 0xff;
+    // A `configs` field whose length runs past the end: the walk stops there, after the
+    // cluster's batch may already be decoding.
+    let end = bad.len() as u64;
+    bad.extend([0x0a, 0x64]);
+    let err = Dump::from_slice(&bad).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Utf8, "{err}");
+    assert_eq!(err.offset(), Some(at as u64), "{err}");
+
+    let kept = Dump::from_slice_with(
+        &bad,
+        &heft::ReadOptions {
+            keep_going: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(kept.clusters.is_empty());
+    let offsets: Vec<_> = kept.skipped.iter().map(|s| s.offset).collect();
+    assert_eq!(
+        offsets,
+        [Some(at as u64), Some(end + 1)],
+        "{:?}",
+        kept.skipped
+    );
+    assert!(kept.skipped[1]
+        .reason
+        .starts_with("reading stopped: length 100"));
+}

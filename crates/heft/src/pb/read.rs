@@ -22,7 +22,6 @@ use crate::model::{
 use crate::read::ReadOptions;
 use crate::stream::{add_all, Detail, Finished, Fold, Ordered, Outline};
 use prost::Message;
-use rayon::prelude::*;
 
 /// How many leading bytes [`sniff`] needs to decide.
 pub(crate) const SNIFF_BYTES: usize = 4096;
@@ -238,7 +237,7 @@ const ECDS_ENTRY: Layout = Layout {
 
 /// What a job's bytes are.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+enum Kind<'a> {
     Cluster(State, Layout),
     Listener(Layout),
     DynamicListener,
@@ -248,11 +247,11 @@ enum Kind {
     Bootstrap,
     OpaqueEntry(&'static str, Layout),
     /// One of a DiscoveryResponse's `resources`, with the response's version.
-    Resource(u32),
+    Resource(Option<&'a str>),
 }
 
 struct Job<'a> {
-    kind: Kind,
+    kind: Kind<'a>,
     bytes: &'a [u8],
     at: u64,
     path: JobPath,
@@ -260,50 +259,56 @@ struct Job<'a> {
 
 /// What the walk learnt besides the jobs.
 #[derive(Default)]
-struct Skeleton<'a> {
+struct Skeleton {
     sections: Vec<Section>,
     opaque_sections: Vec<OpaqueResource>,
     bootstrap_last_updated: Option<Box<str>>,
-    /// Versions of the DiscoveryResponses, which `Kind::Resource` indexes.
-    versions: Vec<Option<Box<str>>>,
-    jobs: Vec<Job<'a>>,
+}
+
+/// Where the walk puts what it finds: the skeleton, and jobs gathered into batches that are
+/// handed over for decoding as each fills, so decoding starts while the walk goes on.
+struct Sink<'a, 's> {
+    skeleton: Skeleton,
+    batch: Vec<Job<'a>>,
+    batch_bytes: usize,
+    submit: &'s mut dyn FnMut(Vec<Job<'a>>),
+}
+
+impl<'a> Sink<'a, '_> {
+    fn push(&mut self, job: Job<'a>) {
+        self.batch_bytes += job.bytes.len();
+        self.batch.push(job);
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_JOBS {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            self.batch_bytes = 0;
+            (self.submit)(std::mem::take(&mut self.batch));
+        }
+    }
 }
 
 /// Reads a whole binary input, folding its resources in input order.
-pub(crate) fn fold<F: Fold>(
-    bytes: &[u8],
+pub(crate) fn fold<'b, F: Fold>(
+    bytes: &'b [u8],
     shape: Shape,
     compression: &'static str,
     opts: &ReadOptions,
     fold: &F,
 ) -> Result<(Outline, F::Acc)> {
-    let mut sk = Skeleton::default();
     let detail = fold.detail();
-    let walked = match shape {
-        Shape::ConfigDump => config_dump(bytes, &mut sk),
-        Shape::DiscoveryResponse => response(bytes, 0, None, &mut sk),
-        Shape::Stream => stream(bytes, &mut sk),
-    };
-    let mut walk_skipped = Vec::new();
-    if let Err(e) = walked {
-        if !opts.keep_going {
-            return Err(e);
-        }
-        walk_skipped.push(Skipped {
-            path: e.path_string(),
-            offset: e.offset(),
-            line: None,
-            column: None,
-            reason: format!("reading stopped: {}", e.message()),
-        });
-    }
     // Folds learn of the bootstrap before any batch starts (a bad one fails in its batch).
-    for job in sk.jobs.iter().filter(|j| matches!(j.kind, Kind::Bootstrap)) {
-        let mut items = Vec::new();
-        if decode_job(job, &sk.versions, detail, &mut items).is_ok() {
-            for item in &items {
-                if let Item::Bootstrap(b) = item {
-                    fold.bootstrap(b);
+    if shape == Shape::ConfigDump {
+        if let Some(job) = bootstrap_job(bytes) {
+            let mut items = Vec::new();
+            if decode_job(&job, detail, &mut items).is_ok() {
+                for item in &items {
+                    if let Item::Bootstrap(b) = item {
+                        fold.bootstrap(b);
+                    }
                 }
             }
         }
@@ -316,53 +321,44 @@ pub(crate) fn fold<F: Fold>(
     };
     let ordered = Ordered::new(fold, Some(&on_merged));
     let keep_going = opts.keep_going;
-    batches(&sk.jobs)
-        .par_iter()
-        .enumerate()
-        .for_each(|(slot, batch)| {
-            if ordered.doomed(slot) {
-                return;
-            }
-            let mut acc = fold.start();
-            let mut items = Vec::new();
-            let mut skipped = Vec::new();
-            let mut error = None;
-            for job in *batch {
-                match decode_job(job, &sk.versions, detail, &mut items) {
-                    Ok(()) => add_all(fold, &mut acc, &mut items, job.bytes),
-                    Err(e) => {
-                        items.clear();
-                        let e = job.path.wrap(e.with_offset(job.at));
-                        if !keep_going {
-                            error = Some(e);
-                            break;
-                        }
-                        skipped.push(Skipped {
-                            path: e.path_string(),
-                            offset: e.offset(),
-                            line: None,
-                            column: None,
-                            reason: e.message().to_string(),
-                        });
-                    }
+    let (walked, skeleton) = rayon::in_place_scope(|scope| {
+        let ordered = &ordered;
+        let mut submit = |batch: Vec<Job<'b>>| {
+            let slot = ordered.slot();
+            scope.spawn(move |_| {
+                if !ordered.doomed(slot) {
+                    ordered.deliver(slot, run_batch(&batch, detail, keep_going, fold));
                 }
-            }
-            let end = batch.last().map_or(0, |j| j.at + j.bytes.len() as u64);
-            ordered.deliver(
-                slot,
-                Finished {
-                    acc,
-                    skipped,
-                    error,
-                    end,
-                },
-            );
-        });
+            });
+        };
+        let mut sink = Sink {
+            skeleton: Skeleton::default(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            submit: &mut submit,
+        };
+        let walked = match shape {
+            Shape::ConfigDump => config_dump(bytes, &mut sink),
+            Shape::DiscoveryResponse => response(bytes, 0, None, &mut sink),
+            Shape::Stream => stream(bytes, &mut sink),
+        };
+        sink.flush();
+        (walked, sink.skeleton)
+    });
     let (acc, mut skipped, error) = ordered.finish();
-    if let Some(e) = error {
-        return Err(e);
+    match (walked, error) {
+        (Ok(()), None) => {}
+        (Err(e), _) if keep_going => skipped.push(Skipped {
+            path: e.path_string(),
+            offset: e.offset(),
+            line: None,
+            column: None,
+            reason: format!("reading stopped: {}", e.message()),
+        }),
+        // The error earliest in the input is the one to report.
+        (Err(e), Some(first)) if first.offset() < e.offset() => return Err(first),
+        (Err(e), _) | (Ok(()), Some(e)) => return Err(e),
     }
-    skipped.append(&mut walk_skipped);
     let outline = Outline {
         source: Source {
             format: match shape {
@@ -373,32 +369,89 @@ pub(crate) fn fold<F: Fold>(
             compression,
             bytes: total,
         },
-        sections: sk.sections,
-        opaque_sections: sk.opaque_sections,
-        bootstrap_last_updated: sk.bootstrap_last_updated,
+        sections: skeleton.sections,
+        opaque_sections: skeleton.opaque_sections,
+        bootstrap_last_updated: skeleton.bootstrap_last_updated,
         skipped,
     };
     Ok((outline, acc))
 }
 
-fn batches<'j, 'a>(jobs: &'j [Job<'a>]) -> Vec<&'j [Job<'a>]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, job) in jobs.iter().enumerate() {
-        bytes += job.bytes.len();
-        if bytes >= BATCH_BYTES || i + 1 - start >= BATCH_JOBS {
-            out.push(&jobs[start..=i]);
-            (start, bytes) = (i + 1, 0);
+/// Decodes one batch of jobs and folds their resources.
+fn run_batch<F: Fold>(
+    batch: &[Job],
+    detail: Detail,
+    keep_going: bool,
+    fold: &F,
+) -> Finished<F::Acc> {
+    let mut acc = fold.start();
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    let mut error = None;
+    for job in batch {
+        match decode_job(job, detail, &mut items) {
+            Ok(()) => add_all(fold, &mut acc, &mut items, job.bytes),
+            Err(e) => {
+                items.clear();
+                let e = job.path.wrap(e.with_offset(job.at));
+                if !keep_going {
+                    error = Some(e);
+                    break;
+                }
+                skipped.push(Skipped {
+                    path: e.path_string(),
+                    offset: e.offset(),
+                    line: None,
+                    column: None,
+                    reason: e.message().to_string(),
+                });
+            }
         }
     }
-    if start < jobs.len() {
-        out.push(&jobs[start..]);
+    let end = batch.last().map_or(0, |j| j.at + j.bytes.len() as u64);
+    Finished {
+        acc,
+        skipped,
+        error,
+        end,
     }
-    out
+}
+
+/// The bootstrap of a `ConfigDump`, found by reading only the tags and lengths of `configs`
+/// and of the bootstrap section. Malformed input finds none: the walk reports it.
+fn bootstrap_job(bytes: &[u8]) -> Option<Job<'_>> {
+    for f in Fields::new(bytes, 0) {
+        let f = f.ok()?;
+        if f.number != 1 {
+            continue;
+        }
+        let (b, at) = f.bytes().ok()?;
+        let any = wire::any(b, at).ok()?;
+        if any.type_url.strip_prefix(TYPE_PREFIX) != Some("envoy.admin.v3.BootstrapConfigDump") {
+            continue;
+        }
+        for g in Fields::new(any.value, any.value_at) {
+            let g = g.ok()?;
+            if g.number == 1 {
+                let (bytes, at) = g.bytes().ok()?;
+                return Some(Job {
+                    kind: Kind::Bootstrap,
+                    bytes,
+                    at,
+                    path: JobPath {
+                        outer: None,
+                        section: "",
+                        index: None,
+                    },
+                });
+            }
+        }
+    }
+    None
 }
 
 /// `ConfigDump`: `repeated Any configs = 1`.
-fn config_dump<'a>(bytes: &'a [u8], sk: &mut Skeleton<'a>) -> Result<()> {
+fn config_dump<'a>(bytes: &'a [u8], sk: &mut Sink<'a, '_>) -> Result<()> {
     let mut index = 0;
     for f in Fields::new(bytes, 0) {
         let f = f?;
@@ -413,7 +466,7 @@ fn config_dump<'a>(bytes: &'a [u8], sk: &mut Skeleton<'a>) -> Result<()> {
 }
 
 /// One element of `configs`: a `*ConfigDump` section in an `Any`.
-fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Skeleton<'a>) -> Result<()> {
+fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Sink<'a, '_>) -> Result<()> {
     use Kind as K;
     let any = wire::any(any_bytes, any_at)?;
     let span = Span {
@@ -496,7 +549,7 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Skeleton<'
         "envoy.admin.v3.EcdsConfigDump" => &[(1, "ecds_filters", K::OpaqueEntry(ECDS, ECDS_ENTRY))],
         "envoy.admin.v3.BootstrapConfigDump" => &[(1, "bootstrap", K::Bootstrap)],
         _ => {
-            sk.opaque_sections.push(OpaqueResource {
+            sk.skeleton.opaque_sections.push(OpaqueResource {
                 meta: Meta {
                     span: Some(span),
                     ..Meta::new(State::Active)
@@ -511,7 +564,7 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Skeleton<'
             &[]
         }
     };
-    sk.sections.push(Section {
+    sk.skeleton.sections.push(Section {
         type_url: any.type_url.into(),
         span,
     });
@@ -526,7 +579,7 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Skeleton<'
             let (b, at) = f.bytes()?;
             let t = prost_types::Timestamp::decode(b)
                 .map_err(|e| at_fault(decode_error(&e, "last_updated"), b, at))?;
-            sk.bootstrap_last_updated = Some(timestamp(&t));
+            sk.skeleton.bootstrap_last_updated = Some(timestamp(&t));
             continue;
         }
         let Some(slot) = fields.iter().position(|(n, ..)| *n == f.number) else {
@@ -536,7 +589,7 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Skeleton<'
         let (b, at) = f.bytes().map_err(|e| Error::from(e).in_key(key))?;
         let entry_index = (!bootstrap).then_some(counts[slot]);
         counts[slot] += 1;
-        sk.jobs.push(Job {
+        sk.push(Job {
             kind,
             bytes: b,
             at,
@@ -558,7 +611,7 @@ fn response<'a>(
     bytes: &'a [u8],
     base: u64,
     outer: Option<u64>,
-    sk: &mut Skeleton<'a>,
+    sk: &mut Sink<'a, '_>,
 ) -> Result<()> {
     let mut version = None;
     let mut type_url = None;
@@ -566,15 +619,13 @@ fn response<'a>(
     for f in Fields::new(bytes, base) {
         let f = f?;
         match f.number {
-            1 => version = some(f.string()?.to_string()),
+            1 => version = Some(f.string()?).filter(|v| !v.is_empty()),
             2 => resources.push(f.bytes().map_err(|e| Error::from(e).in_key("resources"))?),
             4 => type_url = Some(f.string()?),
             _ => {}
         }
     }
-    let v = sk.versions.len() as u32;
-    sk.versions.push(version);
-    sk.sections.push(Section {
+    sk.skeleton.sections.push(Section {
         type_url: type_url
             .unwrap_or("type.googleapis.com/envoy.service.discovery.v3.DiscoveryResponse")
             .into(),
@@ -584,8 +635,8 @@ fn response<'a>(
         },
     });
     for (i, (b, at)) in resources.into_iter().enumerate() {
-        sk.jobs.push(Job {
-            kind: Kind::Resource(v),
+        sk.push(Job {
+            kind: Kind::Resource(version),
             bytes: b,
             at,
             path: JobPath {
@@ -599,7 +650,7 @@ fn response<'a>(
 }
 
 /// DiscoveryResponses, each after its length as a varint.
-fn stream<'a>(bytes: &'a [u8], sk: &mut Skeleton<'a>) -> Result<()> {
+fn stream<'a>(bytes: &'a [u8], sk: &mut Sink<'a, '_>) -> Result<()> {
     let mut pos = 0;
     let mut index = 0;
     while pos < bytes.len() {
@@ -682,12 +733,7 @@ fn client_status(v: u64) -> Option<Box<str>> {
     })
 }
 
-fn decode_job(
-    job: &Job,
-    versions: &[Option<Box<str>>],
-    detail: Detail,
-    out: &mut Vec<Item>,
-) -> Result<()> {
+fn decode_job(job: &Job, detail: Detail, out: &mut Vec<Item>) -> Result<()> {
     match job.kind {
         Kind::Cluster(state, layout) => wrapped(job, layout, state, "cluster", out, |any, m| {
             Ok(Item::Cluster(Box::new(super::cluster::cluster(
@@ -771,10 +817,7 @@ fn decode_job(
             })));
             Ok(())
         }
-        Kind::Resource(v) => {
-            let version = versions.get(v as usize).cloned().flatten();
-            resource(job, version, detail, out)
-        }
+        Kind::Resource(version) => resource(job, version.map(Into::into), detail, out),
     }
 }
 
