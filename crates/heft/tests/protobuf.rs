@@ -498,6 +498,26 @@ fn binary_input_is_detected_from_content_through_compression() {
 /// Endpoint features the real captures do not show: more addresses per host, internal
 /// addresses with an endpoint id, and an ECDS entry's name and config type.
 const EXTRA_FEATURES: &str = r#"{"configs": [
+ {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+  "dynamic_active_clusters": [{"version_info": "1", "cluster": {
+   "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+   "name": "outbound|80||agg.default.svc.cluster.local",
+   "connect_timeout": "1.5s",
+   "typed_extension_protocol_options": {
+    "envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions": {
+     "@type": "type.googleapis.com/envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions",
+     "idle_timeout": "60s"},
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+     "explicit_http_config": {"http2_protocol_options": {}}}},
+   "cluster_type": {"name": "envoy.clusters.aggregate",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+     "clusters": ["a", "b"]}},
+   "filters": [{"name": "envoy.filters.upstream_network.metadata_exchange",
+    "typed_config": {"@type": "type.googleapis.com/google.protobuf.Empty"}}],
+   "load_balancing_policy": {"policies": [{"typed_extension_config": {
+    "name": "envoy.load_balancing_policies.round_robin",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"}}}]}}}]},
  {"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
   "dynamic_endpoint_configs": [{"endpoint_config": {
    "@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
@@ -517,7 +537,7 @@ const EXTRA_FEATURES: &str = r#"{"configs": [
     "stat_prefix": "authz"}}}]}]}"#;
 
 #[test]
-fn additional_addresses_internal_endpoint_ids_and_ecds_types_read_the_same_from_binary() {
+fn custom_cluster_types_protocol_options_internal_addresses_and_ecds_read_the_same_from_binary() {
     let out = temp_dir("protobuf-extra");
     let input = out.join("extra.json");
     std::fs::write(&input, EXTRA_FEATURES).unwrap();
@@ -531,6 +551,35 @@ fn additional_addresses_internal_endpoint_ids_and_ecds_types_read_the_same_from_
     assert_eq!(
         eps[1].address.as_ref().unwrap().to_string(),
         "envoy://connect_originate/10.0.0.2:80"
+    );
+    let agg = &binary.clusters[0];
+    assert_eq!(agg.discovery.name(), "envoy.clusters.aggregate");
+    assert_eq!(agg.http_protocol, Some(heft::model::HttpProtocol::Http2));
+    assert_eq!(
+        agg.connect_timeout,
+        Some(std::time::Duration::from_millis(1500))
+    );
+    // The TCP options, the aggregate's config, the filters, the load-balancing policy.
+    let types = |d: &Dump| -> Vec<String> {
+        d.clusters[0]
+            .extensions
+            .iter()
+            .map(|e| e.type_url.to_string())
+            .collect()
+    };
+    assert_eq!(
+        types(&binary),
+        [
+            "type.googleapis.com/envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions",
+            "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+            "",
+            ""
+        ]
+    );
+    assert_eq!(
+        types(&json),
+        types(&binary),
+        "in the order Envoy prints them"
     );
     assert_eq!(json.opaque[0].name.as_deref(), Some("ext-authz"));
     assert_eq!(

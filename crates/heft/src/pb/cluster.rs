@@ -9,7 +9,7 @@ use super::endpoint::load_assignment;
 use super::envoy::config::cluster::v3 as pb;
 use super::envoy::extensions::upstreams::http::v3 as http;
 use super::parts::{
-    decode_at, duration, map_entry, merge, metadata, opaque, some, transport_socket,
+    decode_at, duration, map_entry, merge, metadata, named_any, opaque, some, transport_socket,
 };
 use super::wire::{self, Fields, RawAny};
 use crate::error::Result;
@@ -92,18 +92,7 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
                 protocol_options.push((key, wire::any(value, value_at)?));
             }
             38 => {
-                let (mut custom, mut config) = ("", None);
-                for g in f.message()? {
-                    let g = g?;
-                    match g.number {
-                        1 => custom = g.string()?,
-                        2 => {
-                            let (b, at) = g.bytes()?;
-                            config = Some(wire::any(b, at)?);
-                        }
-                        _ => {}
-                    }
-                }
+                let (custom, config) = named_any(&f, 2)?;
                 discovery = Some(DiscoveryField::Custom(custom, config));
             }
             40 => *filters_bytes.get_or_insert(0) += f.bytes()?.0.len(),

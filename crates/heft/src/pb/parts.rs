@@ -313,21 +313,25 @@ pub(crate) fn opaque(any: &RawAny) -> Opaque {
     }
 }
 
-/// `envoy.config.core.v3.TransportSocket` read from the input.
-pub(crate) fn transport_socket(f: &Field, detail: Detail) -> Result<TransportSocket> {
-    let mut name = "";
-    let mut config = None;
+/// A message naming an extension (field 1) and holding its config, an `Any`, at field
+/// `config`: a transport socket, a custom cluster type.
+pub(crate) fn named_any<'a>(f: &Field<'a>, config: u32) -> Result<(&'a str, Option<RawAny<'a>>)> {
+    let (mut name, mut any) = ("", None);
     for g in f.message()? {
         let g = g?;
-        match g.number {
-            1 => name = g.string()?,
-            3 => {
-                let (b, at) = g.bytes()?;
-                config = Some(wire::any(b, at)?);
-            }
-            _ => {}
+        if g.number == 1 {
+            name = g.string()?;
+        } else if g.number == config {
+            let (b, at) = g.bytes()?;
+            any = Some(wire::any(b, at)?);
         }
     }
+    Ok((name, any))
+}
+
+/// `envoy.config.core.v3.TransportSocket` read from the input.
+pub(crate) fn transport_socket(f: &Field, detail: Detail) -> Result<TransportSocket> {
+    let (name, config) = named_any(f, 3)?;
     socket(name, config.as_ref(), detail)
 }
 
