@@ -113,6 +113,7 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
     let mut compared = 0;
     let mut detailed_tls = 0;
     let mut from_prost_clusters = 0;
+    let mut detailed_routes = 0;
     for (input, result) in converted {
         let name = input.display().to_string();
         let dir = match result {
@@ -265,9 +266,14 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
             "{name}: cost fold"
         );
         let (_, shape) = stream::fold_path(&pb, &opts, &CollectAt(Detail::Shape)).unwrap();
-        let (_, mut full) = stream::fold_path(&pb, &opts, &CollectAt(Detail::Full)).unwrap();
-        detailed_tls += full.iter_mut().map(blank_tls).sum::<usize>();
-        assert!(shape == full, "{name}: Shape read");
+        let (_, full) = stream::fold_path(&pb, &opts, &CollectAt(Detail::Full)).unwrap();
+        detailed_tls += full
+            .iter()
+            .map(|r| blank_tls(&mut r.clone()))
+            .sum::<usize>();
+        detailed_routes += full.iter().map(dynamic_routes_with_details).sum::<usize>();
+        let want: Vec<_> = full.into_iter().map(shape_of).collect();
+        assert!(shape == want, "{name}: Shape read");
 
         // Compressed and streamed, the binary reads the same, spans included.
         let raw = std::fs::read(dir.join("config_dump.pb")).unwrap();
@@ -281,6 +287,10 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
         compared += 1;
     }
     assert!(compared >= 2, "compared {compared} dumps");
+    assert!(
+        detailed_routes >= 20,
+        "{detailed_routes} dynamic routes with a timeout and a retry policy"
+    );
     assert!(
         from_prost_clusters >= 40,
         "{from_prost_clusters} clusters from prost"
@@ -707,4 +717,22 @@ fn a_bad_resource_before_a_broken_end_is_the_error_and_keep_going_reports_both()
     assert!(kept.skipped[1]
         .reason
         .starts_with("reading stopped: length 100"));
+}
+
+/// Dynamic routes with a timeout and a retry policy: details a Shape read must leave out.
+fn dynamic_routes_with_details(r: &heft::stream::Resource) -> usize {
+    let heft::stream::Resource::RouteConfig(rc) = r else {
+        return 0;
+    };
+    if rc.meta.state == heft::model::State::Static {
+        return 0;
+    }
+    rc.virtual_hosts
+        .iter()
+        .flat_map(|v| &v.routes)
+        .filter(|r| {
+            matches!(&r.action, heft::model::Action::Route(a)
+                if a.timeout.is_some() && a.retry_policy.is_some())
+        })
+        .count()
 }

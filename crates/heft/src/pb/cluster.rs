@@ -31,7 +31,9 @@ enum DiscoveryField<'a> {
 }
 
 /// Reads one cluster whose bytes start at input offset `at`. Extensions are listed in
-/// field-number order, the order Envoy prints them in JSON.
+/// field-number order, the order Envoy prints them in JSON. Under [`Detail::Shape`] the
+/// cluster's metadata and its socket matches' names and criteria are skipped unchecked, and
+/// inline endpoints read as [`load_assignment`] reads them, as in the JSON reader.
 pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<Cluster> {
     let state = meta.state;
     let mut name = "";
@@ -76,6 +78,9 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
                 let s = transport_socket(&f, detail).map_err(|e| e.in_key("transport_socket"))?;
                 out.transport_socket = Some(Box::new(s));
             }
+            25 if detail == Detail::Shape => {
+                f.bytes()?;
+            }
             25 => {
                 let (b, at) = f.bytes()?;
                 out.metadata = metadata(b, at).map_err(|e| e.in_key("metadata"))?;
@@ -83,7 +88,7 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
             28 => out.alt_stat_name = some(f.string()?),
             33 => {
                 let (b, at) = f.bytes()?;
-                let la = load_assignment(b, at, Meta::new(state))
+                let la = load_assignment(b, at, Meta::new(state), detail)
                     .map_err(|e| e.in_key("load_assignment"))?;
                 out.load_assignment = Some(Box::new(la));
             }
@@ -167,6 +172,9 @@ fn socket_match(f: &wire::Field, detail: Detail) -> Result<TransportSocketMatch>
     for g in f.message()? {
         let g = g?;
         match g.number {
+            1 | 2 if detail == Detail::Shape => {
+                g.bytes()?;
+            }
             1 => out.name = g.string()?.into(),
             2 => {
                 let (b, at) = g.bytes()?;

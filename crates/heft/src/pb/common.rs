@@ -138,18 +138,6 @@ pub(crate) fn address(a: core::Address) -> Option<Address> {
     super::parts::address(&a.encode_to_vec(), 0).ok().flatten()
 }
 
-fn struct_string(s: &prost_types::Struct, key: &str) -> Option<Box<str>> {
-    match s.fields.get(key)?.kind.as_ref()? {
-        Kind::StringValue(v) => Some(v.as_str().into()),
-        _ => None,
-    }
-}
-
-/// `filter_metadata.istio.config` of a `Metadata`, the one key routes keep.
-pub(crate) fn istio_config(m: &core::Metadata) -> Option<Box<str>> {
-    struct_string(m.filter_metadata.get("istio")?, "config")
-}
-
 /// A `Struct` as the JSON value Envoy prints for it. Integral numbers become integers, as they
 /// read from Envoy's JSON (which prints `1`, not `1.0`).
 pub(crate) fn struct_json(s: prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {

@@ -8,9 +8,18 @@ use super::parts::{address, locality, metadata, some};
 use super::wire::{Field, Fields};
 use crate::error::Result;
 use crate::model::{Endpoint, HealthStatus, LoadAssignment, LocalityEndpoints, Meta};
+use crate::stream::Detail;
 
-/// Reads a `ClusterLoadAssignment` whose bytes start at input offset `at`.
-pub(crate) fn load_assignment(b: &[u8], at: u64, meta: Meta) -> Result<LoadAssignment> {
+/// Reads a `ClusterLoadAssignment` whose bytes start at input offset `at`. Under
+/// [`Detail::Shape`] endpoints keep no address, hostname or health check port, and localities
+/// no names (their bytes go unchecked), as in the JSON reader.
+pub(crate) fn load_assignment(
+    b: &[u8],
+    at: u64,
+    meta: Meta,
+    detail: Detail,
+) -> Result<LoadAssignment> {
+    let shape = detail == Detail::Shape;
     let mut out = LoadAssignment {
         meta,
         cluster_name: "".into(),
@@ -23,7 +32,8 @@ pub(crate) fn load_assignment(b: &[u8], at: u64, meta: Meta) -> Result<LoadAssig
             1 => out.cluster_name = f.string()?.into(),
             2 => {
                 let i = out.localities.len() as u64;
-                let l = locality_endpoints(&f).map_err(|e| e.in_index(i).in_key("endpoints"))?;
+                let l =
+                    locality_endpoints(&f, shape).map_err(|e| e.in_index(i).in_key("endpoints"))?;
                 out.localities.push(l);
             }
             4 => {
@@ -40,7 +50,7 @@ pub(crate) fn load_assignment(b: &[u8], at: u64, meta: Meta) -> Result<LoadAssig
     Ok(out)
 }
 
-fn locality_endpoints(f: &Field) -> Result<LocalityEndpoints> {
+fn locality_endpoints(f: &Field, shape: bool) -> Result<LocalityEndpoints> {
     let mut out = LocalityEndpoints {
         locality: Default::default(),
         priority: 0,
@@ -50,10 +60,13 @@ fn locality_endpoints(f: &Field) -> Result<LocalityEndpoints> {
     for g in f.message()? {
         let g = g?;
         match g.number {
+            1 if shape => {
+                g.bytes()?;
+            }
             1 => out.locality = locality(&g)?,
             2 => {
                 let i = out.endpoints.len() as u64;
-                let e = lb_endpoint(&g).map_err(|e| e.in_index(i).in_key("lb_endpoints"))?;
+                let e = lb_endpoint(&g, shape).map_err(|e| e.in_index(i).in_key("lb_endpoints"))?;
                 out.endpoints.push(e);
             }
             3 => out.weight = Some(g.u32_value()?),
@@ -64,7 +77,7 @@ fn locality_endpoints(f: &Field) -> Result<LocalityEndpoints> {
     Ok(out)
 }
 
-fn lb_endpoint(f: &Field) -> Result<Endpoint> {
+fn lb_endpoint(f: &Field, shape: bool) -> Result<Endpoint> {
     let mut out = Endpoint {
         address: None,
         additional_addresses: Vec::new(),
@@ -77,6 +90,9 @@ fn lb_endpoint(f: &Field) -> Result<Endpoint> {
     for g in f.message()? {
         let g = g?;
         match g.number {
+            1 | 5 if shape => {
+                g.bytes()?;
+            }
             1 => endpoint(&g, &mut out)?,
             // `endpoint_name`, the other member of the `host_identifier` oneof: Heft reads
             // no host from it.

@@ -7,7 +7,7 @@ use super::common::{
 use super::envoy::config::listener::v3 as pb;
 use super::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use super::envoy::extensions::filters::network::tcp_proxy::v3 as tcp;
-use super::route::route_config;
+use super::route::route_config_message;
 use crate::error::Result;
 use crate::model::enums;
 use crate::model::{
@@ -144,9 +144,10 @@ fn http_connection_manager(h: hcm::HttpConnectionManager) -> Result<HttpConnecti
             Some(R::Rds(r)) => RouteSource::Rds {
                 route_config_name: r.route_config_name.into(),
             },
-            Some(R::RouteConfig(rc)) => {
-                RouteSource::Inline(Box::new(route_config(rc, Meta::new(State::Static))?))
-            }
+            Some(R::RouteConfig(rc)) => RouteSource::Inline(Box::new(route_config_message(
+                &rc,
+                Meta::new(State::Static),
+            )?)),
             Some(R::ScopedRoutes(_)) => RouteSource::Scoped,
             None => RouteSource::None,
         },

@@ -750,15 +750,17 @@ fn decode_job(job: &Job, detail: Detail, out: &mut Vec<Item>) -> Result<()> {
         Kind::RouteConfig(state, layout) => {
             wrapped(job, layout, state, "route_config", out, |any, m| {
                 Ok(Item::RouteConfig(Box::new(super::route::route_config(
-                    decode(any, "RouteConfiguration")?,
+                    any.value,
+                    any.value_at,
                     m,
+                    detail,
                 )?)))
             })
         }
         Kind::LoadAssignment(state, layout) => {
             wrapped(job, layout, state, "endpoint_config", out, |any, m| {
                 Ok(Item::LoadAssignment(Box::new(
-                    super::endpoint::load_assignment(any.value, any.value_at, m)?,
+                    super::endpoint::load_assignment(any.value, any.value_at, m, detail)?,
                 )))
             })
         }
@@ -996,11 +998,13 @@ fn resource(
         )?)),
         "Listener" => listener_item(&any, meta, detail)?,
         "RouteConfiguration" => Item::RouteConfig(Box::new(super::route::route_config(
-            decode(&any, "RouteConfiguration")?,
+            any.value,
+            any.value_at,
             meta,
+            detail,
         )?)),
         "ClusterLoadAssignment" => Item::LoadAssignment(Box::new(
-            super::endpoint::load_assignment(any.value, any.value_at, meta)?,
+            super::endpoint::load_assignment(any.value, any.value_at, meta, detail)?,
         )),
         "Secret" => {
             let mut s = super::secret::secret(decode(&any, "Secret")?, Meta::new(state))?;

@@ -101,12 +101,12 @@ impl Dump {
             .collect::<Result<_>>()?;
         dump.route_configs = route_configs
             .into_par_iter()
-            .map(|r| super::route::route_config(r, meta()))
+            .map(|r| super::route::route_config_message(&r, meta()))
             .collect::<Result<_>>()?;
         dump.endpoint_configs = load_assignments
             .into_par_iter()
             .map(|l| {
-                super::endpoint::load_assignment(&l.encode_to_vec(), 0, meta())
+                super::endpoint::load_assignment(&l.encode_to_vec(), 0, meta(), Detail::Full)
                     .map_err(Error::without_offset)
             })
             .collect::<Result<_>>()?;

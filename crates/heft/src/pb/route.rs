@@ -1,97 +1,364 @@
-//! `RouteConfiguration` (prost) to the model, down to each route, as `json::decode::route` reads
-//! it.
+//! `envoy.config.route.v3.RouteConfiguration` read from the input, down to each route, as
+//! `json::decode::route` reads it.
+//!
+//! A sidecar's route configurations hold a virtual host per service, so they are read field by
+//! field from the wire; the small messages the model keeps (header and query rules, retry
+//! policies, redirects) go through prost.
 
-use super::common::{
-    duration, enum_name, istio_config, opaque_any, opt_enum_name, some, string_matcher,
-};
+use super::common::{enum_name, opt_enum_name, string_matcher};
 use super::envoy::config::route::v3 as pb;
-use crate::error::Result;
+use super::parts::{decode_at, duration, map_entry, merge, metadata, opaque, some};
+use super::wire::{self, Field, Fields, RawAny};
+use crate::error::{Error, Result};
 use crate::model::enums;
 use crate::model::{
     Action, HeaderMatch, Meta, Opaque, PathMatch, QueryParameterMatch, RetryPolicy, Route,
-    RouteAction, RouteConfig, RouteMatch, RouteTarget, StringMatch, VirtualHost, WeightedCluster,
+    RouteAction, RouteConfig, RouteMatch, RouteTarget, State, StringMatch, VirtualHost,
+    WeightedCluster,
 };
+use crate::stream::Detail;
 use prost::Message;
-use std::collections::BTreeMap;
 
-pub(crate) fn route_config(rc: pb::RouteConfiguration, meta: Meta) -> Result<RouteConfig> {
-    Ok(RouteConfig {
+/// A route configuration prost holds (one inline in a listener, or handed to
+/// [`Dump::from_resources`](crate::Dump::from_resources)), read as a binary input's are.
+pub(crate) fn route_config_message(rc: &pb::RouteConfiguration, meta: Meta) -> Result<RouteConfig> {
+    // Offsets into bytes made here would mislead.
+    route_config(&rc.encode_to_vec(), 0, meta, Detail::Full).map_err(Error::without_offset)
+}
+
+/// Reads a `RouteConfiguration` whose bytes start at input offset `at`. Under
+/// [`Detail::Shape`] a dynamic one is read for its shape only, as the JSON reader reads it
+/// (`json::decode::route`): static ones are matched by content by the cost model.
+pub(crate) fn route_config(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<RouteConfig> {
+    let shape = detail == Detail::Shape && meta.state != State::Static;
+    let mut rc = RouteConfig {
         meta,
-        name: rc.name.into(),
-        virtual_hosts: rc
-            .virtual_hosts
-            .into_iter()
-            .map(virtual_host)
-            .collect::<Result<_>>()?,
-        validate_clusters: rc.validate_clusters,
-        ignore_port_in_host_matching: rc.ignore_port_in_host_matching,
-        ignore_path_parameters_in_path_matching: rc.ignore_path_parameters_in_path_matching,
-        vhost_header: some(rc.vhost_header),
-    })
+        name: "".into(),
+        virtual_hosts: Vec::new(),
+        validate_clusters: None,
+        ignore_port_in_host_matching: false,
+        ignore_path_parameters_in_path_matching: false,
+        vhost_header: None,
+    };
+    for f in Fields::new(b, at) {
+        let f = f?;
+        match f.number {
+            1 => rc.name = f.string()?.into(),
+            2 => {
+                let i = rc.virtual_hosts.len() as u64;
+                let v =
+                    virtual_host(&f, shape).map_err(|e| e.in_index(i).in_key("virtual_hosts"))?;
+                rc.virtual_hosts.push(v);
+            }
+            7 => rc.validate_clusters = Some(f.bool_value()?),
+            14 => rc.ignore_port_in_host_matching = f.varint()? != 0,
+            15 => rc.ignore_path_parameters_in_path_matching = f.varint()? != 0,
+            18 => rc.vhost_header = some(f.string()?),
+            _ => {}
+        }
+    }
+    Ok(rc)
 }
 
-fn per_filter(m: &BTreeMap<String, prost_types::Any>) -> Vec<Opaque> {
-    m.values().map(opaque_any).collect()
+/// A string, or when only the shape is read an empty one (its bytes unchecked).
+fn text(f: &Field, shape: bool) -> Result<Box<str>> {
+    if shape {
+        f.bytes()?;
+        return Ok(Box::default());
+    }
+    Ok(f.string()?.into())
 }
 
-fn virtual_host(v: pb::VirtualHost) -> Result<VirtualHost> {
-    Ok(VirtualHost {
-        name: v.name.into(),
-        domains: v.domains.into_iter().map(Into::into).collect(),
-        routes: v.routes.into_iter().map(route).collect::<Result<_>>()?,
-        retry_policy: v.retry_policy.map(retry_policy).transpose()?,
-        require_tls: opt_enum_name(&enums::REQUIRE_TLS, v.require_tls),
-        extensions: per_filter(&v.typed_per_filter_config),
-    })
+/// `typed_per_filter_config`, a map of `Any`s: their payloads in key order.
+struct PerFilter<'a>(Vec<(&'a str, RawAny<'a>)>);
+
+impl<'a> PerFilter<'a> {
+    fn add(&mut self, f: &Field<'a>) -> Result<()> {
+        let (key, value, value_at) = map_entry(f)?;
+        self.0.push((key, wire::any(value, value_at)?));
+        Ok(())
+    }
+
+    fn opaque(mut self) -> Vec<Opaque> {
+        // A repeated key counts once, with its last value.
+        self.0.sort_by(|a, b| a.0.cmp(b.0));
+        self.0.reverse();
+        self.0.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.0.reverse();
+        self.0.iter().map(|(_, any)| opaque(any)).collect()
+    }
 }
 
-fn route(r: pb::Route) -> Result<Route> {
-    use pb::route::Action as A;
-    Ok(Route {
-        name: some(r.name),
-        route_match: route_match(r.r#match.unwrap_or_default()),
-        action: match r.action {
-            Some(A::Route(a)) => Action::Route(route_action(a)?),
-            Some(A::Redirect(d)) => redirect(d),
-            Some(A::DirectResponse(d)) => Action::DirectResponse {
-                status: d.status,
-                body_bytes: d.body.map_or(0, |b| b.encoded_len() as u64),
-            },
-            _ => Action::Other,
-        },
-        decorator: r.decorator.and_then(|d| some(d.operation)),
-        istio_config: r.metadata.as_ref().and_then(istio_config),
-        extensions: per_filter(&r.typed_per_filter_config),
-    })
+fn virtual_host(f: &Field, shape: bool) -> Result<VirtualHost> {
+    let mut v = VirtualHost {
+        name: "".into(),
+        domains: Vec::new(),
+        routes: Vec::new(),
+        retry_policy: None,
+        require_tls: None,
+        extensions: Vec::new(),
+    };
+    let mut per_filter = PerFilter(Vec::new());
+    let mut retry: Option<pb::RetryPolicy> = None;
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            1 => v.name = text(&g, shape)?,
+            2 => v.domains.push(text(&g, shape)?),
+            3 => {
+                let i = v.routes.len() as u64;
+                let r = route(&g, shape).map_err(|e| e.in_index(i).in_key("routes"))?;
+                v.routes.push(r);
+            }
+            4 => v.require_tls = opt_enum_name(&enums::REQUIRE_TLS, g.i32()?),
+            15 | 16 if shape => {
+                g.bytes()?;
+            }
+            15 => per_filter.add(&g)?,
+            16 => merge(
+                &g,
+                retry.get_or_insert_with(Default::default),
+                "RetryPolicy",
+            )?,
+            _ => {}
+        }
+    }
+    v.retry_policy = retry.map(retry_policy).transpose()?;
+    v.extensions = per_filter.opaque();
+    Ok(v)
 }
 
-fn route_match(m: pb::RouteMatch) -> RouteMatch {
-    use pb::route_match::PathSpecifier as P;
-    RouteMatch {
-        path: match m.path_specifier {
-            Some(P::Prefix(p)) => PathMatch::Prefix(p.into()),
-            Some(P::Path(p)) => PathMatch::Path(p.into()),
-            Some(P::SafeRegex(r)) => PathMatch::SafeRegex(r.regex.into()),
-            Some(P::PathSeparatedPrefix(p)) => PathMatch::PathSeparatedPrefix(p.into()),
-            Some(P::PathMatchPolicy(t)) => {
-                let (name, config) = super::common::typed_extension(t);
-                PathMatch::PathMatchPolicy(config.unwrap_or(Opaque {
+fn route(f: &Field, shape: bool) -> Result<Route> {
+    let mut r = Route {
+        name: None,
+        route_match: route_match(None, shape)?,
+        action: Action::Other,
+        decorator: None,
+        istio_config: None,
+        extensions: Vec::new(),
+    };
+    let mut per_filter = PerFilter(Vec::new());
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            4 | 5 | 13 | 14 if shape => {
+                g.bytes()?;
+            }
+            14 => r.name = some(g.string()?),
+            1 => r.route_match = route_match(Some(&g), shape).map_err(|e| e.in_key("match"))?,
+            2 => {
+                let a = route_action(&g, shape).map_err(|e| e.in_key("route"))?;
+                r.action = Action::Route(a);
+            }
+            3 => {
+                let (b, at) = g.bytes()?;
+                r.action = redirect(decode_at(b, at, "RedirectAction")?);
+            }
+            7 => {
+                let (mut status, mut body_bytes) = (0, 0);
+                for h in g.message()? {
+                    let h = h?;
+                    match h.number {
+                        1 => status = h.u32()?,
+                        2 => body_bytes = h.bytes()?.0.len() as u64,
+                        _ => {}
+                    }
+                }
+                r.action = Action::DirectResponse { status, body_bytes };
+            }
+            17 | 18 => {
+                g.bytes()?;
+                r.action = Action::Other;
+            }
+            5 => {
+                for h in g.message()? {
+                    let h = h?;
+                    if h.number == 1 {
+                        r.decorator = some(h.string()?);
+                    }
+                }
+            }
+            4 => {
+                let (b, at) = g.bytes()?;
+                r.istio_config = metadata(b, at)?.istio_config;
+            }
+            13 => per_filter.add(&g)?,
+            _ => {}
+        }
+    }
+    r.extensions = per_filter.opaque();
+    Ok(r)
+}
+
+/// A `RouteMatch`; `None` reads as the default (one that matches every path).
+fn route_match(f: Option<&Field>, shape: bool) -> Result<RouteMatch> {
+    let mut m = RouteMatch {
+        path: PathMatch::Any,
+        case_sensitive: None,
+        headers: Vec::new(),
+        query_parameters: Vec::new(),
+        grpc: false,
+        runtime_fraction: false,
+    };
+    let Some(f) = f else {
+        return Ok(m);
+    };
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            1 => m.path = PathMatch::Prefix(text(&g, shape)?),
+            2 => m.path = PathMatch::Path(text(&g, shape)?),
+            10 => {
+                let mut regex = Box::default();
+                for h in g.message()? {
+                    let h = h?;
+                    if h.number == 2 {
+                        regex = text(&h, shape)?;
+                    }
+                }
+                m.path = PathMatch::SafeRegex(regex);
+            }
+            12 => {
+                g.bytes()?;
+                m.path = PathMatch::Connect;
+            }
+            14 => m.path = PathMatch::PathSeparatedPrefix(text(&g, shape)?),
+            15 => {
+                let (b, at) = g.bytes()?;
+                let (name, config) =
+                    super::common::typed_extension(decode_at(b, at, "TypedExtensionConfig")?);
+                m.path = PathMatch::PathMatchPolicy(config.unwrap_or(Opaque {
                     type_url: name,
                     bytes: 0,
-                }))
+                }));
             }
-            Some(P::ConnectMatcher(_)) => PathMatch::Connect,
-            None => PathMatch::Any,
-        },
-        case_sensitive: m.case_sensitive,
-        headers: m.headers.into_iter().map(header_matcher).collect(),
-        query_parameters: m
-            .query_parameters
-            .into_iter()
-            .map(query_parameter)
-            .collect(),
-        grpc: m.grpc.is_some(),
-        runtime_fraction: m.runtime_fraction.is_some(),
+            4 => m.case_sensitive = Some(g.bool_value()?),
+            6 if shape => {
+                g.bytes()?;
+                m.headers.push(blank_header());
+            }
+            6 => {
+                let (b, at) = g.bytes()?;
+                m.headers
+                    .push(header_matcher(decode_at(b, at, "HeaderMatcher")?));
+            }
+            7 if shape => {
+                g.bytes()?;
+                m.query_parameters.push(blank_query_parameter());
+            }
+            7 => {
+                let (b, at) = g.bytes()?;
+                m.query_parameters.push(query_parameter(decode_at(
+                    b,
+                    at,
+                    "QueryParameterMatcher",
+                )?));
+            }
+            8 => {
+                g.bytes()?;
+                m.grpc = true;
+            }
+            9 => {
+                g.bytes()?;
+                m.runtime_fraction = true;
+            }
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
+fn route_action(f: &Field, shape: bool) -> Result<RouteAction> {
+    let mut a = RouteAction {
+        target: RouteTarget::None,
+        timeout: None,
+        retry_policy: None,
+        prefix_rewrite: None,
+        host_rewrite: None,
+    };
+    let mut retry: Option<pb::RetryPolicy> = None;
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            5 | 6 | 8 if shape => {
+                g.bytes()?;
+            }
+            9 if shape => {
+                g.bytes()?;
+                a.retry_policy = Some(RetryPolicy::default());
+            }
+            1 => a.target = RouteTarget::Cluster(text(&g, shape)?),
+            2 => a.target = RouteTarget::ClusterHeader(text(&g, shape)?),
+            37 => a.target = RouteTarget::Plugin(text(&g, shape)?),
+            39 => {
+                g.bytes()?;
+                a.target = RouteTarget::None;
+            }
+            3 => {
+                let mut clusters = Vec::new();
+                for h in g.message()? {
+                    let h = h?;
+                    if h.number == 1 {
+                        clusters.push(weighted_cluster(&h, shape)?);
+                    }
+                }
+                a.target = RouteTarget::Weighted(clusters);
+            }
+            8 => a.timeout = Some(duration(&g).map_err(|e| e.in_key("timeout"))?),
+            9 => merge(
+                &g,
+                retry.get_or_insert_with(Default::default),
+                "RetryPolicy",
+            )?,
+            5 => a.prefix_rewrite = some(g.string()?),
+            6 => a.host_rewrite = Some(g.string()?.into()),
+            // The other members of `host_rewrite_specifier`.
+            7 | 29 | 35 => a.host_rewrite = None,
+            _ => {}
+        }
+    }
+    if retry.is_some() {
+        a.retry_policy = retry.map(retry_policy).transpose()?;
+    }
+    Ok(a)
+}
+
+fn weighted_cluster(f: &Field, shape: bool) -> Result<WeightedCluster> {
+    let mut w = WeightedCluster {
+        name: "".into(),
+        weight: 0,
+    };
+    for g in f.message()? {
+        let g = g?;
+        match g.number {
+            1 => w.name = text(&g, shape)?,
+            2 if shape => {
+                g.bytes()?;
+            }
+            2 => w.weight = g.u32_value()?,
+            _ => {}
+        }
+    }
+    Ok(w)
+}
+
+/// A header rule with nothing set: what a shape-only read keeps of each.
+fn blank_header() -> HeaderMatch {
+    HeaderMatch {
+        name: "".into(),
+        rule: StringMatch::Present(true),
+        invert: false,
+        treat_missing_header_as_empty: false,
+        ignore_case: false,
+    }
+}
+
+/// A query parameter rule with nothing set: what a shape-only read keeps of each.
+fn blank_query_parameter() -> QueryParameterMatch {
+    QueryParameterMatch {
+        name: "".into(),
+        rule: StringMatch::Present(true),
+        ignore_case: false,
     }
 }
 
@@ -134,39 +401,14 @@ fn query_parameter(q: pb::QueryParameterMatcher) -> QueryParameterMatch {
 
 fn retry_policy(r: pb::RetryPolicy) -> Result<RetryPolicy> {
     Ok(RetryPolicy {
-        retry_on: some(r.retry_on),
+        retry_on: some(&r.retry_on),
         num_retries: r.num_retries,
-        per_try_timeout: r.per_try_timeout.as_ref().map(duration).transpose()?,
+        per_try_timeout: r
+            .per_try_timeout
+            .as_ref()
+            .map(super::common::duration)
+            .transpose()?,
         retriable_status_codes: r.retriable_status_codes,
-    })
-}
-
-fn route_action(a: pb::RouteAction) -> Result<RouteAction> {
-    use pb::route_action::ClusterSpecifier as C;
-    use pb::route_action::HostRewriteSpecifier as H;
-    Ok(RouteAction {
-        target: match a.cluster_specifier {
-            Some(C::Cluster(c)) => RouteTarget::Cluster(c.into()),
-            Some(C::ClusterHeader(h)) => RouteTarget::ClusterHeader(h.into()),
-            Some(C::ClusterSpecifierPlugin(p)) => RouteTarget::Plugin(p.into()),
-            Some(C::WeightedClusters(w)) => RouteTarget::Weighted(
-                w.clusters
-                    .into_iter()
-                    .map(|c| WeightedCluster {
-                        name: c.name.into(),
-                        weight: c.weight.unwrap_or(0),
-                    })
-                    .collect(),
-            ),
-            Some(C::InlineClusterSpecifierPlugin(_)) | None => RouteTarget::None,
-        },
-        timeout: a.timeout.as_ref().map(duration).transpose()?,
-        retry_policy: a.retry_policy.map(retry_policy).transpose()?,
-        prefix_rewrite: some(a.prefix_rewrite),
-        host_rewrite: match a.host_rewrite_specifier {
-            Some(H::HostRewriteLiteral(h)) => Some(h.into()),
-            _ => None,
-        },
     })
 }
 
@@ -174,7 +416,7 @@ fn redirect(d: pb::RedirectAction) -> Action {
     use pb::redirect_action::PathRewriteSpecifier as P;
     use pb::redirect_action::SchemeRewriteSpecifier as S;
     Action::Redirect {
-        host: some(d.host_redirect),
+        host: some(&d.host_redirect),
         path: match d.path_rewrite_specifier {
             Some(P::PathRedirect(p)) => Some(p.into()),
             _ => None,

@@ -144,6 +144,18 @@ impl<'a> Field<'a> {
         Ok(v)
     }
 
+    /// A `google.protobuf.BoolValue`: its `value`, false when the wrapper is empty.
+    pub(crate) fn bool_value(&self) -> Read<bool> {
+        let mut v = false;
+        for f in self.message()? {
+            let f = f?;
+            if f.number == 1 {
+                v = f.varint()? != 0;
+            }
+        }
+        Ok(v)
+    }
+
     /// The field as a varint.
     #[inline]
     pub(crate) fn varint(&self) -> Read<u64> {

@@ -260,3 +260,85 @@ pub fn blank_tls(r: &mut heft::stream::Resource) -> usize {
     }
     detailed
 }
+
+/// What `Detail::Shape` promises to leave out of a fully decoded resource, left out by hand.
+pub fn shape_of(mut r: heft::stream::Resource) -> heft::stream::Resource {
+    use heft::stream::Resource;
+    blank_tls(&mut r);
+    fn endpoints(la: Option<&mut heft::model::LoadAssignment>) {
+        for l in la.into_iter().flat_map(|la| &mut la.localities) {
+            l.locality = Default::default();
+            for e in &mut l.endpoints {
+                e.address = None;
+                e.additional_addresses.clear();
+                e.hostname = None;
+                e.health_check_port = None;
+            }
+        }
+    }
+    match &mut r {
+        Resource::Cluster(c) => {
+            c.metadata = Default::default();
+            for m in &mut c.transport_socket_matches {
+                m.name = "".into();
+                m.criteria.clear();
+            }
+            endpoints(c.load_assignment.as_deref_mut());
+        }
+        Resource::LoadAssignment(la) => endpoints(Some(la)),
+        Resource::RouteConfig(rc) if rc.meta.state != heft::model::State::Static => {
+            for v in &mut rc.virtual_hosts {
+                v.name = "".into();
+                v.domains.iter_mut().for_each(|d| *d = "".into());
+                v.retry_policy = None;
+                v.extensions.clear();
+                for r in &mut v.routes {
+                    blank_route(r);
+                }
+            }
+        }
+        _ => {}
+    }
+    r
+}
+
+/// What a shape-only read keeps of a route in a route configuration that is not static.
+pub fn blank_route(r: &mut heft::model::Route) {
+    use heft::model::{Action, PathMatch, RouteTarget, StringMatch};
+    r.name = None;
+    r.decorator = None;
+    r.istio_config = None;
+    r.extensions.clear();
+    let m = &mut r.route_match;
+    match &mut m.path {
+        PathMatch::Prefix(s)
+        | PathMatch::Path(s)
+        | PathMatch::SafeRegex(s)
+        | PathMatch::PathSeparatedPrefix(s) => *s = "".into(),
+        _ => {}
+    }
+    for h in &mut m.headers {
+        (h.name, h.rule, h.invert) = ("".into(), StringMatch::Present(true), false);
+        (h.treat_missing_header_as_empty, h.ignore_case) = (false, false);
+    }
+    for q in &mut m.query_parameters {
+        (q.name, q.rule, q.ignore_case) = ("".into(), StringMatch::Present(true), false);
+    }
+    if let Action::Route(a) = &mut r.action {
+        match &mut a.target {
+            RouteTarget::Cluster(s) | RouteTarget::ClusterHeader(s) | RouteTarget::Plugin(s) => {
+                *s = "".into()
+            }
+            RouteTarget::Weighted(ws) => {
+                for w in ws {
+                    (w.name, w.weight) = ("".into(), 0);
+                }
+            }
+            _ => {}
+        }
+        (a.timeout, a.prefix_rewrite, a.host_rewrite) = (None, None, None);
+        if let Some(retry) = &mut a.retry_policy {
+            *retry = Default::default();
+        }
+    }
+}
