@@ -149,7 +149,7 @@ pub trait Fold: Sync {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Detail {
     /// What the counts of a [`Summary`](crate::Summary) and the cost model read. Every resource,
-    /// field and list is there, except that the JSON and YAML readers leave out:
+    /// field and list is there, except that every reader (JSON, YAML, protobuf) leaves out:
     /// - inside each TLS context (of a transport socket, a socket match or a filter chain), all
     ///   but its side: no SNI, ALPN, SDS secret names, inline certificates or SAN matchers, and
     ///   `require_client_certificate` false;
@@ -166,10 +166,10 @@ pub enum Detail {
     ///   policies (their presence stays). Redirects and direct responses are read whole.
     ///
     /// What is left out is still read as JSON (broken syntax is an error) but not checked as the
-    /// field it is: an endpoint port of 2^64 fails a full read, not a `Shape` read. The protobuf
-    /// reader leaves out only the TLS contexts' insides: it does not decode them from their
-    /// `Any`, so their bytes go unchecked. `heft summary` reads this way: in Istio dumps the TLS contexts and endpoints every
-    /// cluster repeats are most of the decoding.
+    /// field it is: an endpoint port of 2^64 fails a full read, not a `Shape` read. The
+    /// protobuf reader checks only the framing of what it leaves out (a TLS context's `Any` is
+    /// not decoded, a skipped string not checked as UTF-8). `heft summary` reads this way: in
+    /// Istio dumps the TLS contexts and endpoints every cluster repeats are most of the decoding.
     Shape,
     /// Everything the model holds.
     #[default]
