@@ -9,7 +9,8 @@ use super::endpoint::load_assignment;
 use super::envoy::config::cluster::v3 as pb;
 use super::envoy::extensions::upstreams::http::v3 as http;
 use super::parts::{
-    decode_at, duration, map_entry, merge, metadata, named_any, opaque, some, transport_socket,
+    decode_at, duration, map_entry, merge, metadata, named_any, opaque, push_read, some,
+    transport_socket,
 };
 use super::wire::{self, Fields, RawAny};
 use crate::error::Result;
@@ -102,12 +103,11 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
             }
             40 => *filters_bytes.get_or_insert(0) += f.bytes()?.0.len(),
             41 => *lb_policy_bytes.get_or_insert(0) += f.bytes()?.0.len(),
-            43 => {
-                let i = out.transport_socket_matches.len() as u64;
-                let m = socket_match(&f, detail)
-                    .map_err(|e| e.in_index(i).in_key("transport_socket_matches"))?;
-                out.transport_socket_matches.push(m);
-            }
+            43 => push_read(
+                &mut out.transport_socket_matches,
+                "transport_socket_matches",
+                || socket_match(&f, detail),
+            )?,
             _ => {}
         }
     }

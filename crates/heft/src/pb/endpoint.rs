@@ -4,7 +4,7 @@
 //! Load assignments hold most of a big dump's bytes, so they are read field by field from the
 //! wire rather than through prost's owned messages.
 
-use super::parts::{address, locality, metadata, some};
+use super::parts::{address, locality, metadata, push_read, some};
 use super::wire::{Field, Fields};
 use crate::error::Result;
 use crate::model::{Endpoint, HealthStatus, LoadAssignment, LocalityEndpoints, Meta};
@@ -30,12 +30,9 @@ pub(crate) fn load_assignment(
         let f = f?;
         match f.number {
             1 => out.cluster_name = f.string()?.into(),
-            2 => {
-                let i = out.localities.len() as u64;
-                let l =
-                    locality_endpoints(&f, shape).map_err(|e| e.in_index(i).in_key("endpoints"))?;
-                out.localities.push(l);
-            }
+            2 => push_read(&mut out.localities, "endpoints", || {
+                locality_endpoints(&f, shape)
+            })?,
             4 => {
                 for g in f.message()? {
                     let g = g?;
@@ -64,11 +61,9 @@ fn locality_endpoints(f: &Field, shape: bool) -> Result<LocalityEndpoints> {
                 g.bytes()?;
             }
             1 => out.locality = locality(&g)?,
-            2 => {
-                let i = out.endpoints.len() as u64;
-                let e = lb_endpoint(&g, shape).map_err(|e| e.in_index(i).in_key("lb_endpoints"))?;
-                out.endpoints.push(e);
-            }
+            2 => push_read(&mut out.endpoints, "lb_endpoints", || {
+                lb_endpoint(&g, shape)
+            })?,
             3 => out.weight = Some(g.u32_value()?),
             5 => out.priority = g.u32()?,
             _ => {}

@@ -51,6 +51,17 @@ pub(crate) fn duration(f: &Field) -> Result<std::time::Duration> {
     super::common::duration(&d)
 }
 
+/// Reads one more element of a repeated field onto `list`; an error names its index and key.
+pub(crate) fn push_read<T>(
+    list: &mut Vec<T>,
+    key: &str,
+    read: impl FnOnce() -> Result<T>,
+) -> Result<()> {
+    let item = read().map_err(|e| e.in_index(list.len() as u64).in_key(key))?;
+    list.push(item);
+    Ok(())
+}
+
 /// `Some` for a non-empty string: proto3 JSON omits empty ones.
 pub(crate) fn some(s: &str) -> Option<Box<str>> {
     (!s.is_empty()).then(|| s.into())

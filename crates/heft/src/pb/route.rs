@@ -7,9 +7,10 @@
 
 use super::common::{enum_name, opt_enum_name, string_matcher};
 use super::envoy::config::route::v3 as pb;
-use super::parts::{decode_at, duration, map_entry, merge, metadata, opaque, some};
+use super::parts::{decode_at, duration, map_entry, merge, metadata, opaque, push_read, some};
 use super::wire::{self, Field, Fields, RawAny};
 use crate::error::{Error, Result};
+use crate::json::decode::route::{blank_header, blank_query_parameter};
 use crate::model::enums;
 use crate::model::{
     Action, HeaderMatch, Meta, Opaque, PathMatch, QueryParameterMatch, RetryPolicy, Route,
@@ -44,12 +45,9 @@ pub(crate) fn route_config(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Res
         let f = f?;
         match f.number {
             1 => rc.name = f.string()?.into(),
-            2 => {
-                let i = rc.virtual_hosts.len() as u64;
-                let v =
-                    virtual_host(&f, shape).map_err(|e| e.in_index(i).in_key("virtual_hosts"))?;
-                rc.virtual_hosts.push(v);
-            }
+            2 => push_read(&mut rc.virtual_hosts, "virtual_hosts", || {
+                virtual_host(&f, shape)
+            })?,
             7 => rc.validate_clusters = Some(f.bool_value()?),
             14 => rc.ignore_port_in_host_matching = f.varint()? != 0,
             15 => rc.ignore_path_parameters_in_path_matching = f.varint()? != 0,
@@ -105,11 +103,7 @@ fn virtual_host(f: &Field, shape: bool) -> Result<VirtualHost> {
         match g.number {
             1 => v.name = text(&g, shape)?,
             2 => v.domains.push(text(&g, shape)?),
-            3 => {
-                let i = v.routes.len() as u64;
-                let r = route(&g, shape).map_err(|e| e.in_index(i).in_key("routes"))?;
-                v.routes.push(r);
-            }
+            3 => push_read(&mut v.routes, "routes", || route(&g, shape))?,
             4 => v.require_tls = opt_enum_name(&enums::REQUIRE_TLS, g.i32()?),
             15 | 16 if shape => {
                 g.bytes()?;
@@ -340,26 +334,6 @@ fn weighted_cluster(f: &Field, shape: bool) -> Result<WeightedCluster> {
         }
     }
     Ok(w)
-}
-
-/// A header rule with nothing set: what a shape-only read keeps of each.
-fn blank_header() -> HeaderMatch {
-    HeaderMatch {
-        name: "".into(),
-        rule: StringMatch::Present(true),
-        invert: false,
-        treat_missing_header_as_empty: false,
-        ignore_case: false,
-    }
-}
-
-/// A query parameter rule with nothing set: what a shape-only read keeps of each.
-fn blank_query_parameter() -> QueryParameterMatch {
-    QueryParameterMatch {
-        name: "".into(),
-        rule: StringMatch::Present(true),
-        ignore_case: false,
-    }
 }
 
 fn header_matcher(h: pb::HeaderMatcher) -> HeaderMatch {

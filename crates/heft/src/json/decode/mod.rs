@@ -10,7 +10,7 @@ mod cluster;
 pub(crate) mod common;
 mod endpoint;
 mod listener;
-mod route;
+pub(crate) mod route;
 pub(crate) mod secret;
 
 use crate::error::{Error, ErrorKind, Result};

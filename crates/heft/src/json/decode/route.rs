@@ -180,7 +180,7 @@ fn route_match(p: &mut Parser, shape: bool) -> Result<RouteMatch> {
 }
 
 /// A header rule with nothing set: what a shape-only read keeps of each.
-fn blank_header() -> HeaderMatch {
+pub(crate) fn blank_header() -> HeaderMatch {
     HeaderMatch {
         name: "".into(),
         rule: StringMatch::Present(true),
@@ -191,7 +191,7 @@ fn blank_header() -> HeaderMatch {
 }
 
 /// A query parameter rule with nothing set: what a shape-only read keeps of each.
-fn blank_query_parameter() -> QueryParameterMatch {
+pub(crate) fn blank_query_parameter() -> QueryParameterMatch {
     QueryParameterMatch {
         name: "".into(),
         rule: StringMatch::Present(true),
