@@ -27,7 +27,7 @@ pub enum StringMatch {
 }
 
 /// A route's path rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PathMatch {
     /// `prefix`.
@@ -43,6 +43,7 @@ pub enum PathMatch {
     /// `connect_matcher`: CONNECT requests.
     Connect,
     /// No path rule: matches every path.
+    #[default]
     Any,
 }
 
@@ -74,7 +75,7 @@ pub struct QueryParameterMatch {
 }
 
 /// What requests a route takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RouteMatch {
     /// The path rule.
     pub path: PathMatch,
@@ -100,7 +101,7 @@ pub struct WeightedCluster {
 }
 
 /// Where a route sends requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RouteTarget {
     /// One cluster.
@@ -112,6 +113,7 @@ pub enum RouteTarget {
     /// A cluster specifier plugin.
     Plugin(Box<str>),
     /// None given.
+    #[default]
     None,
 }
 
@@ -129,7 +131,7 @@ pub struct RetryPolicy {
 }
 
 /// Forwarding to clusters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RouteAction {
     /// Where requests go.
     pub target: RouteTarget,
@@ -144,7 +146,7 @@ pub struct RouteAction {
 }
 
 /// What a route does with a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Forward.
@@ -168,11 +170,12 @@ pub enum Action {
         body_bytes: u64,
     },
     /// A filter action or non-forwarding action.
+    #[default]
     Other,
 }
 
 /// One route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Route {
     /// Its name (Istio names routes after the VirtualService route).
     pub name: Option<Box<str>>,
@@ -189,7 +192,7 @@ pub struct Route {
 }
 
 /// A virtual host: domains and their routes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct VirtualHost {
     /// Its name (Istio: `reviews.default.svc.cluster.local:9080`).
     pub name: Box<str>,

@@ -88,14 +88,7 @@ impl<'a> PerFilter<'a> {
 }
 
 fn virtual_host(f: &Field, shape: bool) -> Result<VirtualHost> {
-    let mut v = VirtualHost {
-        name: "".into(),
-        domains: Vec::new(),
-        routes: Vec::new(),
-        retry_policy: None,
-        require_tls: None,
-        extensions: Vec::new(),
-    };
+    let mut v = VirtualHost::default();
     let mut per_filter = PerFilter(Vec::new());
     let mut retry: Option<pb::RetryPolicy> = None;
     for g in f.message()? {
@@ -123,14 +116,7 @@ fn virtual_host(f: &Field, shape: bool) -> Result<VirtualHost> {
 }
 
 fn route(f: &Field, shape: bool) -> Result<Route> {
-    let mut r = Route {
-        name: None,
-        route_match: route_match(None, shape)?,
-        action: Action::Other,
-        decorator: None,
-        istio_config: None,
-        extensions: Vec::new(),
-    };
+    let mut r = Route::default();
     let mut per_filter = PerFilter(Vec::new());
     for g in f.message()? {
         let g = g?;
@@ -139,7 +125,7 @@ fn route(f: &Field, shape: bool) -> Result<Route> {
                 g.bytes()?;
             }
             14 => r.name = some(g.string()?),
-            1 => r.route_match = route_match(Some(&g), shape).map_err(|e| e.in_key("match"))?,
+            1 => r.route_match = route_match(&g, shape).map_err(|e| e.in_key("match"))?,
             2 => {
                 let a = route_action(&g, shape).map_err(|e| e.in_key("route"))?;
                 r.action = Action::Route(a);
@@ -184,19 +170,8 @@ fn route(f: &Field, shape: bool) -> Result<Route> {
     Ok(r)
 }
 
-/// A `RouteMatch`; `None` reads as the default (one that matches every path).
-fn route_match(f: Option<&Field>, shape: bool) -> Result<RouteMatch> {
-    let mut m = RouteMatch {
-        path: PathMatch::Any,
-        case_sensitive: None,
-        headers: Vec::new(),
-        query_parameters: Vec::new(),
-        grpc: false,
-        runtime_fraction: false,
-    };
-    let Some(f) = f else {
-        return Ok(m);
-    };
+fn route_match(f: &Field, shape: bool) -> Result<RouteMatch> {
+    let mut m = RouteMatch::default();
     for g in f.message()? {
         let g = g?;
         match g.number {
@@ -263,13 +238,7 @@ fn route_match(f: Option<&Field>, shape: bool) -> Result<RouteMatch> {
 }
 
 fn route_action(f: &Field, shape: bool) -> Result<RouteAction> {
-    let mut a = RouteAction {
-        target: RouteTarget::None,
-        timeout: None,
-        retry_policy: None,
-        prefix_rewrite: None,
-        host_rewrite: None,
-    };
+    let mut a = RouteAction::default();
     let mut retry: Option<pb::RetryPolicy> = None;
     for g in f.message()? {
         let g = g?;

@@ -54,14 +54,7 @@ pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
 }
 
 fn virtual_host(p: &mut Parser, shape: bool) -> Result<VirtualHost> {
-    let mut v = VirtualHost {
-        name: "".into(),
-        domains: Vec::new(),
-        routes: Vec::new(),
-        retry_policy: None,
-        require_tls: None,
-        extensions: Vec::new(),
-    };
+    let mut v = VirtualHost::default();
     p.fields(|p, k| {
         match k {
             "retry_policy" | "typed_per_filter_config" if shape => p.skip()?,
@@ -83,21 +76,7 @@ fn virtual_host(p: &mut Parser, shape: bool) -> Result<VirtualHost> {
 }
 
 fn route(p: &mut Parser, shape: bool) -> Result<Route> {
-    let mut r = Route {
-        name: None,
-        route_match: RouteMatch {
-            path: PathMatch::Any,
-            case_sensitive: None,
-            headers: Vec::new(),
-            query_parameters: Vec::new(),
-            grpc: false,
-            runtime_fraction: false,
-        },
-        action: Action::Other,
-        decorator: None,
-        istio_config: None,
-        extensions: Vec::new(),
-    };
+    let mut r = Route::default();
     p.fields(|p, k| {
         match k {
             "name" | "decorator" | "metadata" | "typed_per_filter_config" if shape => p.skip()?,
@@ -128,14 +107,7 @@ fn route(p: &mut Parser, shape: bool) -> Result<Route> {
 }
 
 fn route_match(p: &mut Parser, shape: bool) -> Result<RouteMatch> {
-    let mut m = RouteMatch {
-        path: PathMatch::Any,
-        case_sensitive: None,
-        headers: Vec::new(),
-        query_parameters: Vec::new(),
-        grpc: false,
-        runtime_fraction: false,
-    };
+    let mut m = RouteMatch::default();
     p.fields(|p, k| {
         match k {
             "prefix" => m.path = PathMatch::Prefix(text(p, shape)?),
@@ -262,13 +234,7 @@ pub(crate) fn retry_policy(p: &mut Parser) -> Result<RetryPolicy> {
 }
 
 fn route_action(p: &mut Parser, shape: bool) -> Result<RouteAction> {
-    let mut a = RouteAction {
-        target: RouteTarget::None,
-        timeout: None,
-        retry_policy: None,
-        prefix_rewrite: None,
-        host_rewrite: None,
-    };
+    let mut a = RouteAction::default();
     p.fields(|p, k| {
         match k {
             "timeout" | "prefix_rewrite" | "host_rewrite_literal" if shape => p.skip()?,
