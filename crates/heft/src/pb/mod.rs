@@ -4,10 +4,11 @@
 //! protos (real field numbers; fields Heft never reads are left out, and prost skips them when
 //! decoding). `google.protobuf` types come from [`prost_types`].
 //!
-//! Clusters and load assignments, most of a large dump, are read straight from the wire into
-//! the model, without building prost's messages first (a fifth less CPU for a large binary
-//! dump). Inside them, fields the model has no place for are skipped with only their framing
-//! checked, as prost skips unknown fields: a malformed health check goes unnoticed.
+//! Clusters, load assignments and route configurations, most of a large dump, are read
+//! straight from the wire into the model, without building prost's messages first (for the
+//! 1 GB benchmark dump's binary, 0.68 CPU-seconds where prost took 1.19). Inside them, fields
+//! the model has no place for are skipped with only their framing checked, as prost skips
+//! unknown fields: a malformed health check goes unnoticed.
 //!
 //! Binary inputs (`envoy.admin.v3.ConfigDump`, `envoy.service.discovery.v3.DiscoveryResponse`,
 //! or a stream of length-delimited DiscoveryResponses) are detected from their first bytes by

@@ -1,13 +1,14 @@
 //! The binary reader: tells protobuf inputs from JSON, walks their outer layers by hand and
-//! decodes each resource in parallel: clusters and load assignments straight from the wire
-//! (`cluster.rs`, `endpoint.rs`), the others with prost.
+//! decodes each resource in parallel: clusters, load assignments and route configurations
+//! straight from the wire (`cluster.rs`, `endpoint.rs`, `route.rs`), the others with prost.
 //!
 //! Three shapes are read: an `envoy.admin.v3.ConfigDump`, one
 //! `envoy.service.discovery.v3.DiscoveryResponse`, and a stream of DiscoveryResponses each
 //! preceded by its length as a varint. The walk reads only tags and lengths (`configs`, each
 //! section's entry fields, each response's `resources`), checking every length against the
-//! input; each entry's bytes become a job, and rayon decodes batches of jobs while the results
-//! keep input order. Nothing is allocated from a length read in the input.
+//! input; each entry's bytes become a job, and rayon decodes each batch of jobs as soon as the
+//! walk has filled it, while the results keep input order. Nothing is allocated from a length
+//! read in the input.
 
 use super::common::{decode_error, some, timestamp, update_failure};
 use super::envoy::admin::v3::UpdateFailureState;
