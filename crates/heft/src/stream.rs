@@ -315,6 +315,27 @@ struct Merged<A> {
     error: Option<Error>,
 }
 
+/// Ends a read whose walk handed batches to other threads: the walk's outcome weighed against
+/// the first failed batch. Under `keep_going` a walk error becomes the last skipped entry;
+/// otherwise the error earliest in the input is the one to report.
+pub(crate) fn settle(
+    walked: Result<()>,
+    batch_error: Option<Error>,
+    keep_going: bool,
+    skipped: &mut Vec<Skipped>,
+) -> Result<()> {
+    match (walked, batch_error) {
+        (Ok(()), None) => Ok(()),
+        (Ok(()), Some(e)) => Err(e),
+        (Err(e), _) if keep_going => {
+            skipped.push(Skipped::at(&e, format!("reading stopped: {}", e.message())));
+            Ok(())
+        }
+        (Err(e), Some(first)) if first.offset() < e.offset() => Err(first),
+        (Err(e), _) => Err(e),
+    }
+}
+
 /// Merges batch results in input order as they arrive from any thread.
 pub(crate) struct Ordered<'f, F: Fold> {
     fold: &'f F,

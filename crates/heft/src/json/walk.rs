@@ -12,7 +12,7 @@ use super::parser::field_name;
 use super::window::Window;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::model::{Skipped, State};
-use crate::stream::{add_all, Finished, Fold, Ordered};
+use crate::stream::{add_all, settle, Finished, Fold, Ordered};
 use std::sync::{Condvar, Mutex};
 
 /// A batch is sent for decoding once it holds this many input bytes…
@@ -173,13 +173,7 @@ fn run_batch<F: Fold>(batch: &Batch, keep_going: bool, fold: &F) -> Finished<F::
                 items.clear();
                 let err = e.path.wrap(err.with_offset(e.start));
                 if keep_going {
-                    skipped.push(Skipped {
-                        path: err.path_string(),
-                        offset: err.offset(),
-                        line: None,
-                        column: None,
-                        reason: err.message().to_string(),
-                    });
+                    skipped.push(Skipped::at(&err, err.message().to_string()));
                 } else {
                     error = Some(err);
                     break;
@@ -321,31 +315,12 @@ fn walk_once<F: Fold>(
     });
     skeleton.bytes = window.offset();
     let (acc, mut skipped, batch_error) = ordered.finish();
-    match (walked, batch_error) {
-        (Ok(()), None) => Ok(Walked {
-            skeleton,
-            acc,
-            skipped,
-        }),
-        (Ok(()), Some(e)) => Err(e),
-        (Err(e), _) if keep_going => {
-            skipped.push(Skipped {
-                path: e.path_string(),
-                offset: e.offset(),
-                line: None,
-                column: None,
-                reason: format!("reading stopped: {}", e.message()),
-            });
-            Ok(Walked {
-                skeleton,
-                acc,
-                skipped,
-            })
-        }
-        // An entry error earlier in the input is the one to report.
-        (Err(e), Some(first)) if first.offset() < e.offset() => Err(first),
-        (Err(e), _) => Err(e),
-    }
+    settle(walked, batch_error, keep_going, &mut skipped)?;
+    Ok(Walked {
+        skeleton,
+        acc,
+        skipped,
+    })
 }
 
 struct Sink<'a, 'f, F: Fold> {

@@ -249,6 +249,19 @@ pub struct Skipped {
     pub reason: String,
 }
 
+impl Skipped {
+    /// What a byte reader skipped because of `e`: its path and offset, and `reason`.
+    pub(crate) fn at(e: &crate::Error, reason: String) -> Skipped {
+        Skipped {
+            path: e.path_string(),
+            offset: e.offset(),
+            line: None,
+            column: None,
+            reason,
+        }
+    }
+}
+
 /// What kind of document the input was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

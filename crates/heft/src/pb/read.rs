@@ -10,9 +10,9 @@
 //! walk has filled it, while the results keep input order. Nothing is allocated from a length
 //! read in the input.
 
-use super::common::{decode_error, some, timestamp, update_failure};
+use super::common::{some, timestamp, update_failure};
 use super::envoy::admin::v3::UpdateFailureState;
-use super::parts::at_fault;
+use super::parts::decode_at;
 use super::wire::{self, Field, Fields, RawAny, LEN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::decode::Item;
@@ -21,7 +21,7 @@ use crate::model::{
     Source, Span, State,
 };
 use crate::read::ReadOptions;
-use crate::stream::{add_all, Detail, Finished, Fold, Ordered, Outline};
+use crate::stream::{add_all, settle, Detail, Finished, Fold, Ordered, Outline};
 use prost::Message;
 
 /// How many leading bytes [`sniff`] needs to decide.
@@ -347,19 +347,7 @@ pub(crate) fn fold<'b, F: Fold>(
         (walked, sink.skeleton)
     });
     let (acc, mut skipped, error) = ordered.finish();
-    match (walked, error) {
-        (Ok(()), None) => {}
-        (Err(e), _) if keep_going => skipped.push(Skipped {
-            path: e.path_string(),
-            offset: e.offset(),
-            line: None,
-            column: None,
-            reason: format!("reading stopped: {}", e.message()),
-        }),
-        // The error earliest in the input is the one to report.
-        (Err(e), Some(first)) if first.offset() < e.offset() => return Err(first),
-        (Err(e), _) | (Ok(()), Some(e)) => return Err(e),
-    }
+    settle(walked, error, keep_going, &mut skipped)?;
     let outline = Outline {
         source: Source {
             format: match shape {
@@ -399,13 +387,7 @@ fn run_batch<F: Fold>(
                     error = Some(e);
                     break;
                 }
-                skipped.push(Skipped {
-                    path: e.path_string(),
-                    offset: e.offset(),
-                    line: None,
-                    column: None,
-                    reason: e.message().to_string(),
-                });
+                skipped.push(Skipped::at(&e, e.message().to_string()));
             }
         }
     }
@@ -578,8 +560,7 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Sink<'a, '
         let f = f?;
         if bootstrap && f.number == 2 {
             let (b, at) = f.bytes()?;
-            let t = prost_types::Timestamp::decode(b)
-                .map_err(|e| at_fault(decode_error(&e, "last_updated"), b, at))?;
+            let t: prost_types::Timestamp = decode_at(b, at, "last_updated")?;
             sk.skeleton.bootstrap_last_updated = Some(timestamp(&t));
             continue;
         }
@@ -676,7 +657,7 @@ fn stream<'a>(bytes: &'a [u8], sk: &mut Sink<'a, '_>) -> Result<()> {
 
 /// Decodes a resource with prost, errors pointing into the input.
 fn decode<M: Message + Default>(any: &RawAny, what: &str) -> Result<M> {
-    M::decode(any.value).map_err(|e| at_fault(decode_error(&e, what), any.value, any.value_at))
+    decode_at(any.value, any.value_at, what)
 }
 
 /// An entry's parts besides its resource.
@@ -721,7 +702,7 @@ fn entry<'a>(job: &Job<'a>, layout: Layout, state: State) -> Result<Entry<'a>> {
 
 fn message<M: Message + Default>(f: &Field) -> Result<M> {
     let (b, at) = f.bytes()?;
-    M::decode(b).map_err(|e| at_fault(decode_error(&e, "field"), b, at))
+    decode_at(b, at, "field")
 }
 
 fn client_status(v: u64) -> Option<Box<str>> {
