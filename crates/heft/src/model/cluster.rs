@@ -39,6 +39,19 @@ impl Discovery {
         }
     }
 
+    /// By `DiscoveryType` number, as protobuf holds it; an unknown number keeps its digits,
+    /// as [`from_name`](Self::from_name) keeps an unknown name.
+    pub(crate) fn from_number(n: i32) -> Discovery {
+        match n {
+            0 => Discovery::Static,
+            1 => Discovery::StrictDns,
+            2 => Discovery::LogicalDns,
+            3 => Discovery::Eds,
+            4 => Discovery::OriginalDst,
+            n => Discovery::Custom(n.to_string().into()),
+        }
+    }
+
     /// The name reports use: the enum name, or the extension name for custom types.
     pub fn name(&self) -> &str {
         match self {
@@ -250,5 +263,21 @@ impl Cluster {
             .filter_map(|s| s.tls.as_ref())
             .flat_map(|t| t.certificate_sds.iter().chain(t.validation_sds.iter()))
             .map(|s| &**s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_numbers_and_names_agree() {
+        for (n, name) in Discovery::NAMES.iter().enumerate() {
+            let by_number = Discovery::from_number(n as i32);
+            assert_eq!(by_number, Discovery::from_name(name));
+            assert_eq!(by_number.name(), *name);
+        }
+        // Unknown ones keep their digits, as the JSON reader keeps an unknown name.
+        assert_eq!(Discovery::from_number(9), Discovery::from_name("9"));
     }
 }

@@ -42,6 +42,25 @@ impl HealthStatus {
         }
     }
 
+    /// By number, as protobuf holds it: the inverse of [`name`](Self::name)'s index into
+    /// `NAMES`. Numbers Heft does not know read as `Unknown`, as unknown names do.
+    pub(crate) fn from_number(n: i32) -> HealthStatus {
+        use HealthStatus as H;
+        const BY_NUMBER: [HealthStatus; 6] = [
+            H::Unknown,
+            H::Healthy,
+            H::Unhealthy,
+            H::Draining,
+            H::Timeout,
+            H::Degraded,
+        ];
+        usize::try_from(n)
+            .ok()
+            .and_then(|i| BY_NUMBER.get(i))
+            .copied()
+            .unwrap_or(H::Unknown)
+    }
+
     /// The enum name (`HEALTHY`, …).
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
@@ -145,4 +164,20 @@ pub struct ClusterStatus {
     pub added_via_api: bool,
     /// Its hosts.
     pub hosts: Vec<HostStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_numbers_and_names_agree() {
+        for (n, name) in HealthStatus::NAMES.iter().enumerate() {
+            let by_number = HealthStatus::from_number(n as i32);
+            assert_eq!(by_number, HealthStatus::from_name(name));
+            assert_eq!(by_number.name(), *name);
+        }
+        assert_eq!(HealthStatus::from_number(6), HealthStatus::Unknown);
+        assert_eq!(HealthStatus::from_number(-1), HealthStatus::Unknown);
+    }
 }

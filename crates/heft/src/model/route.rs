@@ -228,6 +228,19 @@ pub struct RouteConfig {
 }
 
 impl RouteConfig {
+    /// A route configuration with no name and no virtual hosts, every setting at its default.
+    pub fn new(meta: Meta) -> RouteConfig {
+        RouteConfig {
+            meta,
+            name: "".into(),
+            virtual_hosts: Vec::new(),
+            validate_clusters: None,
+            ignore_port_in_host_matching: false,
+            ignore_path_parameters_in_path_matching: false,
+            vhost_header: None,
+        }
+    }
+
     /// Number of routes over all virtual hosts.
     pub fn route_count(&self) -> usize {
         self.virtual_hosts.iter().map(|v| v.routes.len()).sum()

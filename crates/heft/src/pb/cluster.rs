@@ -9,8 +9,8 @@ use super::endpoint::load_assignment;
 use super::envoy::config::cluster::v3 as pb;
 use super::envoy::extensions::upstreams::http::v3 as http;
 use super::parts::{
-    decode_at, duration, map_entry, merge, metadata, named_any, opaque, push_read, some,
-    transport_socket,
+    decode_at, duration, last_per_key, map_entry, merge, metadata, named_any, opaque, push_read,
+    some, transport_socket,
 };
 use super::wire::{self, Fields, RawAny};
 use crate::error::Result;
@@ -106,7 +106,7 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
             43 => push_read(
                 &mut out.transport_socket_matches,
                 "transport_socket_matches",
-                || socket_match(&f, detail),
+                socket_match(&f, detail),
             )?,
             _ => {}
         }
@@ -120,11 +120,7 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
     if http2 {
         out.http_protocol = Some(HttpProtocol::Http2);
     }
-    // A map: in key order, a repeated key counting once with its last value.
-    protocol_options.sort_by(|a, b| a.0.cmp(b.0));
-    protocol_options.reverse();
-    protocol_options.dedup_by(|later, earlier| later.0 == earlier.0);
-    protocol_options.reverse();
+    last_per_key(&mut protocol_options);
     for (_, any) in &protocol_options {
         if any.type_url == HTTP_PROTOCOL_OPTIONS {
             let o: http::HttpProtocolOptions = decode_at(any.value, any.value_at, any.type_url)?;
@@ -136,7 +132,7 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
         }
     }
     match discovery {
-        Some(DiscoveryField::Type(t)) => out.discovery = discovery_type(t),
+        Some(DiscoveryField::Type(t)) => out.discovery = Discovery::from_number(t),
         Some(DiscoveryField::Custom(custom, config)) => {
             out.discovery = Discovery::Custom(custom.into());
             out.extensions.extend(config.as_ref().map(opaque));
@@ -148,18 +144,6 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
     out.extensions
         .extend(lb_policy_bytes.into_iter().map(opaque_message));
     Ok(out)
-}
-
-/// `DiscoveryType` by number; an unknown number keeps its digits, as in JSON.
-fn discovery_type(t: i32) -> Discovery {
-    match t {
-        0 => Discovery::Static,
-        1 => Discovery::StrictDns,
-        2 => Discovery::LogicalDns,
-        3 => Discovery::Eds,
-        4 => Discovery::OriginalDst,
-        n => Discovery::Custom(n.to_string().into()),
-    }
 }
 
 /// `TransportSocketMatch`: its name, string criteria and socket.

@@ -30,9 +30,11 @@ pub(crate) fn load_assignment(
         let f = f?;
         match f.number {
             1 => out.cluster_name = f.string()?.into(),
-            2 => push_read(&mut out.localities, "endpoints", || {
-                locality_endpoints(&f, shape)
-            })?,
+            2 => push_read(
+                &mut out.localities,
+                "endpoints",
+                locality_endpoints(&f, shape),
+            )?,
             4 => {
                 for g in f.message()? {
                     let g = g?;
@@ -61,9 +63,7 @@ fn locality_endpoints(f: &Field, shape: bool) -> Result<LocalityEndpoints> {
                 g.bytes()?;
             }
             1 => out.locality = locality(&g)?,
-            2 => push_read(&mut out.endpoints, "lb_endpoints", || {
-                lb_endpoint(&g, shape)
-            })?,
+            2 => push_read(&mut out.endpoints, "lb_endpoints", lb_endpoint(&g, shape))?,
             3 => out.weight = Some(g.u32_value()?),
             5 => out.priority = g.u32()?,
             _ => {}
@@ -98,7 +98,7 @@ fn lb_endpoint(f: &Field, shape: bool) -> Result<Endpoint> {
                 out.hostname = None;
                 out.health_check_port = None;
             }
-            2 => out.health = health(g.i32()?),
+            2 => out.health = HealthStatus::from_number(g.i32()?),
             3 => {
                 let (b, at) = g.bytes()?;
                 out.metadata = metadata(b, at).map_err(|e| e.in_key("metadata"))?;
@@ -148,16 +148,4 @@ fn endpoint(f: &Field, out: &mut Endpoint) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `HealthStatus` by number; numbers Heft does not know read as `Unknown`, as in JSON.
-fn health(n: i32) -> HealthStatus {
-    match n {
-        1 => HealthStatus::Healthy,
-        2 => HealthStatus::Unhealthy,
-        3 => HealthStatus::Draining,
-        4 => HealthStatus::Timeout,
-        5 => HealthStatus::Degraded,
-        _ => HealthStatus::Unknown,
-    }
 }

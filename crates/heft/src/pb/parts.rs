@@ -51,13 +51,11 @@ pub(crate) fn duration(f: &Field) -> Result<std::time::Duration> {
     super::common::duration(&d)
 }
 
-/// Reads one more element of a repeated field onto `list`; an error names its index and key.
-pub(crate) fn push_read<T>(
-    list: &mut Vec<T>,
-    key: &str,
-    read: impl FnOnce() -> Result<T>,
-) -> Result<()> {
-    let item = read().map_err(|e| e.in_index(list.len() as u64).in_key(key))?;
+/// Pushes one more element of a repeated field, as read, onto `list`; a read error names the
+/// element's index and the field's key.
+#[inline]
+pub(crate) fn push_read<T>(list: &mut Vec<T>, key: &str, read: Result<T>) -> Result<()> {
+    let item = read.map_err(|e| e.in_index(list.len() as u64).in_key(key))?;
     list.push(item);
     Ok(())
 }
@@ -79,6 +77,16 @@ pub(crate) fn map_entry<'a>(f: &Field<'a>) -> Result<(&'a str, &'a [u8], u64)> {
         }
     }
     Ok((key, value, value_at))
+}
+
+/// A protobuf map's entries as read from the wire, put in key order, a repeated key counting
+/// once with its last value (the map rule).
+pub(crate) fn last_per_key<T>(entries: &mut Vec<(&str, T)>) {
+    // Stable: among equal keys the last stays last, and `dedup_by` keeps the first of a run.
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries.reverse();
+    entries.dedup_by(|later, earlier| later.0 == earlier.0);
+    entries.reverse();
 }
 
 /// The parts of a `google.protobuf.Value` Heft reads.
@@ -146,11 +154,7 @@ pub(crate) fn struct_strings(b: &[u8], at: u64) -> Result<Vec<(Box<str>, Box<str
         all.push((key, v));
         Ok(())
     })?;
-    // Stable: among equal keys the last stays last, and `dedup_by` keeps the first of a run.
-    all.sort_by(|a, b| a.0.cmp(b.0));
-    all.reverse();
-    all.dedup_by(|later, earlier| later.0 == earlier.0);
-    all.reverse();
+    last_per_key(&mut all);
     Ok(all
         .into_iter()
         .filter_map(|(k, v)| Some((k.into(), v?.into())))

@@ -7,7 +7,9 @@
 
 use super::common::{enum_name, opt_enum_name, string_matcher};
 use super::envoy::config::route::v3 as pb;
-use super::parts::{decode_at, duration, map_entry, merge, metadata, opaque, push_read, some};
+use super::parts::{
+    decode_at, duration, last_per_key, map_entry, merge, metadata, opaque, push_read, some,
+};
 use super::wire::{self, Field, Fields, RawAny};
 use crate::error::{Error, Result};
 use crate::json::decode::route::{blank_header, blank_query_parameter};
@@ -32,22 +34,16 @@ pub(crate) fn route_config_message(rc: &pb::RouteConfiguration, meta: Meta) -> R
 /// (`json::decode::route`): static ones are matched by content by the cost model.
 pub(crate) fn route_config(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<RouteConfig> {
     let shape = detail == Detail::Shape && meta.state != State::Static;
-    let mut rc = RouteConfig {
-        meta,
-        name: "".into(),
-        virtual_hosts: Vec::new(),
-        validate_clusters: None,
-        ignore_port_in_host_matching: false,
-        ignore_path_parameters_in_path_matching: false,
-        vhost_header: None,
-    };
+    let mut rc = RouteConfig::new(meta);
     for f in Fields::new(b, at) {
         let f = f?;
         match f.number {
             1 => rc.name = f.string()?.into(),
-            2 => push_read(&mut rc.virtual_hosts, "virtual_hosts", || {
-                virtual_host(&f, shape)
-            })?,
+            2 => push_read(
+                &mut rc.virtual_hosts,
+                "virtual_hosts",
+                virtual_host(&f, shape),
+            )?,
             7 => rc.validate_clusters = Some(f.bool_value()?),
             14 => rc.ignore_port_in_host_matching = f.varint()? != 0,
             15 => rc.ignore_path_parameters_in_path_matching = f.varint()? != 0,
@@ -78,11 +74,7 @@ impl<'a> PerFilter<'a> {
     }
 
     fn opaque(mut self) -> Vec<Opaque> {
-        // A repeated key counts once, with its last value.
-        self.0.sort_by(|a, b| a.0.cmp(b.0));
-        self.0.reverse();
-        self.0.dedup_by(|later, earlier| later.0 == earlier.0);
-        self.0.reverse();
+        last_per_key(&mut self.0);
         self.0.iter().map(|(_, any)| opaque(any)).collect()
     }
 }
@@ -96,7 +88,7 @@ fn virtual_host(f: &Field, shape: bool) -> Result<VirtualHost> {
         match g.number {
             1 => v.name = text(&g, shape)?,
             2 => v.domains.push(text(&g, shape)?),
-            3 => push_read(&mut v.routes, "routes", || route(&g, shape))?,
+            3 => push_read(&mut v.routes, "routes", route(&g, shape))?,
             4 => v.require_tls = opt_enum_name(&enums::REQUIRE_TLS, g.i32()?),
             15 | 16 if shape => {
                 g.bytes()?;

@@ -134,23 +134,21 @@ impl<'a> Field<'a> {
 
     /// A `google.protobuf.UInt32Value`: its `value`, 0 when the wrapper is empty.
     pub(crate) fn u32_value(&self) -> Read<u32> {
-        let mut v = 0;
-        for f in self.message()? {
-            let f = f?;
-            if f.number == 1 {
-                v = f.u32()?;
-            }
-        }
-        Ok(v)
+        Ok(self.wrapped_varint()? as u32)
     }
 
     /// A `google.protobuf.BoolValue`: its `value`, false when the wrapper is empty.
     pub(crate) fn bool_value(&self) -> Read<bool> {
-        let mut v = false;
+        Ok(self.wrapped_varint()? != 0)
+    }
+
+    /// The varint `value` (field 1) of a wrapper message, 0 when it has none.
+    fn wrapped_varint(&self) -> Read<u64> {
+        let mut v = 0;
         for f in self.message()? {
             let f = f?;
             if f.number == 1 {
-                v = f.varint()? != 0;
+                v = f.varint()?;
             }
         }
         Ok(v)

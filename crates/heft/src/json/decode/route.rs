@@ -27,15 +27,7 @@ fn text(p: &mut Parser, shape: bool) -> Result<Box<str>> {
 
 pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
     let shape = shape_only(p, &meta);
-    let mut rc = RouteConfig {
-        meta,
-        name: "".into(),
-        virtual_hosts: Vec::new(),
-        validate_clusters: None,
-        ignore_port_in_host_matching: false,
-        ignore_path_parameters_in_path_matching: false,
-        vhost_header: None,
-    };
+    let mut rc = RouteConfig::new(meta);
     p.fields(|p, k| {
         match k {
             "name" => rc.name = p.string()?,
