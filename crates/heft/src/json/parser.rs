@@ -579,8 +579,13 @@ impl<'a> Parser<'a> {
                 }
             })
             .collect();
-        let mut out: Vec<T> = pieces?.into_iter().flatten().collect();
-        out.shrink_to_fit();
+        // One allocation of the exact size: collecting the flattened pieces would grow the
+        // vector by doubling, through fresh pages the kernel must zero.
+        let pieces = pieces?;
+        let mut out = Vec::with_capacity(pieces.iter().map(Vec::len).sum());
+        for piece in pieces {
+            out.extend(piece);
+        }
         self.pos = end;
         Some(out)
     }
