@@ -246,13 +246,6 @@ pub(crate) fn fold_slice<F: Fold>(
     let compression = compression_of(bytes);
     let total = bytes.len() as u64;
     if compression == "none" {
-        if let Some(shape) = crate::pb::read::sniff(bytes, true) {
-            return crate::pb::read::fold(bytes, shape, compression, opts, fold);
-        }
-        let head = &bytes[..bytes.len().min(crate::pb::read::SNIFF_BYTES)];
-        if crate::yaml::is_yaml(head, head.len() == bytes.len())? {
-            return crate::yaml::fold_slice(bytes, compression, opts, fold);
-        }
         let release = mapped.map(|map| Release {
             map,
             done: AtomicU64::new(0),
@@ -265,13 +258,21 @@ pub(crate) fn fold_slice<F: Fold>(
                 r.upto(end);
             }
         };
-        let result = read_window(
-            Window::borrowed(bytes),
-            compression,
-            opts,
-            fold,
-            Some(&on_merged),
-        );
+        let result = if let Some(shape) = crate::pb::read::sniff(bytes, true) {
+            crate::pb::read::fold(bytes, shape, compression, opts, fold, Some(&on_merged))
+        } else {
+            let head = &bytes[..bytes.len().min(crate::pb::read::SNIFF_BYTES)];
+            if crate::yaml::is_yaml(head, head.len() == bytes.len())? {
+                return crate::yaml::fold_slice(bytes, compression, opts, fold);
+            }
+            read_window(
+                Window::borrowed(bytes),
+                compression,
+                opts,
+                fold,
+                Some(&on_merged),
+            )
+        };
         if result.is_ok() {
             on_merged(total);
         }
@@ -370,11 +371,7 @@ fn read_stream<F: Fold>(
         // Binary resources are decoded from one buffer; it grows only as bytes arrive.
         r.read_to_end(&mut head)
             .map_err(|e| Error::io("reading input", e))?;
-        let no_progress = ReadOptions {
-            progress: None,
-            ..opts.clone()
-        };
-        return crate::pb::read::fold(&head, shape, compression, &no_progress, fold);
+        return crate::pb::read::fold(&head, shape, compression, opts, fold, None);
     }
     let yaml = crate::yaml::is_yaml(&head, whole)?;
     let joined: Box<dyn Read + '_> = Box::new(std::io::Cursor::new(head).chain(r));

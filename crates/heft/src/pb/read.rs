@@ -292,13 +292,15 @@ impl<'a> Sink<'a, '_> {
     }
 }
 
-/// Reads a whole binary input, folding its resources in input order.
+/// Reads a whole binary input, folding its resources in input order. `on_merged` is told how far
+/// the input has been folded (for progress, and to give back a mapped file's pages).
 pub(crate) fn fold<'b, F: Fold>(
     bytes: &'b [u8],
     shape: Shape,
     compression: &'static str,
     opts: &ReadOptions,
     fold: &F,
+    on_merged: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<(Outline, F::Acc)> {
     let detail = fold.detail();
     // Folds learn of the bootstrap before any batch starts (a bad one fails in its batch).
@@ -315,12 +317,7 @@ pub(crate) fn fold<'b, F: Fold>(
         }
     }
     let total = bytes.len() as u64;
-    let on_merged = |end: u64| {
-        if let Some(p) = &opts.progress {
-            p.report(end, Some(total));
-        }
-    };
-    let ordered = Ordered::new(fold, Some(&on_merged));
+    let ordered = Ordered::new(fold, on_merged);
     let keep_going = opts.keep_going;
     let (walked, skeleton) = rayon::in_place_scope(|scope| {
         let ordered = &ordered;
