@@ -153,7 +153,8 @@ pub enum Detail {
     /// - inside each TLS context (of a transport socket, a socket match or a filter chain), all
     ///   but its side: no SNI, ALPN, SDS secret names, inline certificates or SAN matchers, and
     ///   `require_client_certificate` false;
-    /// - a cluster's own metadata, and its socket matches' names and criteria;
+    /// - a cluster's own metadata, what Istio encodes in its name (`istio`, derived from the
+    ///   name, which stays), and its socket matches' names and criteria;
     /// - each endpoint's addresses, hostname and health check port, and each locality's region,
     ///   zone and sub-zone (endpoints, their health, weight and metadata stay);
     /// - in route configurations that are not static (static ones, and those inline in a

@@ -111,7 +111,9 @@ pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<C
             _ => {}
         }
     }
-    out.istio = IstioName::parse(name);
+    if detail == Detail::Full {
+        out.istio = IstioName::parse(name);
+    }
     out.name = name.into();
     if let Some(cb) = circuit_breakers {
         out.circuit_breakers = cb.thresholds.into_iter().map(threshold).collect();

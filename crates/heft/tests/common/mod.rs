@@ -279,6 +279,7 @@ pub fn shape_of(mut r: heft::stream::Resource) -> heft::stream::Resource {
     match &mut r {
         Resource::Cluster(c) => {
             c.metadata = Default::default();
+            c.istio = None;
             for m in &mut c.transport_socket_matches {
                 m.name = "".into();
                 m.criteria.clear();

@@ -75,7 +75,9 @@ pub(crate) fn cluster(p: &mut Parser, meta: Meta) -> Result<Cluster> {
         }
         Ok(())
     })?;
-    c.istio = crate::model::istio::IstioName::parse(&c.name);
+    if !p.shape_only() {
+        c.istio = crate::model::istio::IstioName::parse(&c.name);
+    }
     c.extensions.shrink_to_fit();
     Ok(c)
 }
