@@ -55,6 +55,7 @@ fn ws_run(buf: &[u8], i: usize) -> Option<usize> {
 const PAR_PIECE: usize = if cfg!(test) { 64 } else { 1 << 20 };
 
 /// `buf` as text, checked as [`check_utf8`] does; `Err` gives how many bytes are valid.
+#[inline]
 pub(crate) fn as_text(buf: &[u8]) -> std::result::Result<&str, usize> {
     check_utf8(buf)?;
     // SAFETY: `check_utf8` has just checked the whole of `buf`.
@@ -62,20 +63,37 @@ pub(crate) fn as_text(buf: &[u8]) -> std::result::Result<&str, usize> {
 }
 
 /// Checks that `buf` is UTF-8; `Err` gives how many bytes are valid. Pure ASCII (what dumps
-/// are) is checked 32 bytes at a time; the rest goes to the standard library.
+/// are) is checked 32 bytes at a time, then 8 and 1 (short strings are most of the binary
+/// reader's calls); from the first other byte on, the standard library checks.
+#[inline]
 pub(crate) fn check_utf8(buf: &[u8]) -> std::result::Result<(), usize> {
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_ne_bytes(w)
+    };
     let mut i = 0;
     while let Some(block) = buf.get(i..i + 32) {
-        let word = |k: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&block[k..k + 8]);
-            u64::from_ne_bytes(w)
-        };
-        if (word(0) | word(8) | word(16) | word(24)) & HIGH != 0 {
+        if (word(&block[..8]) | word(&block[8..16]) | word(&block[16..24]) | word(&block[24..]))
+            & HIGH
+            != 0
+        {
             break;
         }
         i += 32;
+    }
+    while let Some(block) = buf.get(i..i + 8) {
+        if word(block) & HIGH != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while buf.get(i).is_some_and(u8::is_ascii) {
+        i += 1;
+    }
+    if i == buf.len() {
+        return Ok(());
     }
     // Every byte before `i` is ASCII, so `i` is a character boundary.
     std::str::from_utf8(&buf[i..])
@@ -1047,6 +1065,27 @@ fn duration_from_secs(secs: f64, at: u64) -> Result<Duration> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utf8_check_agrees_with_the_standard_library_at_every_length_and_place() {
+        // Short and long, with a non-ASCII byte (valid or not) in each of the 32-byte blocks,
+        // the 8-byte words and the single bytes the check goes through.
+        for len in 0..80 {
+            let ascii = vec![b'a'; len];
+            assert_eq!(check_utf8(&ascii), Ok(()));
+            for at in 0..len {
+                for insert in [&b"\xc3\xa9"[..], b"\xe2\x82\xac", b"\xff", b"\xc3", b"\x80"] {
+                    let mut buf = ascii.clone();
+                    buf.splice(at..at, insert.iter().copied());
+                    let want = std::str::from_utf8(&buf)
+                        .map(drop)
+                        .map_err(|e| e.valid_up_to());
+                    assert_eq!(check_utf8(&buf), want, "len {len}, at {at}, {insert:?}");
+                    assert_eq!(as_text(&buf).map(str::len), want.map(|()| buf.len()));
+                }
+            }
+        }
+    }
+
     use super::*;
 
     /// `{"n": i, "s": [...]}` elements, pretty-printed one per line at two spaces.

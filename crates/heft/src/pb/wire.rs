@@ -107,8 +107,8 @@ impl<'a> Field<'a> {
     #[inline]
     pub(crate) fn string(&self) -> Read<&'a str> {
         let (b, at) = self.bytes()?;
-        std::str::from_utf8(b).map_err(|e| Fault {
-            offset: at + e.valid_up_to() as u64,
+        crate::json::parser::as_text(b).map_err(|valid| Fault {
+            offset: at + valid as u64,
             what: What::Utf8,
         })
     }
