@@ -55,7 +55,7 @@ use crate::read::ReadOptions;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One decoded resource of a dump, in input order.
@@ -346,6 +346,12 @@ pub(crate) struct Ordered<'f, F: Fold> {
     slots: AtomicUsize,
     /// Called with the end offset of the input merged so far.
     on_merged: Option<&'f (dyn Fn(u64) + Sync)>,
+    /// How far the input has been merged (set under `merged`).
+    merged_to: AtomicU64,
+    /// Held while `on_merged` runs, with the offset last reported: the callback (which may give
+    /// a mapped file's pages back, a slow system call) runs outside the merge lock, one thread
+    /// at a time, with offsets that only grow.
+    reporting: Mutex<u64>,
 }
 
 impl<'f, F: Fold> Ordered<'f, F> {
@@ -362,6 +368,8 @@ impl<'f, F: Fold> Ordered<'f, F> {
             failed: AtomicUsize::new(usize::MAX),
             slots: AtomicUsize::new(0),
             on_merged,
+            merged_to: AtomicU64::new(0),
+            reporting: Mutex::new(0),
         }
     }
 
@@ -411,7 +419,25 @@ impl<'f, F: Fold> Ordered<'f, F> {
             self.fold.merge(&mut m.acc, d.acc);
             merged_to = Some(d.end);
         }
-        if let (Some(end), Some(f)) = (merged_to, self.on_merged) {
+        let Some(end) = merged_to else {
+            return;
+        };
+        self.merged_to.fetch_max(end, Ordering::Relaxed);
+        drop(m);
+        let Some(f) = self.on_merged else {
+            return;
+        };
+        // A thread that finds another reporting leaves it to that one, which reports the
+        // latest offset before it lets go.
+        let Ok(mut reported) = self.reporting.try_lock() else {
+            return;
+        };
+        loop {
+            let end = self.merged_to.load(Ordering::Relaxed);
+            if end <= *reported {
+                return;
+            }
+            *reported = end;
             f(end);
         }
     }
@@ -430,5 +456,64 @@ pub(crate) fn add_all<F: Fold>(fold: &F, acc: &mut F::Acc, items: &mut Vec<Resou
             fold.bootstrap(b);
         }
         fold.add_owned(acc, item, raw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the batches merged, in input order: each `later` must follow `acc`.
+    struct InOrder;
+
+    impl Fold for InOrder {
+        type Acc = Vec<u64>;
+        fn start(&self) -> Vec<u64> {
+            Vec::new()
+        }
+        fn add(&self, _: &mut Vec<u64>, _: &Resource, _: &[u8]) {}
+        fn merge(&self, acc: &mut Vec<u64>, later: Vec<u64>) {
+            acc.extend(later);
+        }
+    }
+
+    #[test]
+    fn batches_merge_in_order_and_merged_offsets_only_grow_whatever_thread_delivers() {
+        let n = 5000u64;
+        let seen = Mutex::new(Vec::new());
+        // Slow, as giving pages back is: reports overlap unless something orders them.
+        let report = |end: u64| {
+            std::thread::sleep(std::time::Duration::from_micros(20));
+            seen.lock().unwrap().push(end);
+        };
+        let ordered = Ordered::new(&InOrder, Some(&report));
+        std::thread::scope(|s| {
+            // Two threads, one delivering the even batches and one the odd, each in order: the
+            // merges, and the reports, come from both.
+            for parity in 0..2 {
+                let ordered = &ordered;
+                s.spawn(move || {
+                    for slot in (parity..n).step_by(2) {
+                        let done = Finished {
+                            acc: vec![slot],
+                            skipped: Vec::new(),
+                            error: None,
+                            end: (slot + 1) * 10,
+                        };
+                        ordered.deliver(slot as usize, done);
+                    }
+                });
+            }
+        });
+        let (acc, skipped, error) = ordered.finish();
+        assert!(skipped.is_empty() && error.is_none());
+        assert_eq!(acc, (0..n).collect::<Vec<_>>());
+        let seen = seen.into_inner().unwrap();
+        assert!(!seen.is_empty());
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "reported offsets went back: {seen:?}"
+        );
+        assert!(seen.iter().all(|&end| end % 10 == 0 && end <= n * 10));
     }
 }
