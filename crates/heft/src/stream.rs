@@ -49,7 +49,7 @@
 use crate::error::{Error, Result};
 use crate::model::{
     Bootstrap, Cluster, ClusterStatus, Listener, LoadAssignment, Meta, OpaqueResource, Rejected,
-    RouteConfig, Secret, Section, Skipped, Source,
+    RouteConfig, Secret, Section, Skipped, Source, State,
 };
 use crate::read::ReadOptions;
 use std::collections::BTreeMap;
@@ -175,6 +175,14 @@ pub enum Detail {
     /// Everything the model holds.
     #[default]
     Full,
+}
+
+impl Detail {
+    /// Whether a route configuration in `state` is read for its shape only: under `Shape`,
+    /// every one but the static ones (the cost model tells their copies apart by content).
+    pub(crate) fn route_config_shape_only(self, state: State) -> bool {
+        self == Detail::Shape && state != State::Static
+    }
 }
 
 /// Two folds over the same input: `A` sees each resource by reference, then `B` may keep it.
@@ -463,7 +471,7 @@ pub(crate) fn add_all<F: Fold>(fold: &F, acc: &mut F::Acc, items: &mut Vec<Resou
 mod tests {
     use super::*;
 
-    /// Counts the batches merged, in input order: each `later` must follow `acc`.
+    /// Collects each batch's slot in the order batches merge (input order if merging is right).
     struct InOrder;
 
     impl Fold for InOrder {

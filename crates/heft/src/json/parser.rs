@@ -242,6 +242,15 @@ impl<'a> Parser<'a> {
         self.shape
     }
 
+    /// How much decoders should read.
+    pub(crate) fn detail(&self) -> Detail {
+        if self.shape {
+            Detail::Shape
+        } else {
+            Detail::Full
+        }
+    }
+
     /// A parser over one dump entry, checked to be UTF-8 as a whole first (then its strings
     /// need no check of their own).
     pub(crate) fn for_entry(buf: &'a [u8], base: u64) -> Result<Parser<'a>> {
@@ -1065,6 +1074,8 @@ fn duration_from_secs(secs: f64, at: u64) -> Result<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn utf8_check_agrees_with_the_standard_library_at_every_length_and_place() {
         // Short and long, with a non-ASCII byte (valid or not) in each of the 32-byte blocks,
@@ -1085,8 +1096,6 @@ mod tests {
             }
         }
     }
-
-    use super::*;
 
     /// `{"n": i, "s": [...]}` elements, pretty-printed one per line at two spaces.
     fn pretty_array(n: usize, odd: impl Fn(usize) -> String) -> String {

@@ -33,8 +33,9 @@ enum DiscoveryField<'a> {
 
 /// Reads one cluster whose bytes start at input offset `at`. Extensions are listed in
 /// field-number order, the order Envoy prints them in JSON. Under [`Detail::Shape`] the
-/// cluster's metadata and its socket matches' names and criteria are skipped unchecked, and
-/// inline endpoints read as [`load_assignment`] reads them, as in the JSON reader.
+/// cluster's metadata and its socket matches' names and criteria are skipped unchecked, its
+/// name is not parsed for what Istio encodes in it, and inline endpoints read as
+/// [`load_assignment`] reads them, as in the JSON reader.
 pub(crate) fn cluster(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<Cluster> {
     let state = meta.state;
     let mut name = "";

@@ -16,8 +16,7 @@ use crate::json::decode::route::{blank_header, blank_query_parameter};
 use crate::model::enums;
 use crate::model::{
     Action, HeaderMatch, Meta, Opaque, PathMatch, QueryParameterMatch, RetryPolicy, Route,
-    RouteAction, RouteConfig, RouteMatch, RouteTarget, State, StringMatch, VirtualHost,
-    WeightedCluster,
+    RouteAction, RouteConfig, RouteMatch, RouteTarget, StringMatch, VirtualHost, WeightedCluster,
 };
 use crate::stream::Detail;
 use prost::Message;
@@ -33,7 +32,7 @@ pub(crate) fn route_config_message(rc: &pb::RouteConfiguration, meta: Meta) -> R
 /// [`Detail::Shape`] a dynamic one is read for its shape only, as the JSON reader reads it
 /// (`json::decode::route`): static ones are matched by content by the cost model.
 pub(crate) fn route_config(b: &[u8], at: u64, meta: Meta, detail: Detail) -> Result<RouteConfig> {
-    let shape = detail == Detail::Shape && meta.state != State::Static;
+    let shape = detail.route_config_shape_only(meta.state);
     let mut rc = RouteConfig::new(meta);
     for f in Fields::new(b, at) {
         let f = f?;

@@ -6,16 +6,12 @@ use crate::json::parser::Parser;
 use crate::model::enums;
 use crate::model::{
     Action, HeaderMatch, Meta, PathMatch, QueryParameterMatch, RetryPolicy, Route, RouteAction,
-    RouteConfig, RouteMatch, RouteTarget, State, StringMatch, VirtualHost, WeightedCluster,
+    RouteConfig, RouteMatch, RouteTarget, StringMatch, VirtualHost, WeightedCluster,
 };
 
 /// Under [`Detail::Shape`](crate::stream::Detail::Shape), a route configuration is read for its
 /// shape alone unless it is static: static ones (under `static_route_configs`, or inline in a
 /// listener) are matched by content against each other by the cost model, so they keep it all.
-fn shape_only(p: &Parser, meta: &Meta) -> bool {
-    p.shape_only() && meta.state != State::Static
-}
-
 /// A string, or when only the shape is read an empty one (the value skipped).
 fn text(p: &mut Parser, shape: bool) -> Result<Box<str>> {
     if shape {
@@ -26,7 +22,7 @@ fn text(p: &mut Parser, shape: bool) -> Result<Box<str>> {
 }
 
 pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
-    let shape = shape_only(p, &meta);
+    let shape = p.detail().route_config_shape_only(meta.state);
     let mut rc = RouteConfig::new(meta);
     p.fields(|p, k| {
         match k {
