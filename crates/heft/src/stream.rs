@@ -46,7 +46,7 @@
 //! while it is decoded. Either way they live only for the call: a fold that needs them later keeps
 //! its own copy (or the span, to read them again from a file).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     Bootstrap, Cluster, ClusterStatus, Listener, LoadAssignment, Meta, OpaqueResource, Rejected,
     RouteConfig, Secret, Section, Skipped, Source, State,
@@ -54,9 +54,10 @@ use crate::model::{
 use crate::read::ReadOptions;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// One decoded resource of a dump, in input order.
 #[derive(Debug, Clone, PartialEq)]
@@ -314,6 +315,10 @@ pub(crate) struct Finished<A> {
     pub(crate) error: Option<Error>,
     /// Input offset where the batch's last entry ends.
     pub(crate) end: u64,
+    /// Where the array the batch was cut from ends, when that is before the end of the batch's
+    /// input (a chunk cut past its array's end, see `json/walk.rs`). The batches handed in after
+    /// it, up to [`Ordered::wait`]'s resumption, were cut from past that end: they are void.
+    pub(crate) overran: Option<u64>,
 }
 
 struct Merged<A> {
@@ -322,6 +327,34 @@ struct Merged<A> {
     waiting: BTreeMap<usize, Finished<A>>,
     skipped: Vec<Skipped>,
     error: Option<Error>,
+    /// The end of an array found by a merged batch that overran it, for [`Ordered::wait`].
+    overrun: Option<u64>,
+}
+
+/// Which slots are void: cut past the end of their array, dropped instead of merged.
+struct Void {
+    /// Every slot after the first one whose batch overran its array (`usize::MAX` while none
+    /// has since the walk last resumed)…
+    open_from: usize,
+    /// …and those of the array the walk last resumed after (all merged before the next array's
+    /// overrun can be, since merging is in order).
+    closed: Range<usize>,
+}
+
+impl Void {
+    fn contains(&self, slot: usize) -> bool {
+        slot >= self.open_from || self.closed.contains(&slot)
+    }
+}
+
+/// How [`Ordered::wait`] ended.
+pub(crate) enum Waited {
+    /// A merged batch found its array's end here; the walk resumes after it.
+    Overrun(u64),
+    /// The slot waited for is merged and no batch overran.
+    Merged,
+    /// A batch failed.
+    Failed,
 }
 
 /// Ends a read whose walk handed batches to other threads: the walk's outcome weighed against
@@ -360,6 +393,9 @@ pub(crate) struct Ordered<'f, F: Fold> {
     /// a mapped file's pages back, a slow system call) runs outside the merge lock, one thread
     /// at a time, with offsets that only grow.
     reporting: Mutex<u64>,
+    void: Mutex<Void>,
+    /// Notified whenever batches are merged, for [`Ordered::wait`].
+    merged_cv: Condvar,
 }
 
 impl<'f, F: Fold> Ordered<'f, F> {
@@ -372,12 +408,18 @@ impl<'f, F: Fold> Ordered<'f, F> {
                 waiting: BTreeMap::new(),
                 skipped: Vec::new(),
                 error: None,
+                overrun: None,
             }),
             failed: AtomicUsize::new(usize::MAX),
             slots: AtomicUsize::new(0),
             on_merged,
             merged_to: AtomicU64::new(0),
             reporting: Mutex::new(0),
+            void: Mutex::new(Void {
+                open_from: usize::MAX,
+                closed: 0..0,
+            }),
+            merged_cv: Condvar::new(),
         }
     }
 
@@ -390,9 +432,72 @@ impl<'f, F: Fold> Ordered<'f, F> {
         self.slots.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Whether a batch failed before `slot`, which makes `slot`'s result useless.
-    pub(crate) fn doomed(&self, slot: usize) -> bool {
-        self.failed.load(Ordering::Relaxed) < slot
+    /// How many slots have been numbered.
+    pub(crate) fn slots(&self) -> usize {
+        self.slots.load(Ordering::Relaxed)
+    }
+
+    /// Hands in `slot`'s result, made by `run` unless it would be useless anyway (a batch failed
+    /// before it, or it is void). Every slot is handed in, even if `run` panics (as a failure,
+    /// before the panic goes on): a walk waiting for it must not wait forever.
+    pub(crate) fn run(&self, slot: usize, run: impl FnOnce(&'f F) -> Finished<F::Acc>) {
+        let nothing = |error| Finished {
+            acc: self.fold.start(),
+            skipped: Vec::new(),
+            error,
+            end: 0,
+            overran: None,
+        };
+        if self.doomed(slot) {
+            return self.deliver(slot, nothing(None));
+        }
+        let fold = self.fold;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(fold))) {
+            Ok(done) => self.deliver(slot, done),
+            Err(panic) => {
+                let e = Error::new(ErrorKind::Syntax, "a decoder panicked");
+                self.deliver(slot, nothing(Some(e)));
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+
+    /// Whether a batch failed before `slot`, or `slot` is void: its result is useless.
+    fn doomed(&self, slot: usize) -> bool {
+        self.failed.load(Ordering::Relaxed) < slot || self.void().contains(slot)
+    }
+
+    fn void(&self) -> std::sync::MutexGuard<'_, Void> {
+        self.void.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The slot of the first batch delivered so far that overran its array (not yet known to be
+    /// the first in input order), if any did since the walk last resumed.
+    pub(crate) fn overran(&self) -> Option<usize> {
+        let from = self.void().open_from;
+        (from != usize::MAX).then(|| from - 1)
+    }
+
+    /// Waits until `slot` is merged, a merged batch has overrun its array, or a batch has failed.
+    /// After an overrun, every slot numbered so far after the overrun one is void, and slots
+    /// numbered from now on are not (the walk resumes after the array's end).
+    pub(crate) fn wait(&self, slot: usize) -> Waited {
+        let mut m = self.merged.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if m.error.is_some() {
+                return Waited::Failed;
+            }
+            if let Some(end) = m.overrun.take() {
+                let mut void = self.void();
+                void.closed = void.open_from..self.slots();
+                void.open_from = usize::MAX;
+                return Waited::Overrun(end);
+            }
+            if m.next > slot {
+                return Waited::Merged;
+            }
+            m = self.merged_cv.wait(m).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Whether any batch has failed.
@@ -401,9 +506,16 @@ impl<'f, F: Fold> Ordered<'f, F> {
     }
 
     /// Hands in a batch's result; merges every result now in order.
+    /// A failure counts once the batch is merged: a void batch may fail (it was cut from
+    /// anywhere), and is dropped.
     pub(crate) fn deliver(&self, slot: usize, done: Finished<F::Acc>) {
-        if done.error.is_some() {
-            self.failed.fetch_min(slot, Ordering::Relaxed);
+        if done.overran.is_some() {
+            // Every later slot is void, whether or not this one is; an overrun of a void slot
+            // says nothing.
+            let mut void = self.void();
+            if !void.contains(slot) {
+                void.open_from = slot + 1;
+            }
         }
         let mut m = self.merged.lock().unwrap_or_else(|p| p.into_inner());
         if m.error.is_some() {
@@ -411,6 +523,7 @@ impl<'f, F: Fold> Ordered<'f, F> {
             return;
         }
         m.waiting.insert(slot, done);
+        let start = m.next;
         let mut merged_to = None;
         while m.error.is_none() {
             let next = m.next;
@@ -418,14 +531,24 @@ impl<'f, F: Fold> Ordered<'f, F> {
                 break;
             };
             m.next += 1;
+            if self.void().contains(next) {
+                continue;
+            }
             m.skipped.extend(d.skipped);
             if let Some(e) = d.error {
+                self.failed.fetch_min(next, Ordering::Relaxed);
                 m.error = Some(e);
                 m.waiting.clear();
                 break;
             }
+            if d.overran.is_some() {
+                m.overrun = d.overran;
+            }
             self.fold.merge(&mut m.acc, d.acc);
             merged_to = Some(d.end);
+        }
+        if m.next != start || m.error.is_some() {
+            self.merged_cv.notify_all();
         }
         let Some(end) = merged_to else {
             return;
@@ -485,6 +608,53 @@ mod tests {
         }
     }
 
+    fn batch(slot: usize, overran: Option<u64>, error: bool) -> Finished<Vec<u64>> {
+        Finished {
+            acc: vec![slot as u64],
+            skipped: Vec::new(),
+            error: error.then(|| Error::new(ErrorKind::Syntax, format!("slot {slot}"))),
+            end: slot as u64 * 10,
+            overran,
+        }
+    }
+
+    #[test]
+    fn batches_cut_past_an_overrun_are_dropped_until_the_walk_resumes() {
+        let ordered = Ordered::new(&InOrder, None);
+        let slots: Vec<usize> = (0..6).map(|_| ordered.slot()).collect();
+        // Slot 4 (void, cut from anywhere) fails and seems to overrun, and arrives first.
+        ordered.deliver(slots[4], batch(4, Some(45), true));
+        ordered.deliver(slots[2], batch(2, Some(25), false));
+        ordered.deliver(slots[1], batch(1, None, false));
+        assert_eq!(ordered.overran(), Some(2));
+        ordered.deliver(slots[0], batch(0, None, false));
+        // Slot 2's overrun is the array's end once everything before it is merged.
+        assert!(matches!(ordered.wait(2), Waited::Overrun(25)));
+        assert_eq!(ordered.overran(), None);
+        // Cut before the walk resumed: void, even when they arrive after it did.
+        let resumed: Vec<usize> = (0..2).map(|_| ordered.slot()).collect();
+        ordered.deliver(resumed[0], batch(6, None, false));
+        ordered.deliver(slots[3], batch(3, Some(35), false));
+        ordered.deliver(slots[5], batch(5, None, true));
+        assert_eq!(ordered.overran(), None, "a void slot's overrun counts");
+        // The next array's end.
+        ordered.deliver(resumed[1], batch(7, Some(75), false));
+        assert!(matches!(ordered.wait(resumed[1]), Waited::Overrun(75)));
+        let (acc, _, error) = ordered.finish();
+        assert!(error.is_none(), "a void slot's failure counts: {error:?}");
+        assert_eq!(acc, [0, 1, 2, 6, 7]);
+    }
+
+    #[test]
+    fn a_failure_before_an_overrun_ends_the_wait() {
+        let ordered = Ordered::new(&InOrder, None);
+        let slots: Vec<usize> = (0..3).map(|_| ordered.slot()).collect();
+        ordered.deliver(slots[1], batch(1, Some(15), false));
+        ordered.deliver(slots[0], batch(0, None, true));
+        assert!(matches!(ordered.wait(1), Waited::Failed));
+        ordered.run(slots[2], |_| panic!("a later batch is not decoded"));
+    }
+
     #[test]
     fn batches_merge_in_order_and_merged_offsets_only_grow_whatever_thread_delivers() {
         let n = 5000u64;
@@ -507,6 +677,7 @@ mod tests {
                             skipped: Vec::new(),
                             error: None,
                             end: (slot + 1) * 10,
+                            overran: None,
                         };
                         ordered.deliver(slot as usize, done);
                     }

@@ -324,9 +324,7 @@ pub(crate) fn fold<'b, F: Fold>(
         let mut submit = |batch: Vec<Job<'b>>| {
             let slot = ordered.slot();
             scope.spawn(move |_| {
-                if !ordered.doomed(slot) {
-                    ordered.deliver(slot, run_batch(&batch, detail, keep_going, fold));
-                }
+                ordered.run(slot, |fold| run_batch(&batch, detail, keep_going, fold));
             });
         };
         let mut sink = Sink {
@@ -394,6 +392,7 @@ fn run_batch<F: Fold>(
         skipped,
         error,
         end,
+        overran: None,
     }
 }
 
