@@ -506,6 +506,7 @@ impl<'f, F: Fold> Ordered<'f, F> {
     }
 
     /// Hands in a batch's result; merges every result now in order.
+    ///
     /// A failure counts once the batch is merged: a void batch may fail (it was cut from
     /// anywhere), and is dropped.
     pub(crate) fn deliver(&self, slot: usize, done: Finished<F::Acc>) {
