@@ -351,6 +351,7 @@ fn a_truncated_binary_dump_is_a_syntax_error_with_an_offset() {
         Some(1),
         "the first length runs past the end: {err}"
     );
+    assert_eq!(err.path_string(), "configs[0]", "{err}");
 }
 
 #[test]
@@ -395,6 +396,11 @@ fn a_wrong_wire_type_is_a_syntax_error_at_the_field() {
     let err = Dump::from_slice(&bytes).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
     assert_eq!(err.offset(), Some(at), "{err}");
+    assert_eq!(
+        err.path_string(),
+        "configs[1]",
+        "after the one config: {err}"
+    );
 
     // Inside a resource, where prost decodes: Cluster.name (field 1) sent as a varint.
     let resp = DiscoveryResponse {

@@ -431,14 +431,19 @@ fn bootstrap_job(bytes: &[u8]) -> Option<Job<'_>> {
 
 /// `ConfigDump`: `repeated Any configs = 1`.
 fn config_dump<'a>(bytes: &'a [u8], sk: &mut Sink<'a, '_>) -> Result<()> {
+    let in_configs = |e: Error, index: u64| e.in_index(index).in_key("configs");
     let mut index = 0;
     for f in Fields::new(bytes, 0) {
-        let f = f?;
+        // A `configs` element whose length or wire type is wrong is where the path ends.
+        let f = f.map_err(|fault| match fault.field() {
+            Some(1) => in_configs(fault.into(), index),
+            _ => fault.into(),
+        })?;
         if f.number != 1 {
             continue;
         }
-        let (b, at) = f.bytes()?;
-        section(b, at, index, sk).map_err(|e| e.in_index(index).in_key("configs"))?;
+        let (b, at) = f.bytes().map_err(|fault| in_configs(fault.into(), index))?;
+        section(b, at, index, sk).map_err(|e| in_configs(e, index))?;
         index += 1;
     }
     Ok(())

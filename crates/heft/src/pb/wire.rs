@@ -31,6 +31,17 @@ enum What {
     Utf8,
 }
 
+impl Fault {
+    /// The number of the field the fault is in, when the fault is in its tag, length or type.
+    pub(crate) fn field(&self) -> Option<u64> {
+        match self.what {
+            What::Length { number, .. } | What::WireType { number, .. } => Some(number),
+            What::Expected { number, .. } => Some(u64::from(number)),
+            _ => None,
+        }
+    }
+}
+
 impl From<Fault> for Error {
     #[cold]
     fn from(f: Fault) -> Error {
