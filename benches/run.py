@@ -9,7 +9,10 @@ the dump as Envoy prints it (`gen-dump`), its lowerCamelCase form, its binary pr
 (official Envoy descriptors from xds-protos, via .venv/oracle), and zstd copies of the JSON and
 binary forms. Then every reader runs as its own process under /usr/bin/time, from a file, from a
 pipe (`cat FILE |`) and zstd-compressed, rounds interleaved so machine noise hits all alike;
-the best round of each is kept. Readers: `heft summary -o json` (read + cost attribution) on JSON,
+the best round of each is kept. Before each timed run its input file is read once, untimed, so
+that every reader starts from the page cache: this virtual machine's kernel pages out files left
+idle for a while (DAMON `pageout`), and without this, whichever reader follows a long one pays
+for reading part of its input from the disk again. Readers: `heft summary -o json` (read + cost attribution) on JSON,
 camelCase JSON and protobuf; a serde_json::Value reader (benches/value_reader.rs); jq counting
 clusters; Python's json.load. Throughput is over the decompressed bytes each reader parses.
 Peak RSS is the largest process of the pipeline; from a file it counts the mapped pages Heft
@@ -43,6 +46,13 @@ def timed(cmd):
         raise SystemExit(f"bench: failed: {cmd}\n{r.stderr[-2000:]}")
     wall, user, system, kib = r.stderr.strip().splitlines()[-1].split()
     return float(wall), float(user) + float(system), int(kib) * 1024
+
+
+def warm(path):
+    """Reads a file once, so that a timed run finds it in the page cache."""
+    with open(path, "rb") as f:
+        while f.read(8 << 20):
+            pass
 
 
 def ensure_jq():
@@ -90,7 +100,9 @@ def readers(files, modes, slow, jq):
 
     def add(name, mode, cmd, parsed, stored):
         if mode in modes:
-            rows.append((name, mode, cmd, parsed, stored))
+            # The file the command reads: the one whose size is `stored`.
+            path = next(f for f in (j, c, pb, jz, pbz) if f in cmd.split())
+            rows.append((name, mode, cmd, parsed, stored, path))
 
     add("heft summary, JSON", "file", f"{heft} summary -o json {j}", size(j), size(j))
     add("heft summary, JSON", "pipe", f"cat {j} | {heft} summary -o json -", size(j), size(j))
@@ -151,7 +163,8 @@ def main():
                             text=True).stdout.strip()
     report = [f"Run {started}, commit {commit}, on {host}.", "",
               "Best of the rounds (Heft and serde_json::Value: "
-              f"{args.rounds}, jq and Python: {args.slow_rounds}), interleaved. MB/s is over the "
+              f"{args.rounds}, jq and Python: {args.slow_rounds}), interleaved, each run's input "
+              "file read once untimed before it (page cache warm). MB/s is over the "
               "decompressed bytes parsed; CPU is user + system seconds of the whole pipeline.", ""]
     header = ("| reader | input | parsed MB | stored MB | seconds | CPU s | MB/s | peak RSS MB "
               "| RSS / parsed | vs serde_json::Value | vs jq |")
@@ -160,10 +173,11 @@ def main():
         rows = readers(files, modes, not args.skip_slow, jq)
         best = {}
         for r in range(max(args.rounds, args.slow_rounds)):
-            for name, mode, cmd, _, _ in rows:
+            for name, mode, cmd, _, _, path in rows:
                 slow = name.startswith(("jq", "python"))
                 if r >= (args.slow_rounds if slow else args.rounds):
                     continue
+                warm(path)
                 t = timed(cmd)
                 key = (name, mode)
                 if key not in best or t[0] < best[key][0]:
@@ -173,7 +187,7 @@ def main():
         base = {m: best.get(("serde_json::Value", m)) for m in modes}
         jqt = {m: best.get(("jq (count clusters)", m)) for m in modes}
         report += [f"### {mb} MB", "", header, "|" + "---|" * 11]
-        for name, mode, _, parsed, stored in rows:
+        for name, mode, _, parsed, stored, _ in rows:
             wall, cpu, rss = best[(name, mode)]
             vs = f"{base[mode][0] / wall:.1f}x" if base.get(mode) else ""
             vj = f"{jqt[mode][0] / wall:.0f}x" if jqt.get(mode) else ""
