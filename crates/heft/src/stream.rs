@@ -321,12 +321,23 @@ pub(crate) struct Finished<A> {
     pub(crate) overran: Option<u64>,
 }
 
+/// What the batches merged so far made, held by the one thread merging.
 struct Merged<A> {
-    next: usize,
     acc: A,
-    waiting: BTreeMap<usize, Finished<A>>,
     skipped: Vec<Skipped>,
     error: Option<Error>,
+}
+
+/// Results handed in and not yet merged, and how far merging has come.
+struct Queue<A> {
+    /// Results waiting for every earlier one to be taken.
+    waiting: BTreeMap<usize, Finished<A>>,
+    /// The next slot to take for merging.
+    taken: usize,
+    /// Every slot before this one is merged.
+    merged: usize,
+    /// A merged batch failed: later results are dropped.
+    failed: bool,
     /// The end of an array found by a merged batch that overran it, for [`Ordered::wait`].
     overrun: Option<u64>,
 }
@@ -381,20 +392,23 @@ pub(crate) fn settle(
 /// Merges batch results in input order as they arrive from any thread.
 pub(crate) struct Ordered<'f, F: Fold> {
     fold: &'f F,
+    /// Taken with `try_lock` by a thread that hands a result in: the thread that gets it merges
+    /// every result now in order, while the others go on decoding.
     merged: Mutex<Merged<F::Acc>>,
+    queue: Mutex<Queue<F::Acc>>,
     /// The first slot whose batch failed (`usize::MAX` while none has).
     failed: AtomicUsize,
     slots: AtomicUsize,
     /// Called with the end offset of the input merged so far.
     on_merged: Option<&'f (dyn Fn(u64) + Sync)>,
-    /// How far the input has been merged (set under `merged`).
+    /// How far the input has been merged.
     merged_to: AtomicU64,
     /// Held while `on_merged` runs, with the offset last reported: the callback (which may give
     /// a mapped file's pages back, a slow system call) runs outside the merge lock, one thread
     /// at a time, with offsets that only grow.
     reporting: Mutex<u64>,
     void: Mutex<Void>,
-    /// Notified whenever batches are merged, for [`Ordered::wait`].
+    /// Notified (with `queue`) whenever batches are merged, for [`Ordered::wait`].
     merged_cv: Condvar,
 }
 
@@ -403,11 +417,15 @@ impl<'f, F: Fold> Ordered<'f, F> {
         Ordered {
             fold,
             merged: Mutex::new(Merged {
-                next: 0,
                 acc: fold.start(),
-                waiting: BTreeMap::new(),
                 skipped: Vec::new(),
                 error: None,
+            }),
+            queue: Mutex::new(Queue {
+                waiting: BTreeMap::new(),
+                taken: 0,
+                merged: 0,
+                failed: false,
                 overrun: None,
             }),
             failed: AtomicUsize::new(usize::MAX),
@@ -482,22 +500,26 @@ impl<'f, F: Fold> Ordered<'f, F> {
     /// After an overrun, every slot numbered so far after the overrun one is void, and slots
     /// numbered from now on are not (the walk resumes after the array's end).
     pub(crate) fn wait(&self, slot: usize) -> Waited {
-        let mut m = self.merged.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.queue();
         loop {
-            if m.error.is_some() {
+            if q.failed {
                 return Waited::Failed;
             }
-            if let Some(end) = m.overrun.take() {
+            if let Some(end) = q.overrun.take() {
                 let mut void = self.void();
                 void.closed = void.open_from..self.slots();
                 void.open_from = usize::MAX;
                 return Waited::Overrun(end);
             }
-            if m.next > slot {
+            if q.merged > slot {
                 return Waited::Merged;
             }
-            m = self.merged_cv.wait(m).unwrap_or_else(|p| p.into_inner());
+            q = self.merged_cv.wait(q).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue<F::Acc>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether any batch has failed.
@@ -505,7 +527,9 @@ impl<'f, F: Fold> Ordered<'f, F> {
         self.failed.load(Ordering::Relaxed) != usize::MAX
     }
 
-    /// Hands in a batch's result; merges every result now in order.
+    /// Hands in a batch's result, and merges every result now in order unless another thread
+    /// is merging (which then merges this one too): a merge that grows a big accumulator (tens
+    /// of milliseconds of fresh pages) does not hold up the other threads' decoding.
     ///
     /// A failure counts once the batch is merged: a void batch may fail (it was cut from
     /// anywhere), and is dropped.
@@ -518,44 +542,76 @@ impl<'f, F: Fold> Ordered<'f, F> {
                 void.open_from = slot + 1;
             }
         }
-        let mut m = self.merged.lock().unwrap_or_else(|p| p.into_inner());
-        if m.error.is_some() {
-            // Everything after the first failure is dropped.
-            return;
+        {
+            let mut q = self.queue();
+            if q.failed {
+                // Everything after the first failure is dropped.
+                return;
+            }
+            q.waiting.insert(slot, done);
         }
-        m.waiting.insert(slot, done);
-        let start = m.next;
-        let mut merged_to = None;
-        while m.error.is_none() {
-            let next = m.next;
-            let Some(d) = m.waiting.remove(&next) else {
-                break;
+        loop {
+            let Ok(mut m) = self.merged.try_lock() else {
+                // The thread merging takes this result too (it looks again once it lets go).
+                return;
             };
-            m.next += 1;
-            if self.void().contains(next) {
-                continue;
+            let merged_to = self.merge_ready(&mut m);
+            drop(m);
+            if let Some(end) = merged_to {
+                self.report(end);
             }
-            m.skipped.extend(d.skipped);
-            if let Some(e) = d.error {
-                self.failed.fetch_min(next, Ordering::Relaxed);
-                m.error = Some(e);
-                m.waiting.clear();
-                break;
+            // A result handed in while this thread still held the merge lock was left to it.
+            let q = self.queue();
+            if q.failed || !q.waiting.contains_key(&q.taken) {
+                return;
             }
-            if d.overran.is_some() {
-                m.overrun = d.overran;
-            }
-            self.fold.merge(&mut m.acc, d.acc);
-            merged_to = Some(d.end);
         }
-        if m.next != start || m.error.is_some() {
+    }
+
+    /// Merges every result now in order; returns the input offset merged to, if any moved.
+    fn merge_ready(&self, m: &mut Merged<F::Acc>) -> Option<u64> {
+        let mut merged_to = None;
+        loop {
+            let (slot, d) = {
+                let mut q = self.queue();
+                let slot = q.taken;
+                let Some(d) = q.waiting.remove(&slot) else {
+                    return merged_to;
+                };
+                q.taken += 1;
+                (slot, d)
+            };
+            let mut overrun = None;
+            if !self.void().contains(slot) {
+                m.skipped.extend(d.skipped);
+                if let Some(e) = d.error {
+                    self.failed.fetch_min(slot, Ordering::Relaxed);
+                    m.error = Some(e);
+                    let mut q = self.queue();
+                    q.failed = true;
+                    q.waiting.clear();
+                    q.merged = slot + 1;
+                    drop(q);
+                    self.merged_cv.notify_all();
+                    return merged_to;
+                }
+                overrun = d.overran;
+                self.fold.merge(&mut m.acc, d.acc);
+                merged_to = Some(d.end);
+            }
+            let mut q = self.queue();
+            q.merged = slot + 1;
+            if overrun.is_some() {
+                q.overrun = overrun;
+            }
+            drop(q);
             self.merged_cv.notify_all();
         }
-        let Some(end) = merged_to else {
-            return;
-        };
+    }
+
+    /// Tells `on_merged` how far the input is merged.
+    fn report(&self, end: u64) {
         self.merged_to.fetch_max(end, Ordering::Relaxed);
-        drop(m);
         let Some(f) = self.on_merged else {
             return;
         };
