@@ -57,7 +57,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// One decoded resource of a dump, in input order.
 #[derive(Debug, Clone, PartialEq)]
@@ -485,7 +485,7 @@ impl<'f, F: Fold> Ordered<'f, F> {
         self.failed.load(Ordering::Relaxed) < slot || self.void().contains(slot)
     }
 
-    fn void(&self) -> std::sync::MutexGuard<'_, Void> {
+    fn void(&self) -> MutexGuard<'_, Void> {
         self.void.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -518,7 +518,7 @@ impl<'f, F: Fold> Ordered<'f, F> {
         }
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, Queue<F::Acc>> {
+    fn queue(&self) -> MutexGuard<'_, Queue<F::Acc>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -550,32 +550,28 @@ impl<'f, F: Fold> Ordered<'f, F> {
             }
             q.waiting.insert(slot, done);
         }
-        loop {
-            let Ok(mut m) = self.merged.try_lock() else {
-                // The thread merging takes this result too (it looks again once it lets go).
-                return;
-            };
-            let merged_to = self.merge_ready(&mut m);
-            drop(m);
-            if let Some(end) = merged_to {
-                self.report(end);
-            }
-            // A result handed in while this thread still held the merge lock was left to it.
-            let q = self.queue();
-            if q.failed || !q.waiting.contains_key(&q.taken) {
-                return;
-            }
+        let Ok(m) = self.merged.try_lock() else {
+            // The thread merging takes this result too: it lets go of the merge lock only
+            // while it holds the queue's and finds nothing more to merge.
+            return;
+        };
+        if let Some(end) = self.merge_ready(m) {
+            self.report(end);
         }
     }
 
-    /// Merges every result now in order; returns the input offset merged to, if any moved.
-    fn merge_ready(&self, m: &mut Merged<F::Acc>) -> Option<u64> {
+    /// Merges every result now in order, then lets go of the merge lock; returns the input
+    /// offset merged to, if any moved.
+    fn merge_ready(&self, mut m: MutexGuard<'_, Merged<F::Acc>>) -> Option<u64> {
         let mut merged_to = None;
         loop {
             let (slot, d) = {
                 let mut q = self.queue();
                 let slot = q.taken;
                 let Some(d) = q.waiting.remove(&slot) else {
+                    // Under the queue's lock: a result queued from now on finds the merge
+                    // lock free.
+                    drop(m);
                     return merged_to;
                 };
                 q.taken += 1;
@@ -663,6 +659,41 @@ mod tests {
         fn merge(&self, acc: &mut Vec<u64>, later: Vec<u64>) {
             acc.extend(later);
         }
+    }
+
+    /// [`InOrder`] with a slow merge, so that results arrive while another thread merges.
+    struct SlowMerge;
+
+    impl Fold for SlowMerge {
+        type Acc = Vec<u64>;
+        fn start(&self) -> Vec<u64> {
+            Vec::new()
+        }
+        fn add(&self, _: &mut Vec<u64>, _: &Resource, _: &[u8]) {}
+        fn merge(&self, acc: &mut Vec<u64>, later: Vec<u64>) {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+            acc.extend(later);
+        }
+    }
+
+    #[test]
+    fn results_handed_in_while_another_thread_merges_are_merged_too() {
+        let n = 2000u64;
+        let ordered = Ordered::new(&SlowMerge, None);
+        std::thread::scope(|s| {
+            for parity in 0..2 {
+                let ordered = &ordered;
+                s.spawn(move || {
+                    for slot in (parity..n).step_by(2) {
+                        ordered.deliver(slot as usize, batch(slot as usize, None, false));
+                    }
+                });
+            }
+        });
+        assert!(matches!(ordered.wait(n as usize - 1), Waited::Merged));
+        let (acc, _, error) = ordered.finish();
+        assert!(error.is_none());
+        assert_eq!(acc, (0..n).collect::<Vec<_>>());
     }
 
     fn batch(slot: usize, overran: Option<u64>, error: bool) -> Finished<Vec<u64>> {
