@@ -647,8 +647,9 @@ pub(crate) fn add_all<F: Fold>(fold: &F, acc: &mut F::Acc, items: &mut Vec<Resou
 mod tests {
     use super::*;
 
-    /// Collects each batch's slot in the order batches merge (input order if merging is right).
-    struct InOrder;
+    /// Collects each batch's slot in the order batches merge (input order if merging is right);
+    /// each merge takes at least the given time.
+    struct InOrder(std::time::Duration);
 
     impl Fold for InOrder {
         type Acc = Vec<u64>;
@@ -657,29 +658,21 @@ mod tests {
         }
         fn add(&self, _: &mut Vec<u64>, _: &Resource, _: &[u8]) {}
         fn merge(&self, acc: &mut Vec<u64>, later: Vec<u64>) {
+            if !self.0.is_zero() {
+                std::thread::sleep(self.0);
+            }
             acc.extend(later);
         }
     }
 
-    /// [`InOrder`] with a slow merge, so that results arrive while another thread merges.
-    struct SlowMerge;
-
-    impl Fold for SlowMerge {
-        type Acc = Vec<u64>;
-        fn start(&self) -> Vec<u64> {
-            Vec::new()
-        }
-        fn add(&self, _: &mut Vec<u64>, _: &Resource, _: &[u8]) {}
-        fn merge(&self, acc: &mut Vec<u64>, later: Vec<u64>) {
-            std::thread::sleep(std::time::Duration::from_micros(50));
-            acc.extend(later);
-        }
-    }
+    const FAST: InOrder = InOrder(std::time::Duration::ZERO);
 
     #[test]
     fn results_handed_in_while_another_thread_merges_are_merged_too() {
         let n = 2000u64;
-        let ordered = Ordered::new(&SlowMerge, None);
+        // Slow merges, so that results arrive while another thread merges.
+        let slow = InOrder(std::time::Duration::from_micros(50));
+        let ordered = Ordered::new(&slow, None);
         std::thread::scope(|s| {
             for parity in 0..2 {
                 let ordered = &ordered;
@@ -708,7 +701,7 @@ mod tests {
 
     #[test]
     fn batches_cut_past_an_overrun_are_dropped_until_the_walk_resumes() {
-        let ordered = Ordered::new(&InOrder, None);
+        let ordered = Ordered::new(&FAST, None);
         let slots: Vec<usize> = (0..6).map(|_| ordered.slot()).collect();
         // Slot 4 (void, cut from anywhere) fails and seems to overrun, and arrives first.
         ordered.deliver(slots[4], batch(4, Some(45), true));
@@ -735,7 +728,7 @@ mod tests {
 
     #[test]
     fn a_failure_before_an_overrun_ends_the_wait() {
-        let ordered = Ordered::new(&InOrder, None);
+        let ordered = Ordered::new(&FAST, None);
         let slots: Vec<usize> = (0..3).map(|_| ordered.slot()).collect();
         ordered.deliver(slots[1], batch(1, Some(15), false));
         ordered.deliver(slots[0], batch(0, None, true));
@@ -752,7 +745,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_micros(20));
             seen.lock().unwrap().push(end);
         };
-        let ordered = Ordered::new(&InOrder, Some(&report));
+        let ordered = Ordered::new(&FAST, Some(&report));
         std::thread::scope(|s| {
             // Two threads, one delivering the even batches and one the odd, each in order: the
             // merges, and the reports, come from both.
