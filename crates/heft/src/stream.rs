@@ -336,8 +336,6 @@ struct Queue<A> {
     taken: usize,
     /// Every slot before this one is merged.
     merged: usize,
-    /// A merged batch failed: later results are dropped.
-    failed: bool,
     /// The end of an array found by a merged batch that overran it, for [`Ordered::wait`].
     overrun: Option<u64>,
 }
@@ -396,7 +394,8 @@ pub(crate) struct Ordered<'f, F: Fold> {
     /// every result now in order, while the others go on decoding.
     merged: Mutex<Merged<F::Acc>>,
     queue: Mutex<Queue<F::Acc>>,
-    /// The first slot whose batch failed (`usize::MAX` while none has).
+    /// The first slot whose batch failed (`usize::MAX` while none has); set with the queue's
+    /// lock held, so that a thread holding it sees whether a batch has failed.
     failed: AtomicUsize,
     slots: AtomicUsize,
     /// Called with the end offset of the input merged so far.
@@ -425,7 +424,6 @@ impl<'f, F: Fold> Ordered<'f, F> {
                 waiting: BTreeMap::new(),
                 taken: 0,
                 merged: 0,
-                failed: false,
                 overrun: None,
             }),
             failed: AtomicUsize::new(usize::MAX),
@@ -502,7 +500,7 @@ impl<'f, F: Fold> Ordered<'f, F> {
     pub(crate) fn wait(&self, slot: usize) -> Waited {
         let mut q = self.queue();
         loop {
-            if q.failed {
+            if self.any_failed() {
                 return Waited::Failed;
             }
             if let Some(end) = q.overrun.take() {
@@ -544,7 +542,7 @@ impl<'f, F: Fold> Ordered<'f, F> {
         }
         {
             let mut q = self.queue();
-            if q.failed {
+            if self.any_failed() {
                 // Everything after the first failure is dropped.
                 return;
             }
@@ -581,10 +579,9 @@ impl<'f, F: Fold> Ordered<'f, F> {
             if !self.void().contains(slot) {
                 m.skipped.extend(d.skipped);
                 if let Some(e) = d.error {
-                    self.failed.fetch_min(slot, Ordering::Relaxed);
                     m.error = Some(e);
                     let mut q = self.queue();
-                    q.failed = true;
+                    self.failed.fetch_min(slot, Ordering::Relaxed);
                     q.waiting.clear();
                     q.merged = slot + 1;
                     drop(q);

@@ -869,15 +869,10 @@ fn split_chunks<F: Fold>(
     let mut start = first;
     let mut chunks = 0;
     loop {
-        if let Some(slot) = sink.ordered.overran() {
-            // A decoder found the array's end; the first one in input order is the one.
-            return match sink.ordered.wait(slot) {
-                Waited::Overrun(end) => {
-                    sink.overruns += 1;
-                    Ok(Some(end as usize))
-                }
-                _ => Err(give_up(start)),
-            };
+        if sink.ordered.overran().is_some() {
+            // A decoder found the array's end; `array_end` waits for the first one in input
+            // order.
+            return array_end(sink, None, start).map(Some);
         }
         let cut = start + CHUNK_BYTES;
         if cut < whole.len() {

@@ -9,9 +9,6 @@ use crate::model::{
     RouteConfig, RouteMatch, RouteTarget, StringMatch, VirtualHost, WeightedCluster,
 };
 
-/// Under [`Detail::Shape`](crate::stream::Detail::Shape), a route configuration is read for its
-/// shape alone unless it is static: static ones (under `static_route_configs`, or inline in a
-/// listener) are matched by content against each other by the cost model, so they keep it all.
 /// A string, or when only the shape is read an empty one (the value skipped).
 fn text(p: &mut Parser, shape: bool) -> Result<Box<str>> {
     if shape {
@@ -21,6 +18,8 @@ fn text(p: &mut Parser, shape: bool) -> Result<Box<str>> {
     p.string()
 }
 
+/// Reads a route configuration: under [`Detail::Shape`](crate::stream::Detail::Shape) for its
+/// shape alone unless it is static (`Detail::route_config_shape_only` says why).
 pub(crate) fn route_config(p: &mut Parser, meta: Meta) -> Result<RouteConfig> {
     let shape = p.detail().route_config_shape_only(meta.state);
     let mut rc = RouteConfig::new(meta);
