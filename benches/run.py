@@ -98,32 +98,31 @@ def readers(files, modes, slow, jq):
     size = os.path.getsize
     rows = []
 
-    def add(name, mode, cmd, parsed, stored):
+    def add(name, mode, cmd, parsed, path):
+        """`path` is the file the command reads (its size is the stored bytes)."""
         if mode in modes:
-            # The file the command reads: the one whose size is `stored`.
-            path = next(f for f in (j, c, pb, jz, pbz) if f in cmd.split())
-            rows.append((name, mode, cmd, parsed, stored, path))
+            rows.append((name, mode, cmd, parsed, size(path), path))
 
-    add("heft summary, JSON", "file", f"{heft} summary -o json {j}", size(j), size(j))
-    add("heft summary, JSON", "pipe", f"cat {j} | {heft} summary -o json -", size(j), size(j))
-    add("heft summary, JSON", "zstd", f"{heft} summary -o json {jz}", size(j), size(jz))
-    add("heft summary, camelCase JSON", "file", f"{heft} summary -o json {c}", size(c), size(c))
-    add("heft summary, protobuf", "file", f"{heft} summary -o json {pb}", size(pb), size(pb))
-    add("heft summary, protobuf", "pipe", f"cat {pb} | {heft} summary -o json -", size(pb), size(pb))
-    add("heft summary, protobuf", "zstd", f"{heft} summary -o json {pbz}", size(pb), size(pbz))
-    add("serde_json::Value", "file", f"{value} {j}", size(j), size(j))
-    add("serde_json::Value", "pipe", f"cat {j} | {value} -", size(j), size(j))
-    add("serde_json::Value", "zstd", f"zstd -dc {jz} | {value} -", size(j), size(jz))
+    add("heft summary, JSON", "file", f"{heft} summary -o json {j}", size(j), j)
+    add("heft summary, JSON", "pipe", f"cat {j} | {heft} summary -o json -", size(j), j)
+    add("heft summary, JSON", "zstd", f"{heft} summary -o json {jz}", size(j), jz)
+    add("heft summary, camelCase JSON", "file", f"{heft} summary -o json {c}", size(c), c)
+    add("heft summary, protobuf", "file", f"{heft} summary -o json {pb}", size(pb), pb)
+    add("heft summary, protobuf", "pipe", f"cat {pb} | {heft} summary -o json -", size(pb), pb)
+    add("heft summary, protobuf", "zstd", f"{heft} summary -o json {pbz}", size(pb), pbz)
+    add("serde_json::Value", "file", f"{value} {j}", size(j), j)
+    add("serde_json::Value", "pipe", f"cat {j} | {value} -", size(j), j)
+    add("serde_json::Value", "zstd", f"zstd -dc {jz} | {value} -", size(j), jz)
     if slow:
         jq_prog = "'[.configs[].dynamic_active_clusters // [] | length] | add'"
         py = f"{sys.executable} -c \"import json,sys; json.load(open(sys.argv[1]) if sys.argv[1] != '-' else sys.stdin)\""
         if jq:
-            add("jq (count clusters)", "file", f"jq {jq_prog} {j}", size(j), size(j))
-            add("jq (count clusters)", "pipe", f"cat {j} | jq {jq_prog}", size(j), size(j))
-            add("jq (count clusters)", "zstd", f"zstd -dc {jz} | jq {jq_prog}", size(j), size(jz))
-        add("python json.load", "file", f"{py} {j}", size(j), size(j))
-        add("python json.load", "pipe", f"cat {j} | {py} -", size(j), size(j))
-        add("python json.load", "zstd", f"zstd -dc {jz} | {py} -", size(j), size(jz))
+            add("jq (count clusters)", "file", f"jq {jq_prog} {j}", size(j), j)
+            add("jq (count clusters)", "pipe", f"cat {j} | jq {jq_prog}", size(j), j)
+            add("jq (count clusters)", "zstd", f"zstd -dc {jz} | jq {jq_prog}", size(j), jz)
+        add("python json.load", "file", f"{py} {j}", size(j), j)
+        add("python json.load", "pipe", f"cat {j} | {py} -", size(j), j)
+        add("python json.load", "zstd", f"zstd -dc {jz} | {py} -", size(j), jz)
     return rows
 
 
