@@ -230,11 +230,23 @@ impl StatsFilter {
     /// The kept and rejected shares of a stats scope, judged on representative stat names
     /// `prefix.suffix`. With `reject_all` nothing is kept and nothing remembered.
     pub(crate) fn shares(&self, prefix: &str, suffixes: &[&str]) -> (f64, f64) {
+        self.shares_of(|| prefix, suffixes)
+    }
+
+    /// [`shares`](Self::shares) of a scope whose name is built only if the matcher reads names
+    /// (most proxies keep every stat, and a big dump has a scope per cluster and listener).
+    pub(crate) fn shares_of<S: AsRef<str>>(
+        &self,
+        scope: impl FnOnce() -> S,
+        suffixes: &[&str],
+    ) -> (f64, f64) {
         match self.kind {
             FilterKind::All => return (1.0, 0.0),
             FilterKind::RejectAll => return (0.0, 0.0),
             _ => {}
         }
+        let scope = scope();
+        let prefix = scope.as_ref();
         let mut name = String::with_capacity(prefix.len() + 40);
         let kept = suffixes
             .iter()
@@ -364,7 +376,7 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
         },
         1.0,
     );
-    let (kept, rejected) = cx.stats.shares(&cluster_scope(c), CLUSTER_STATS);
+    let (kept, rejected) = cx.stats.shares_of(|| cluster_scope(c), CLUSTER_STATS);
     t.add(Feature::ClusterStats, kept);
     t.add(Feature::ClusterStatsRejected, rejected);
     t.add(Feature::ClusterPerWorker, cx.concurrency);
@@ -486,7 +498,7 @@ pub(crate) fn listener_scope(l: &Listener) -> String {
 /// A listener's own features (not its filter chains).
 pub(crate) fn listener_own(t: &mut impl Tally, l: &Listener, cx: &Context) {
     t.add(Feature::Listener, 1.0);
-    let (kept, rejected) = cx.stats.shares(&listener_scope(l), LISTENER_STATS);
+    let (kept, rejected) = cx.stats.shares_of(|| listener_scope(l), LISTENER_STATS);
     t.add(Feature::ListenerStats, kept);
     t.add(Feature::ListenerStatsRejected, rejected);
     t.add(Feature::ListenerPerWorker, cx.concurrency);
@@ -507,7 +519,7 @@ pub(crate) fn filter_chain(t: &mut impl Tally, fc: &FilterChain, cx: &Context) {
         match f {
             NetworkFilter::HttpConnectionManager { config, .. } => {
                 t.add(Feature::HttpConnectionManager, 1.0);
-                let (kept, _) = cx.stats.shares(&http_scope(config), HTTP_STATS);
+                let (kept, _) = cx.stats.shares_of(|| http_scope(config), HTTP_STATS);
                 t.add(Feature::HttpStats, kept);
                 t.add(Feature::HttpFilter, config.http_filters.len() as f64);
                 if let RouteSource::Inline(rc) = &config.routes {
