@@ -592,6 +592,34 @@ impl<'d> Estimate<'d> {
         self.baseline.total() + self.objects.iter().map(Priced::bytes).sum::<u64>()
     }
 
+    /// The figures a [`CostFold`](stream::CostFold) gives for the same dump: totals, and bytes
+    /// and objects by kind.
+    pub fn totals(&self) -> stream::CostTotals {
+        let by_kind = Kind::ALL
+            .iter()
+            .filter_map(|&kind| {
+                let (bytes, objects) = self
+                    .objects
+                    .iter()
+                    .filter(|o| o.object.kind() == kind)
+                    .fold((0, 0), |(bytes, n), o| (bytes + o.bytes(), n + 1));
+                (objects > 0).then_some(stream::KindCost {
+                    kind,
+                    bytes,
+                    objects,
+                })
+            })
+            .collect();
+        stream::CostTotals {
+            envoy_version: self.envoy_version.clone(),
+            concurrency: self.settings.concurrency,
+            stats_source: self.stats_source,
+            baseline: self.baseline,
+            parts: self.parts(),
+            by_kind,
+        }
+    }
+
     /// All objects' bytes by part, baseline excluded.
     pub fn parts(&self) -> Parts {
         let mut sum = Parts::default();
