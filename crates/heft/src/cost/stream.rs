@@ -3,13 +3,17 @@
 //!
 //! [`CostFold`] prices every object with the same feature tallies and the same per-addition
 //! rounding as [`Estimate::of`](super::Estimate::of), so its totals are exactly the estimate's.
-//! Some things need more than one resource, and are settled when the read ends:
+//! Some things need more than one resource, and are settled as batches merge or when the read
+//! ends:
 //!
 //! - a cluster's endpoints: a cluster is matched by name (an EDS cluster's `eds_service_name`,
 //!   else its own name) to the first endpoint configuration of that name, which only the first
 //!   cluster asking for it gets; a cluster without one keeps its inline `load_assignment`. Each
 //!   batch keeps the names asked for with the inline endpoints' prices, and the priced endpoint
-//!   configurations by name; endpoint configurations no cluster gets are objects of their own;
+//!   configurations by name; merging gives each configuration to its cluster as soon as both
+//!   are known (in a dump, when the configuration's batch merges), so the end of the read only
+//!   prices the inline endpoints of clusters that got none, and the configurations no cluster
+//!   got, as objects of their own;
 //! - endpoint metadata: Envoy keeps one copy of each distinct value, paid by the first endpoint
 //!   carrying it (clusters' endpoints come first). Each priced endpoint set keeps its distinct
 //!   metadata keys, counted once over the whole dump at the end;
@@ -43,9 +47,8 @@ use crate::model::{
 use crate::stream::{Fold, Resource};
 use foldhash::HashMap;
 use foldhash::HashSet;
-use indexmap::IndexMap;
-use rayon::prelude::*;
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::OnceLock;
 
@@ -124,6 +127,9 @@ struct Wanted {
     first: Option<Box<Priced>>,
     /// The later clusters' inline endpoints (they never get the configuration).
     rest: Option<Box<Priced>>,
+    /// Whether the configuration of the name is known, and given to the first cluster: its
+    /// price is then among the clusters' already (see [`CostAcc::bind`]).
+    bound: bool,
 }
 
 impl Wanted {
@@ -154,8 +160,11 @@ pub struct CostAcc {
     kinds: [(Parts, usize); 5],
     /// Clusters by the endpoint configuration name they ask for.
     wanted: HashMap<NameKey, Wanted>,
-    /// Priced endpoint configurations by cluster name, the first of each name.
-    offered: IndexMap<NameKey, Priced, foldhash::fast::RandomState>,
+    /// Priced endpoint configurations by cluster name, the first of each name, while no cluster
+    /// has asked for it (a batch's own clusters and configurations are joined when merged).
+    offered: HashMap<NameKey, Priced>,
+    /// The metadata keys of the endpoint configurations given to clusters.
+    bound: HashSet<u64>,
     /// Endpoint configurations after the first of their name: objects of their own.
     replaced: (Priced, usize),
     /// Static route configurations, priced, with their fingerprints.
@@ -169,16 +178,29 @@ pub struct CostAcc {
 }
 
 impl CostAcc {
+    /// Takes an endpoint configuration read in one batch (the first of its name there).
     fn offer(&mut self, name: NameKey, priced: Priced) {
         match self.offered.entry(name) {
-            indexmap::map::Entry::Occupied(_) => {
-                self.replaced.0.add(&priced);
-                self.replaced.1 += 1;
-            }
-            indexmap::map::Entry::Vacant(v) => {
+            Entry::Occupied(_) => self.replace(priced),
+            Entry::Vacant(v) => {
                 v.insert(priced);
             }
         }
+    }
+
+    fn replace(&mut self, priced: Priced) {
+        self.replaced.0.add(&priced);
+        self.replaced.1 += 1;
+    }
+
+    /// Gives an endpoint configuration to the first cluster asking for its name: the cluster
+    /// pays for it, and its own inline endpoints go unpriced. Merging binds each pair as soon as
+    /// both are known, so that the end of the read has none left to join.
+    fn bind(kinds: &mut [(Parts, usize); 5], bound: &mut HashSet<u64>, w: &mut Wanted, p: &Priced) {
+        kinds[top(Kind::Cluster)].0.add(&p.parts);
+        bound.extend(&p.keys);
+        w.first = None;
+        w.bound = true;
     }
 
     fn want(&mut self, name: NameKey, inline: Option<Priced>) {
@@ -190,7 +212,14 @@ impl CostAcc {
             }
             None => {
                 let first = inline.map(Box::new);
-                self.wanted.insert(name, Wanted { first, rest: None });
+                self.wanted.insert(
+                    name,
+                    Wanted {
+                        first,
+                        rest: None,
+                        bound: false,
+                    },
+                );
             }
         }
     }
@@ -393,43 +422,23 @@ impl<'m> CostFold<'m> {
             };
             kinds[top(kind)].0.add(&p.parts);
         }
-        // Clusters' endpoints, and the metadata keys of every endpoint set priced with them.
-        // Each cluster's endpoint configuration by name, looked up on every thread: the maps
-        // are large, and each lookup mostly waits on memory.
-        let wanted: Vec<(&NameKey, &Wanted)> = acc.wanted.iter().collect();
-        let found: Vec<Option<usize>> = wanted
-            .par_iter()
-            .map(|(key, _)| acc.offered.get_index_of(*key))
-            .collect();
-        let mut used = vec![false; acc.offered.len()];
-        let mut bound: HashSet<u64> = HashSet::default();
-        for ((_, w), found) in wanted.iter().zip(found) {
-            let own = match found {
-                Some(i) => {
-                    used[i] = true;
-                    Some(&acc.offered[i])
-                }
-                None => w.first.as_deref(),
-            };
-            for priced in own.into_iter().chain(w.rest.as_deref()) {
+        // The inline endpoints of clusters, and of the first cluster of each name whose
+        // endpoint configuration never came; the configurations left are objects of their own.
+        let mut bound = acc.bound.clone();
+        for w in acc.wanted.values() {
+            let first = w.first.as_deref().filter(|_| !w.bound);
+            for priced in first.into_iter().chain(w.rest.as_deref()) {
                 kinds[top(Kind::Cluster)].0.add(&priced.parts);
                 bound.extend(&priced.keys);
             }
         }
         let mut alone: HashSet<u64> = HashSet::default();
         let endpoints = &mut kinds[top(Kind::Endpoints)];
-        for priced in acc
-            .offered
-            .values()
-            .zip(&used)
-            .filter(|(_, used)| !**used)
-            .map(|(p, _)| p)
-            .chain([&acc.replaced.0])
-        {
+        for priced in acc.offered.values().chain([&acc.replaced.0]) {
             endpoints.0.add(&priced.parts);
             alone.extend(priced.keys.iter().filter(|k| !bound.contains(k)));
         }
-        endpoints.1 += used.iter().filter(|u| !**u).count() + acc.replaced.1;
+        endpoints.1 += acc.offered.len() + acc.replaced.1;
         // Each distinct metadata value once, paid where its first endpoint is.
         let mut one = Pricer::new(self.model);
         one.add(Feature::EndpointDistinctMetadata, 1.0);
@@ -494,20 +503,28 @@ impl Fold for CostFold<'_> {
             acc.kinds[i].0.add(parts);
             acc.kinds[i].1 += n;
         }
-        for (key, w) in later.wanted {
-            match acc.wanted.get_mut(&key) {
-                Some(earlier) => {
+        for (key, mut w) in later.wanted {
+            match acc.wanted.entry(key) {
+                Entry::Occupied(mut earlier) => {
                     for p in w.first.iter().chain(&w.rest) {
-                        earlier.add_rest(p);
+                        earlier.get_mut().add_rest(p);
                     }
                 }
-                None => {
-                    acc.wanted.insert(key, w);
+                Entry::Vacant(v) => {
+                    if let Some(p) = acc.offered.remove(&key) {
+                        CostAcc::bind(&mut acc.kinds, &mut acc.bound, &mut w, &p);
+                    }
+                    v.insert(w);
                 }
             }
         }
         for (name, priced) in later.offered {
-            acc.offer(name, priced);
+            match acc.wanted.get_mut(&name) {
+                // Its name was given to a cluster already: a later configuration.
+                Some(w) if w.bound => acc.replace(priced),
+                Some(w) => CostAcc::bind(&mut acc.kinds, &mut acc.bound, w, &priced),
+                None => acc.offer(name, priced),
+            }
         }
         acc.replaced.0.add(&later.replaced.0);
         acc.replaced.1 += later.replaced.1;
@@ -532,5 +549,92 @@ impl Fold for CostFold<'_> {
     /// endpoint metadata.
     fn detail(&self) -> crate::stream::Detail {
         crate::stream::Detail::Shape
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::Estimate;
+    use crate::json::walk::tests::real_capture;
+    use serde_json::Value;
+
+    /// The fold's totals against the estimate over the collected dump (this crate's unit tests
+    /// cut inputs into batches of a few entries, so resources meet across batches and within).
+    fn assert_agree(entries: &[Value], model: &CostModel, what: &str) {
+        let text = serde_json::to_vec_pretty(entries).unwrap();
+        let s = Settings::default();
+        let fold = CostFold::new(model, &s);
+        let (_, acc) = crate::stream::fold_slice(&text, &Default::default(), &fold).unwrap();
+        let dump = crate::Dump::from_slice(&text).unwrap();
+        assert_eq!(
+            fold.finish(&acc),
+            Estimate::of(&dump, model, &s).totals(),
+            "{what}"
+        );
+    }
+
+    #[test]
+    fn clusters_get_their_endpoints_whatever_the_order_and_the_repeats() {
+        let raw: Value = serde_json::from_slice(&real_capture("sidecar/config_dump.json")).unwrap();
+        let (mut clusters, mut endpoints) = (Vec::new(), Vec::new());
+        for section in raw["configs"].as_array().unwrap() {
+            for key in ["static_clusters", "dynamic_active_clusters"] {
+                for e in section[key].as_array().into_iter().flatten() {
+                    clusters.push(e["cluster"].clone());
+                }
+            }
+            for e in section["dynamic_endpoint_configs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                endpoints.push(e["endpoint_config"].clone());
+            }
+        }
+        let inline = clusters
+            .iter()
+            .position(|c| c.get("load_assignment").is_some())
+            .expect("a static cluster with inline endpoints");
+        assert!(clusters.len() > 20 && endpoints.len() > 20);
+        // Distinct coefficients, so that endpoints priced with the wrong object or twice show.
+        let model = CostModel::new(
+            "test",
+            "cost::stream::tests",
+            Feature::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name().to_string(), 97.3 * (i + 1) as f64 + 0.29))
+                .collect(),
+            None,
+        )
+        .unwrap();
+
+        let dump_order: Vec<Value> = clusters.iter().chain(&endpoints).cloned().collect();
+        assert_agree(&dump_order, &model, "clusters first");
+        let reversed: Vec<Value> = endpoints.iter().chain(&clusters).cloned().collect();
+        assert_agree(&reversed, &model, "endpoints first");
+        let mut mixed = Vec::new();
+        for i in 0..clusters.len().max(endpoints.len()) {
+            mixed.extend(endpoints.get(i).cloned());
+            mixed.extend(clusters.iter().rev().nth(i).cloned());
+        }
+        assert_agree(&mixed, &model, "interleaved");
+
+        // Repeats: a configuration before and after its cluster (the first wins, the other is
+        // an object of its own), a cluster read twice with inline endpoints (the second pays
+        // for its own), a configuration no cluster asks for, clusters with none.
+        let mut repeats = dump_order.clone();
+        let name = endpoints[0]["cluster_name"].clone();
+        let mut other = endpoints[1].clone();
+        other["cluster_name"] = name.clone();
+        repeats.insert(0, other);
+        repeats.push(endpoints[0].clone());
+        repeats.push(clusters[inline].clone());
+        let mut orphan = endpoints[2].clone();
+        orphan["cluster_name"] = "outbound|1||nobody.asks.for.this".into();
+        repeats.push(orphan);
+        repeats.retain(|v| v.get("name") != Some(&endpoints[3]["cluster_name"]));
+        assert_agree(&repeats, &model, "repeats");
     }
 }

@@ -17,8 +17,8 @@ use std::sync::{Condvar, Mutex};
 
 /// A batch is sent for decoding once it holds this many input bytes…
 const BATCH_BYTES: u64 = 2 << 20;
-/// …or this many entries.
-const BATCH_ENTRIES: usize = 2048;
+/// …or this many entries (tests: a few, so that the small inputs they read make many batches).
+const BATCH_ENTRIES: usize = if cfg!(test) { 5 } else { 2048 };
 
 /// Where an entry sits, for error paths: `configs[c].<section>[i]`.
 #[derive(Debug, Clone, Copy)]
