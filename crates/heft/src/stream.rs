@@ -439,10 +439,6 @@ impl<'f, F: Fold> Ordered<'f, F> {
         }
     }
 
-    pub(crate) fn fold(&self) -> &'f F {
-        self.fold
-    }
-
     /// Numbers the next batch in input order.
     pub(crate) fn slot(&self) -> usize {
         self.slots.fetch_add(1, Ordering::Relaxed)
@@ -531,7 +527,7 @@ impl<'f, F: Fold> Ordered<'f, F> {
     ///
     /// A failure counts once the batch is merged: a void batch may fail (it was cut from
     /// anywhere), and is dropped.
-    pub(crate) fn deliver(&self, slot: usize, done: Finished<F::Acc>) {
+    fn deliver(&self, slot: usize, done: Finished<F::Acc>) {
         if done.overran.is_some() {
             // Every later slot is void, whether or not this one is; an overrun of a void slot
             // says nothing.

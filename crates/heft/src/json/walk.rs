@@ -297,7 +297,7 @@ fn walk_once<F: Fold>(
             submit: &mut |batch: Batch<'_>, now: bool| {
                 let slot = ordered.slot();
                 if inline || now {
-                    ordered.deliver(slot, run_batch(&batch, keep_going, ordered.fold()));
+                    ordered.run(slot, |fold| run_batch(&batch, keep_going, fold));
                     return;
                 }
                 let bytes = batch.input_bytes();
