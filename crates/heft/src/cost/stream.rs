@@ -120,7 +120,7 @@ impl Priced {
 }
 
 /// The clusters asking for one endpoint configuration name, in input order: one per cluster of
-/// the dump, so mostly two empty pointers.
+/// the dump, so mostly two empty pointers and a flag.
 #[derive(Debug, Clone, Default)]
 struct Wanted {
     /// The first cluster's inline endpoints, priced only if no configuration has the name.
@@ -216,8 +216,7 @@ impl CostAcc {
                     name,
                     Wanted {
                         first,
-                        rest: None,
-                        bound: false,
+                        ..Wanted::default()
                     },
                 );
             }
