@@ -176,15 +176,22 @@ impl<'a> Field<'a> {
 }
 
 /// Reads a varint at `buf[*pos..]`; `base` is the input offset of `buf[0]`.
-#[inline]
+#[inline(always)]
 pub(crate) fn varint(buf: &[u8], pos: &mut usize, base: u64) -> Read<u64> {
-    match buf.get(*pos) {
-        Some(&b) if b < 0x80 => {
+    // One and two bytes (field keys, enums, lengths under 16 KiB) without the loop.
+    if let Some(&b) = buf.get(*pos) {
+        if b < 0x80 {
             *pos += 1;
-            Ok(u64::from(b))
+            return Ok(u64::from(b));
         }
-        _ => long_varint(buf, pos, base),
+        if let Some(&c) = buf.get(*pos + 1) {
+            if c < 0x80 {
+                *pos += 2;
+                return Ok(u64::from(b & 0x7f) | u64::from(c) << 7);
+            }
+        }
     }
+    long_varint(buf, pos, base)
 }
 
 fn long_varint(buf: &[u8], pos: &mut usize, base: u64) -> Read<u64> {
@@ -226,7 +233,9 @@ impl<'a> Fields<'a> {
         Fields { buf, base, pos: 0 }
     }
 
-    #[inline]
+    // Inlined into every decoder's loop: as a call it spent a third of its instructions
+    // saving registers and writing its result to memory (callgrind, 256 MB benchmark dump).
+    #[inline(always)]
     fn next_field(&mut self) -> Read<Field<'a>> {
         let offset = self.base + self.pos as u64;
         let key = varint(self.buf, &mut self.pos, self.base)?;
@@ -292,7 +301,7 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Read<Field<'a>>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.pos >= self.buf.len() {
             return None;
@@ -356,6 +365,34 @@ mod tests {
         let e = Error::from(varint(&buf, &mut 0, 40).unwrap_err());
         assert_eq!(e.kind(), ErrorKind::Syntax);
         assert_eq!(e.offset(), Some(40));
+    }
+
+    #[test]
+    fn reads_varints_of_every_length_and_stops_at_the_end() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            1 << 35,
+            u64::MAX >> 1,
+        ] {
+            let mut buf = Vec::new();
+            prost::encoding::encode_varint(v, &mut buf);
+            buf.push(0x55);
+            let mut pos = 0;
+            assert_eq!(varint(&buf, &mut pos, 0).unwrap(), v);
+            assert_eq!(pos, buf.len() - 1, "{v}");
+            // Cut before its last byte, it is a fault at its first.
+            let cut = &buf[..buf.len() - 2];
+            if !cut.is_empty() {
+                let e = Error::from(varint(cut, &mut 0, 9).unwrap_err());
+                assert_eq!(e.offset(), Some(9), "{v}");
+            }
+        }
     }
 
     #[test]
