@@ -369,6 +369,11 @@ fn read_stream<F: Fold>(
     let whole = head.len() < crate::pb::read::SNIFF_BYTES;
     if let Some(shape) = crate::pb::read::sniff(&head, whole) {
         // Binary resources are decoded from one buffer; it grows only as bytes arrive.
+        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+        if let Ok(mut whole) = Whole::new() {
+            whole.fill(&head, &mut r)?;
+            return crate::pb::read::fold(whole.bytes(), shape, compression, opts, fold, None);
+        }
         r.read_to_end(&mut head)
             .map_err(|e| Error::io("reading input", e))?;
         return crate::pb::read::fold(&head, shape, compression, opts, fold, None);
@@ -379,6 +384,68 @@ fn read_stream<F: Fold>(
         return crate::yaml::fold_stream(joined, compression, opts, fold);
     }
     read_window(Window::reader(joined), compression, opts, fold, None)
+}
+
+/// A whole binary input read from a stream, in anonymous memory reserved far ahead of it: pages
+/// are committed only as bytes arrive, and growing past the reservation moves the mapping, not
+/// the bytes. A vector doubling as it fills holds up to twice the input while it copies it over,
+/// and copies it each time: for the 1 GB benchmark dump's 303 MB binary from a pipe, peak RSS
+/// 555 to 657 MB before, 399 to 405 MB with this (zstd: 846 to 887 MB, 414 to 425 MB), and
+/// fresh pages, slow to fault in on a virtual machine, are touched once: wall median 1.37 ->
+/// 0.51 s (zstd 1.24 -> 0.56 s), 5 rotated runs.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+struct Whole {
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+impl Whole {
+    /// Address space only: nothing is committed, nor counted against the memory the kernel
+    /// allows (`MAP_NORESERVE`; where the kernel refuses, a vector is used instead).
+    const RESERVE: usize = 16 << 30;
+    /// Each read asks for at most this much, so a reader never touches pages past it.
+    const READ: usize = 1 << 20;
+
+    fn new() -> std::io::Result<Whole> {
+        Self::reserving(Self::RESERVE)
+    }
+
+    fn reserving(len: usize) -> std::io::Result<Whole> {
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .no_reserve_swap()
+            .map_anon()?;
+        Ok(Whole { map, len: 0 })
+    }
+
+    fn fill(&mut self, head: &[u8], r: &mut dyn Read) -> Result<()> {
+        self.map[..head.len()].copy_from_slice(head);
+        self.len = head.len();
+        loop {
+            if self.len == self.map.len() {
+                let grown = self.map.len() * 2;
+                // SAFETY: no reference into the mapping lives across the call; a moved mapping
+                // keeps its bytes.
+                unsafe {
+                    self.map
+                        .remap(grown, memmap2::RemapOptions::new().may_move(true))
+                }
+                .map_err(|e| Error::io("growing the input buffer", e))?;
+            }
+            let end = (self.len + Self::READ).min(self.map.len());
+            match r.read(&mut self.map[self.len..end]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("reading input", e)),
+            }
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.map[..self.len]
+    }
 }
 
 pub(crate) fn read_window<F: Fold>(
@@ -492,4 +559,19 @@ fn collect((outline, mut dump): (Outline, Dump)) -> Result<Dump> {
         b.meta.last_updated = Some(t);
     }
     Ok(dump)
+}
+
+#[cfg(all(test, target_os = "linux", target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// Past its reservation the buffer moves with every byte read so far, and reads on.
+    #[test]
+    fn a_whole_input_outgrows_its_reservation_intact() {
+        let input: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut whole = Whole::reserving(4096).unwrap();
+        whole.fill(&input[..10], &mut &input[10..]).unwrap();
+        assert_eq!(whole.bytes(), &input[..]);
+        assert_eq!(whole.map.len(), 4096 << 7);
+    }
 }
