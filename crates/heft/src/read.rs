@@ -370,9 +370,9 @@ fn read_stream<F: Fold>(
     if let Some(shape) = crate::pb::read::sniff(&head, whole) {
         // Binary resources are decoded from one buffer; it grows only as bytes arrive.
         #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-        if let Ok(mut whole) = Whole::new() {
-            whole.fill(&head, &mut r)?;
-            return crate::pb::read::fold(whole.bytes(), shape, compression, opts, fold, None);
+        if let Ok(mut buffer) = Whole::new() {
+            buffer.fill(&head, &mut r)?;
+            return crate::pb::read::fold(buffer.bytes(), shape, compression, opts, fold, None);
         }
         r.read_to_end(&mut head)
             .map_err(|e| Error::io("reading input", e))?;
