@@ -353,8 +353,8 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Reads a (decompressed) stream: protobuf is read whole, JSON through a window, YAML through the
-/// translation to JSON.
+/// Reads a (decompressed) stream: a binary `ConfigDump` entry by entry (`pb::streamed`), other
+/// protobuf whole, JSON through a window, YAML through the translation to JSON.
 fn read_stream<F: Fold>(
     mut r: Box<dyn Read + '_>,
     compression: &'static str,
@@ -368,7 +368,10 @@ fn read_stream<F: Fold>(
         .map_err(|e| Error::io("reading input at byte 0", e))?;
     let whole = head.len() < crate::pb::read::SNIFF_BYTES;
     if let Some(shape) = crate::pb::read::sniff(&head, whole) {
-        // Binary resources are decoded from one buffer; it grows only as bytes arrive.
+        if shape == crate::pb::read::Shape::ConfigDump {
+            return crate::pb::streamed::fold(head, r, compression, opts, fold);
+        }
+        // DiscoveryResponses are decoded from one buffer; it grows only as bytes arrive.
         #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
         if let Ok(mut buffer) = Whole::new() {
             buffer.fill(&head, &mut r)?;

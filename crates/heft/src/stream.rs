@@ -626,6 +626,47 @@ impl<'f, F: Fold> Ordered<'f, F> {
     }
 }
 
+/// The batches a walk has handed over and not yet seen decoded: at most two per thread and one
+/// more, holding at most [`IN_FLIGHT_BYTES`] of input between them, or one bigger batch alone.
+/// A walk of a stream copies each batch's input, so this is what bounds its memory.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    counts: Mutex<(usize, u64)>,
+    room: Condvar,
+}
+
+/// The input bytes the batches in flight may hold between them; a batch bigger than this (one
+/// route configuration of tens of MB) is decoded alone. Decoded resources take about half their
+/// input's size again, so this bounds the read's working set with big resources too.
+const IN_FLIGHT_BYTES: u64 = 32 << 20;
+
+impl InFlight {
+    /// Waits until a batch of `bytes` input bytes fits, and holds its place until the returned
+    /// [`Room`] is dropped.
+    pub(crate) fn enter(&self, bytes: u64) -> Room<'_> {
+        let limit = rayon::current_num_threads() * 2 + 1;
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        while c.0 > 0 && (c.0 >= limit || c.1 + bytes > IN_FLIGHT_BYTES) {
+            c = self.room.wait(c).unwrap_or_else(|p| p.into_inner());
+        }
+        c.0 += 1;
+        c.1 += bytes;
+        Room(self, bytes)
+    }
+}
+
+/// A batch's place in [`InFlight`], given back when dropped.
+pub(crate) struct Room<'s>(&'s InFlight, u64);
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        let mut c = self.0.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.0 -= 1;
+        c.1 -= self.1;
+        self.0.room.notify_one();
+    }
+}
+
 /// Folds one decoded entry's resources; bootstraps are announced first.
 pub(crate) fn add_all<F: Fold>(fold: &F, acc: &mut F::Acc, items: &mut Vec<Resource>, raw: &[u8]) {
     for item in items.drain(..) {

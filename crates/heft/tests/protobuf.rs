@@ -273,6 +273,10 @@ fn json_and_binary_dumps_give_the_same_model_on_every_real_capture() {
         assert_eq!(streamed.source.compression, "gzip");
         streamed.source.compression = "none";
         assert!(streamed == binary, "{name}: gzip stream reads differently");
+        // Cut anywhere, the stream fails as the whole input does.
+        for cut in (1..raw.len()).step_by(raw.len() / 40 + 1) {
+            assert_stream_reads_as_whole(&raw[..cut], &format!("{name} cut at {cut}"));
+        }
         compared += 1;
     }
     assert!(compared >= 2, "compared {compared} dumps");
@@ -328,6 +332,186 @@ fn small_dump() -> Vec<u8> {
         )],
     }
     .encode_to_vec()
+}
+
+/// A dump with a section of each kind the walk treats apart: the bootstrap (decoded first, with
+/// its section's own timestamp), static and dynamic entries, an endpoint configuration, and a
+/// section Heft keeps opaque.
+fn sectioned_dump() -> Vec<u8> {
+    let cluster = |name: &str| {
+        any(
+            "envoy.config.cluster.v3.Cluster",
+            &Cluster {
+                name: name.into(),
+                ..Default::default()
+            },
+        )
+    };
+    let stamp = heft::pb::prost_types::Timestamp {
+        seconds: 1_700_000_000,
+        nanos: 5,
+    };
+    admin::ConfigDump {
+        configs: vec![
+            any(
+                "envoy.admin.v3.BootstrapConfigDump",
+                &admin::BootstrapConfigDump {
+                    bootstrap: Some(Bootstrap {
+                        node: Some(Node {
+                            id: "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    last_updated: Some(stamp),
+                },
+            ),
+            any(
+                "envoy.admin.v3.ClustersConfigDump",
+                &admin::ClustersConfigDump {
+                    static_clusters: vec![admin::clusters_config_dump::StaticCluster {
+                        cluster: Some(cluster("s")),
+                        last_updated: Some(stamp),
+                    }],
+                    dynamic_active_clusters: vec![admin::clusters_config_dump::DynamicCluster {
+                        version_info: "7".into(),
+                        cluster: Some(cluster("outbound|80||a.ns.svc.cluster.local")),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ),
+            any("envoy.admin.v3.SomethingNewConfigDump", &cluster("x")),
+            any(
+                "envoy.admin.v3.EndpointsConfigDump",
+                &admin::EndpointsConfigDump {
+                    dynamic_endpoint_configs: vec![
+                        admin::endpoints_config_dump::DynamicEndpointConfig {
+                            endpoint_config: Some(any(
+                                "envoy.config.endpoint.v3.ClusterLoadAssignment",
+                                &ClusterLoadAssignment {
+                                    cluster_name: "outbound|80||a.ns.svc.cluster.local".into(),
+                                    ..Default::default()
+                                },
+                            )),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                },
+            ),
+        ],
+    }
+    .encode_to_vec()
+}
+
+/// A binary input read from a stream gives what it gives read whole: the same dump, or the same
+/// error (kind, offset, path and message).
+fn assert_stream_reads_as_whole(bytes: &[u8], what: &str) {
+    match (Dump::from_slice(bytes), Dump::from_reader(bytes)) {
+        (Ok(whole), Ok(streamed)) => assert!(whole == streamed, "{what}: reads differently"),
+        (Err(whole), Err(streamed)) => assert_eq!(
+            (whole.kind(), whole.to_string()),
+            (streamed.kind(), streamed.to_string()),
+            "{what}"
+        ),
+        (whole, streamed) => panic!(
+            "{what}: read whole {:?}, streamed {:?}",
+            whole.map(|_| ()),
+            streamed.map(|_| ())
+        ),
+    }
+}
+
+#[test]
+fn a_stream_reads_as_the_whole_input_at_every_cut_and_corrupted_byte() {
+    let bytes = sectioned_dump();
+    let dump = Dump::from_reader(&bytes[..]).unwrap();
+    assert_eq!(
+        (
+            dump.clusters.len(),
+            dump.endpoint_configs.len(),
+            dump.opaque.len()
+        ),
+        (2, 1, 1)
+    );
+    assert!(dump.bootstrap.is_some());
+    for cut in 1..bytes.len() {
+        assert_stream_reads_as_whole(&bytes[..cut], &format!("cut at {cut}"));
+    }
+    for i in 0..bytes.len() {
+        for b in [0x00, 0x01, 0x07, 0x0a, 0x0f, 0x12, 0x7f, 0x80, 0xff] {
+            let mut bad = bytes.clone();
+            bad[i] = b;
+            assert_stream_reads_as_whole(&bad, &format!("byte {i} set to {b:#04x}"));
+        }
+    }
+}
+
+#[test]
+fn under_keep_going_a_stream_cut_inside_a_section_keeps_the_entries_before_the_cut() {
+    let bytes = sectioned_dump();
+    let name = b"outbound|80||a.ns.svc.cluster.local";
+    let cut = bytes.windows(name.len()).position(|w| w == name).unwrap();
+    let opts = heft::ReadOptions {
+        keep_going: true,
+        ..Default::default()
+    };
+    let whole = Dump::from_slice_with(&bytes[..cut], &opts).unwrap();
+    let streamed = Dump::from_reader_with(&bytes[..cut], &opts).unwrap();
+    // Read whole, the clusters section whose length runs past the end is skipped; streamed,
+    // its static cluster has been read by then. Both report the same cut.
+    assert_eq!((whole.clusters.len(), streamed.clusters.len()), (0, 1));
+    assert_eq!(streamed.clusters[0].name.as_ref(), "s");
+    let last = |d: &Dump| d.skipped.last().map(|s| (s.offset, s.reason.clone()));
+    assert_eq!(last(&whole), last(&streamed));
+    assert!(last(&streamed)
+        .unwrap()
+        .1
+        .starts_with("reading stopped: length"));
+}
+
+#[test]
+fn configs_laid_out_otherwise_than_envoy_lays_them_out_stream_as_they_read_whole() {
+    let bytes = sectioned_dump();
+    let configs = admin::ConfigDump::decode(&bytes[..]).unwrap().configs;
+    let tag_len = |field: u8, n: usize, out: &mut Vec<u8>| {
+        out.push(field << 3 | 2);
+        prost_length(out, n as u64);
+    };
+    let mut odd = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let mut element = Vec::new();
+        match i {
+            // As Envoy lays it out (a dump is told from its first element).
+            0 => element = c.encode_to_vec(),
+            // The payload before the type URL.
+            1 => {
+                tag_len(2, c.value.len(), &mut element);
+                element.extend(&c.value);
+                tag_len(1, c.type_url.len(), &mut element);
+                element.extend(c.type_url.as_bytes());
+            }
+            // A field of no meaning after the payload, then the type URL again.
+            _ => {
+                tag_len(1, c.type_url.len(), &mut element);
+                element.extend(c.type_url.as_bytes());
+                tag_len(2, c.value.len(), &mut element);
+                element.extend(&c.value);
+                element.extend([0x18, 0x01]);
+                tag_len(1, c.type_url.len(), &mut element);
+                element.extend(c.type_url.as_bytes());
+            }
+        }
+        tag_len(1, element.len(), &mut odd);
+        odd.extend(element);
+    }
+    let dump = Dump::from_reader(&odd[..]).unwrap();
+    assert_eq!((dump.clusters.len(), dump.endpoint_configs.len()), (2, 1));
+    assert_stream_reads_as_whole(&odd, "reordered");
+    for cut in 1..odd.len() {
+        assert_stream_reads_as_whole(&odd[..cut], &format!("reordered, cut at {cut}"));
+    }
 }
 
 #[test]

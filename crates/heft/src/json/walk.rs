@@ -4,16 +4,14 @@
 //! resource arrays) and never builds a tree of the document. Each entry's bytes are located with
 //! the fast scanner and grouped into batches; rayon decodes batches while the walk goes on. From
 //! a mapped file, batches borrow the mapping; from a stream, they own a copy of their entries, and
-//! at most [`in_flight_limit`] batches, holding at most [`IN_FLIGHT_BYTES`] of input between them
-//! (or one bigger batch alone), exist at once, so memory stays bounded.
+//! the batches in flight are bounded ([`InFlight`]), so memory stays bounded.
 
 use super::decode::{self, EntryKind};
 use super::parser::field_name;
 use super::window::Window;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::model::{Skipped, State};
-use crate::stream::{add_all, settle, Finished, Fold, Ordered, Waited};
-use std::sync::{Condvar, Mutex};
+use crate::stream::{add_all, settle, Finished, Fold, InFlight, Ordered, Waited};
 
 /// A batch is sent for decoding once it holds this many input bytes…
 const BATCH_BYTES: u64 = 2 << 20;
@@ -198,42 +196,6 @@ fn run_batch<F: Fold>(batch: &Batch, keep_going: bool, fold: &F) -> Finished<F::
     }
 }
 
-fn in_flight_limit() -> usize {
-    rayon::current_num_threads() * 2 + 1
-}
-
-/// The input bytes the batches in flight may hold between them; a batch bigger than this (one
-/// route configuration of tens of MB) is decoded alone. Decoded resources take about half their
-/// input's size again, so this bounds the read's working set with big resources too.
-const IN_FLIGHT_BYTES: u64 = 32 << 20;
-
-/// Batches being decoded: how many, and their input bytes.
-#[derive(Default)]
-struct InFlight {
-    batches: usize,
-    bytes: u64,
-}
-
-impl InFlight {
-    fn has_room_for(&self, bytes: u64) -> bool {
-        self.batches == 0
-            || (self.batches < in_flight_limit() && self.bytes + bytes <= IN_FLIGHT_BYTES)
-    }
-}
-
-/// A batch's share of [`InFlight`], given back when dropped.
-struct Room<'s>(&'s (Mutex<InFlight>, Condvar), u64);
-
-impl Drop for Room<'_> {
-    fn drop(&mut self) {
-        let (state, cv) = self.0;
-        let mut f = state.lock().unwrap_or_else(|p| p.into_inner());
-        f.batches -= 1;
-        f.bytes -= self.1;
-        cv.notify_one();
-    }
-}
-
 /// What the walk learnt besides the entries.
 #[derive(Default)]
 pub(crate) struct Skeleton {
@@ -281,7 +243,7 @@ fn walk_once<F: Fold>(
     on_merged: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<Walked<F::Acc>> {
     let ordered = Ordered::new(fold, on_merged);
-    let in_flight = (Mutex::new(InFlight::default()), Condvar::new());
+    let in_flight = InFlight::default();
     let whole = window.whole();
     let mut skeleton = Skeleton::default();
     let inline = rayon::current_thread_index().is_some();
@@ -300,20 +262,11 @@ fn walk_once<F: Fold>(
                     ordered.run(slot, |fold| run_batch(&batch, keep_going, fold));
                     return;
                 }
-                let bytes = batch.input_bytes();
-                {
-                    let (state, cv) = in_flight;
-                    let mut f = state.lock().unwrap_or_else(|p| p.into_inner());
-                    while !f.has_room_for(bytes) {
-                        f = cv.wait(f).unwrap_or_else(|p| p.into_inner());
-                    }
-                    f.batches += 1;
-                    f.bytes += bytes;
-                }
+                let room = in_flight.enter(batch.input_bytes());
                 scope.spawn(move |_| {
                     // Gives the room back however the batch ends: were a decoder ever to panic,
                     // the walk must not wait for room forever (the scope re-raises the panic).
-                    let _room = Room(in_flight, bytes);
+                    let _room = room;
                     ordered.run(slot, |fold| run_batch(&batch, keep_going, fold));
                     drop(batch);
                 });

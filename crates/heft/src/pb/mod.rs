@@ -34,6 +34,7 @@ pub(crate) mod read;
 mod resources;
 mod route;
 mod secret;
+pub(crate) mod streamed;
 mod wire;
 
 pub use prost;

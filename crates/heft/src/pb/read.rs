@@ -28,11 +28,11 @@ use prost::Message;
 pub(crate) const SNIFF_BYTES: usize = 4096;
 
 /// A batch of jobs is decoded on one thread once it holds this many input bytes…
-const BATCH_BYTES: usize = 2 << 20;
+pub(super) const BATCH_BYTES: usize = 2 << 20;
 /// …or this many jobs.
-const BATCH_JOBS: usize = 2048;
+pub(super) const BATCH_JOBS: usize = 2048;
 
-const TYPE_PREFIX: &str = "type.googleapis.com/";
+pub(super) const TYPE_PREFIX: &str = "type.googleapis.com/";
 
 /// Which protobuf message an input holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,7 @@ fn looks_like_response(b: &[u8], complete: bool) -> bool {
 
 /// Where a job sits, for error paths: `configs[c].<section>[i]` or `[r].resources[i]`.
 #[derive(Debug, Clone, Copy)]
-struct JobPath {
+pub(super) struct JobPath {
     outer: Option<(&'static str, u64)>,
     section: &'static str,
     index: Option<u64>,
@@ -169,7 +169,7 @@ impl JobPath {
 
 /// Field numbers of a dump entry's parts (0: the entry has no such field).
 #[derive(Debug, Clone, Copy)]
-struct Layout {
+pub(super) struct Layout {
     name: u32,
     version_info: u32,
     resource: u32,
@@ -238,7 +238,7 @@ const ECDS_ENTRY: Layout = Layout {
 
 /// What a job's bytes are.
 #[derive(Debug, Clone, Copy)]
-enum Kind<'a> {
+pub(super) enum Kind<'a> {
     Cluster(State, Layout),
     Listener(Layout),
     DynamicListener,
@@ -251,19 +251,19 @@ enum Kind<'a> {
     Resource(Option<&'a str>),
 }
 
-struct Job<'a> {
-    kind: Kind<'a>,
-    bytes: &'a [u8],
-    at: u64,
-    path: JobPath,
+pub(super) struct Job<'a> {
+    pub(super) kind: Kind<'a>,
+    pub(super) bytes: &'a [u8],
+    pub(super) at: u64,
+    pub(super) path: JobPath,
 }
 
 /// What the walk learnt besides the jobs.
 #[derive(Default)]
-struct Skeleton {
-    sections: Vec<Section>,
-    opaque_sections: Vec<OpaqueResource>,
-    bootstrap_last_updated: Option<Box<str>>,
+pub(super) struct Skeleton {
+    pub(super) sections: Vec<Section>,
+    pub(super) opaque_sections: Vec<OpaqueResource>,
+    pub(super) bootstrap_last_updated: Option<Box<str>>,
 }
 
 /// Where the walk puts what it finds: the skeleton, and jobs gathered into batches that are
@@ -275,8 +275,31 @@ struct Sink<'a, 's> {
     submit: &'s mut dyn FnMut(Vec<Job<'a>>),
 }
 
+/// What a section's walk hands its findings to: the walk of a whole input borrows each job's
+/// bytes from it ([`Sink`]); the walk of a stream copies them (`super::streamed`).
+pub(super) trait Take<'b> {
+    fn skeleton(&mut self) -> &mut Skeleton;
+    /// Takes a job of `kind` whose bytes, at input offset `at`, are `bytes`.
+    fn push(&mut self, kind: Kind<'static>, bytes: &'b [u8], at: u64, path: JobPath);
+}
+
+impl<'a> Take<'a> for Sink<'a, '_> {
+    fn skeleton(&mut self) -> &mut Skeleton {
+        &mut self.skeleton
+    }
+
+    fn push(&mut self, kind: Kind<'static>, bytes: &'a [u8], at: u64, path: JobPath) {
+        self.push_job(Job {
+            kind,
+            bytes,
+            at,
+            path,
+        });
+    }
+}
+
 impl<'a> Sink<'a, '_> {
-    fn push(&mut self, job: Job<'a>) {
+    fn push_job(&mut self, job: Job<'a>) {
         self.batch_bytes += job.bytes.len();
         self.batch.push(job);
         if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_JOBS {
@@ -343,26 +366,39 @@ pub(crate) fn fold<'b, F: Fold>(
     });
     let (acc, mut skipped, error) = ordered.finish();
     settle(walked, error, keep_going, &mut skipped)?;
-    let outline = Outline {
-        source: Source {
-            format: match shape {
-                Shape::ConfigDump => DocumentKind::ConfigDump,
-                _ => DocumentKind::ResourceList,
-            },
-            encoding: "protobuf",
-            compression,
-            bytes: total,
-        },
-        sections: skeleton.sections,
-        opaque_sections: skeleton.opaque_sections,
-        bootstrap_last_updated: skeleton.bootstrap_last_updated,
-        skipped,
+    let format = match shape {
+        Shape::ConfigDump => DocumentKind::ConfigDump,
+        _ => DocumentKind::ResourceList,
     };
-    Ok((outline, acc))
+    Ok((skeleton.outline(format, compression, total, skipped), acc))
+}
+
+impl Skeleton {
+    /// What a read learnt besides its resources.
+    pub(super) fn outline(
+        self,
+        format: DocumentKind,
+        compression: &'static str,
+        bytes: u64,
+        skipped: Vec<Skipped>,
+    ) -> Outline {
+        Outline {
+            source: Source {
+                format,
+                encoding: "protobuf",
+                compression,
+                bytes,
+            },
+            sections: self.sections,
+            opaque_sections: self.opaque_sections,
+            bootstrap_last_updated: self.bootstrap_last_updated,
+            skipped,
+        }
+    }
 }
 
 /// Decodes one batch of jobs and folds their resources.
-fn run_batch<F: Fold>(
+pub(super) fn run_batch<F: Fold>(
     batch: &[Job],
     detail: Detail,
     keep_going: bool,
@@ -474,17 +510,14 @@ fn config_dump<'a>(bytes: &'a [u8], sk: &mut Sink<'a, '_>) -> Result<()> {
     Ok(())
 }
 
-/// One element of `configs`: a `*ConfigDump` section in an `Any`.
-fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Sink<'a, '_>) -> Result<()> {
+/// A section type's entry arrays: (field number, section key, entry kind) of each.
+pub(super) type EntryFields = &'static [(u32, &'static str, Kind<'static>)];
+
+/// The entry arrays of the section type `name` (its type URL without the prefix), or `None`
+/// for a section Heft keeps opaque.
+pub(super) fn entry_fields(name: &str) -> Option<EntryFields> {
     use Kind as K;
-    let any = wire::any(any_bytes, any_at)?;
-    let span = Span {
-        offset: any_at,
-        len: any_bytes.len() as u64,
-    };
-    let name = any.type_url.strip_prefix(TYPE_PREFIX).unwrap_or("");
-    // (field number, section key, entry kind) of each section type's entry arrays.
-    let fields: &[(u32, &'static str, Kind)] = match name {
+    Some(match name {
         "envoy.admin.v3.ClustersConfigDump" => &[
             (
                 2,
@@ -557,37 +590,61 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Sink<'a, '
         ],
         "envoy.admin.v3.EcdsConfigDump" => &[(1, "ecds_filters", K::OpaqueEntry(ECDS, ECDS_ENTRY))],
         "envoy.admin.v3.BootstrapConfigDump" => &[(1, "bootstrap", K::Bootstrap)],
-        _ => {
-            sk.skeleton.opaque_sections.push(OpaqueResource {
-                meta: Meta {
-                    span: Some(span),
-                    ..Meta::new(State::Active)
-                },
-                name: None,
-                payload: Opaque {
-                    type_url: any.type_url.into(),
-                    bytes: span.len,
-                },
-                config_type_url: None,
-            });
-            &[]
-        }
-    };
-    sk.skeleton.sections.push(Section {
-        type_url: any.type_url.into(),
+        _ => return None,
+    })
+}
+
+/// Records a section (`configs[i]`: the `Any` at `span`) in the skeleton; returns its entry
+/// arrays, `None` for a section kept opaque.
+pub(super) fn open_section(
+    type_url: &str,
+    span: Span,
+    skeleton: &mut Skeleton,
+) -> Option<EntryFields> {
+    let fields = entry_fields(type_url.strip_prefix(TYPE_PREFIX).unwrap_or(""));
+    if fields.is_none() {
+        skeleton.opaque_sections.push(OpaqueResource {
+            meta: Meta {
+                span: Some(span),
+                ..Meta::new(State::Active)
+            },
+            name: None,
+            payload: Opaque {
+                type_url: type_url.into(),
+                bytes: span.len,
+            },
+            config_type_url: None,
+        });
+    }
+    skeleton.sections.push(Section {
+        type_url: type_url.into(),
         span,
     });
-    if fields.is_empty() {
+    fields
+}
+
+/// One element of `configs`: a `*ConfigDump` section in an `Any`.
+pub(super) fn section<'b>(
+    any_bytes: &'b [u8],
+    any_at: u64,
+    index: u64,
+    sk: &mut impl Take<'b>,
+) -> Result<()> {
+    let any = wire::any(any_bytes, any_at)?;
+    let span = Span {
+        offset: any_at,
+        len: any_bytes.len() as u64,
+    };
+    let Some(fields) = open_section(any.type_url, span, sk.skeleton()) else {
         return Ok(());
-    }
-    let bootstrap = matches!(fields[0].2, K::Bootstrap);
+    };
+    let bootstrap = matches!(fields[0].2, Kind::Bootstrap);
     let mut counts = [0u64; 4];
     for f in Fields::new(any.value, any.value_at) {
         let f = f?;
         if bootstrap && f.number == 2 {
             let (b, at) = f.bytes()?;
-            let t: prost_types::Timestamp = decode_at(b, at, "last_updated")?;
-            sk.skeleton.bootstrap_last_updated = Some(timestamp(&t));
+            sk.skeleton().bootstrap_last_updated = Some(bootstrap_last_updated(b, at)?);
             continue;
         }
         let Some(slot) = fields.iter().position(|(n, ..)| *n == f.number) else {
@@ -595,20 +652,37 @@ fn section<'a>(any_bytes: &'a [u8], any_at: u64, index: u64, sk: &mut Sink<'a, '
         };
         let (key, kind) = (fields[slot].1, fields[slot].2);
         let (b, at) = f.bytes().map_err(|e| Error::from(e).in_key(key))?;
-        let entry_index = (!bootstrap).then_some(counts[slot]);
-        counts[slot] += 1;
-        sk.push(Job {
+        sk.push(
             kind,
-            bytes: b,
+            b,
             at,
-            path: JobPath {
-                outer: Some(("configs", index)),
-                section: key,
-                index: entry_index,
-            },
-        });
+            entry_path(index, key, bootstrap, &mut counts[slot]),
+        );
     }
     Ok(())
+}
+
+/// `BootstrapConfigDump.last_updated`, as the model keeps it.
+pub(super) fn bootstrap_last_updated(b: &[u8], at: u64) -> Result<Box<str>> {
+    let t: prost_types::Timestamp = decode_at(b, at, "last_updated")?;
+    Ok(timestamp(&t))
+}
+
+/// The path of the next entry of `configs[index].<key>`, `count` the entries before it there (the
+/// bootstrap section's one entry has no index).
+pub(super) fn entry_path(
+    index: u64,
+    key: &'static str,
+    bootstrap: bool,
+    count: &mut u64,
+) -> JobPath {
+    let entry_index = (!bootstrap).then_some(*count);
+    *count += 1;
+    JobPath {
+        outer: Some(("configs", index)),
+        section: key,
+        index: entry_index,
+    }
 }
 
 const SCOPED_ROUTES: &str = "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration";
@@ -643,7 +717,7 @@ fn response<'a>(
         },
     });
     for (i, (b, at)) in resources.into_iter().enumerate() {
-        sk.push(Job {
+        sk.push_job(Job {
             kind: Kind::Resource(version),
             bytes: b,
             at,

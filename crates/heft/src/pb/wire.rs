@@ -118,10 +118,7 @@ impl<'a> Field<'a> {
     #[inline]
     pub(crate) fn string(&self) -> Read<&'a str> {
         let (b, at) = self.bytes()?;
-        crate::json::parser::as_text(b).map_err(|valid| Fault {
-            offset: at + valid as u64,
-            what: What::Utf8,
-        })
+        text(b, at)
     }
 
     /// The fields of the message this field holds.
@@ -173,6 +170,15 @@ impl<'a> Field<'a> {
             _ => Err(self.expected("a varint")),
         }
     }
+}
+
+/// A string field's bytes, `b` at input offset `at`, as UTF-8 text.
+#[inline]
+pub(crate) fn text(b: &[u8], at: u64) -> Read<&str> {
+    crate::json::parser::as_text(b).map_err(|valid| Fault {
+        offset: at + valid as u64,
+        what: What::Utf8,
+    })
 }
 
 /// Reads a varint at `buf[*pos..]`; `base` is the input offset of `buf[0]`.
@@ -312,6 +318,108 @@ impl<'a> Iterator for Fields<'a> {
         }
         Some(f)
     }
+}
+
+/// A field's tag, and its length or varint value, read as [`Fields`] reads them, for a walk that
+/// reads the values itself (a stream: `super::streamed`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header {
+    pub(crate) number: u32,
+    pub(crate) wire: u8,
+    /// Input offset of the tag.
+    pub(crate) offset: u64,
+    /// Input offset of the length, for a length-delimited value.
+    len_at: u64,
+    /// The length of a length-delimited value (which follows the header), or a varint's value.
+    pub(crate) value: u64,
+    /// The header's bytes: tag, and length, varint or fixed-size value.
+    pub(crate) size: usize,
+}
+
+impl Header {
+    /// The length of the field's value, which must be length-delimited.
+    pub(crate) fn len(&self) -> Read<u64> {
+        if self.wire == LEN {
+            Ok(self.value)
+        } else {
+            Err(Fault {
+                offset: self.offset,
+                what: What::Expected {
+                    number: self.number,
+                    what: "a length-delimited value",
+                },
+            })
+        }
+    }
+
+    /// The fault [`Fields`] reports for this length-delimited field when only `left` bytes of its
+    /// message follow its length.
+    pub(crate) fn past_end(&self, left: u64) -> Fault {
+        Fault {
+            offset: self.len_at,
+            what: What::Length {
+                len: self.value,
+                number: u64::from(self.number),
+                left: usize::try_from(left).unwrap_or(usize::MAX),
+            },
+        }
+    }
+}
+
+/// Reads a field's header at `buf[0]`, input offset `base`, with the faults [`Fields`] reports
+/// there. `buf` holds the next bytes of the message (at least 20 where so many remain: a tag and
+/// a length are at most 10 bytes each); `left` is how many remain in the message in all, or
+/// `u64::MAX` where that is not known (the top level of a stream, which ends with the input: its
+/// lengths are checked as it is read).
+pub(crate) fn header(buf: &[u8], base: u64, left: u64) -> Read<Header> {
+    let mut pos = 0;
+    let key = varint(buf, &mut pos, base)?;
+    let number = key >> 3;
+    if number == 0 || number > u64::from(u32::MAX >> 3) {
+        return Err(Fault {
+            offset: base,
+            what: What::FieldNumber(number),
+        });
+    }
+    let mut h = Header {
+        number: number as u32,
+        wire: (key & 7) as u8,
+        offset: base,
+        len_at: 0,
+        value: 0,
+        size: 0,
+    };
+    let fixed = |n: usize, pos: &mut usize| {
+        if buf.len() - *pos < n {
+            return Err(Fault {
+                offset: base,
+                what: What::Truncated,
+            });
+        }
+        *pos += n;
+        Ok(())
+    };
+    match h.wire {
+        LEN => {
+            h.len_at = base + pos as u64;
+            h.value = varint(buf, &mut pos, base)?;
+            let after = left.saturating_sub(pos as u64);
+            if left != u64::MAX && h.value > after {
+                return Err(h.past_end(after));
+            }
+        }
+        0 => h.value = varint(buf, &mut pos, base)?,
+        1 => fixed(8, &mut pos)?,
+        5 => fixed(4, &mut pos)?,
+        wire => {
+            return Err(Fault {
+                offset: base,
+                what: What::WireType { wire, number },
+            })
+        }
+    }
+    h.size = pos;
+    Ok(h)
 }
 
 /// Finds the first malformed field at the top level of `buf`, for error offsets after prost
