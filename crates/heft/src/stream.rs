@@ -158,6 +158,7 @@ pub enum Detail {
     ///   name, which stays), and its socket matches' names and criteria;
     /// - each endpoint's addresses, hostname and health check port, and each locality's region,
     ///   zone and sub-zone (endpoints, their health, weight and metadata stay);
+    /// - every dump entry's `version_info` and `last_updated`;
     /// - in route configurations that are not static (static ones, and those inline in a
     ///   listener, keep everything: the cost model tells their copies apart by content):
     ///   virtual hosts' names, retry policies and per-filter configs, and the text of their

@@ -767,7 +767,10 @@ struct Entry<'a> {
     resource: Option<RawAny<'a>>,
 }
 
-fn entry<'a>(job: &Job<'a>, layout: Layout, state: State) -> Result<Entry<'a>> {
+/// Reads a dump entry's parts; under [`Detail::Shape`] its version and update time only for
+/// their framing (no count or cost reads them, and every entry has both).
+fn entry<'a>(job: &Job<'a>, layout: Layout, state: State, detail: Detail) -> Result<Entry<'a>> {
+    let shape = detail == Detail::Shape;
     let mut e = Entry {
         name: None,
         meta: Meta {
@@ -784,11 +787,15 @@ fn entry<'a>(job: &Job<'a>, layout: Layout, state: State) -> Result<Entry<'a>> {
         let n = f.number;
         if n == layout.name {
             e.name = some(f.string()?.to_string());
+        } else if n == layout.version_info && shape {
+            f.bytes()?;
         } else if n == layout.version_info {
             e.meta.version_info = some(f.string()?.to_string());
         } else if n == layout.resource {
             let (b, at) = f.bytes()?;
             e.resource = Some(wire::any(b, at)?);
+        } else if n == layout.last_updated && shape {
+            f.bytes()?;
         } else if n == layout.last_updated {
             e.meta.last_updated = Some(timestamp(&message::<prost_types::Timestamp>(&f)?));
         } else if n == layout.error_state {
@@ -817,20 +824,28 @@ fn client_status(v: u64) -> Option<Box<str>> {
 
 fn decode_job(job: &Job, detail: Detail, out: &mut Vec<Item>) -> Result<()> {
     match job.kind {
-        Kind::Cluster(state, layout) => wrapped(job, layout, state, "cluster", out, |any, m| {
-            Ok(Item::Cluster(Box::new(super::cluster::cluster(
-                any.value,
-                any.value_at,
-                m,
-                detail,
-            )?)))
-        }),
-        Kind::Listener(layout) => wrapped(job, layout, State::Static, "listener", out, |any, m| {
-            listener_item(any, m, detail)
-        }),
+        Kind::Cluster(state, layout) => {
+            wrapped(job, layout, state, detail, "cluster", out, |any, m| {
+                Ok(Item::Cluster(Box::new(super::cluster::cluster(
+                    any.value,
+                    any.value_at,
+                    m,
+                    detail,
+                )?)))
+            })
+        }
+        Kind::Listener(layout) => wrapped(
+            job,
+            layout,
+            State::Static,
+            detail,
+            "listener",
+            out,
+            |any, m| listener_item(any, m, detail),
+        ),
         Kind::DynamicListener => dynamic_listener(job, detail, out),
         Kind::RouteConfig(state, layout) => {
-            wrapped(job, layout, state, "route_config", out, |any, m| {
+            wrapped(job, layout, state, detail, "route_config", out, |any, m| {
                 Ok(Item::RouteConfig(Box::new(super::route::route_config(
                     any.value,
                     any.value_at,
@@ -839,15 +854,21 @@ fn decode_job(job: &Job, detail: Detail, out: &mut Vec<Item>) -> Result<()> {
                 )?)))
             })
         }
-        Kind::LoadAssignment(state, layout) => {
-            wrapped(job, layout, state, "endpoint_config", out, |any, m| {
+        Kind::LoadAssignment(state, layout) => wrapped(
+            job,
+            layout,
+            state,
+            detail,
+            "endpoint_config",
+            out,
+            |any, m| {
                 Ok(Item::LoadAssignment(Box::new(
                     super::endpoint::load_assignment(any.value, any.value_at, m, detail)?,
                 )))
-            })
-        }
+            },
+        ),
         Kind::Secret(state, layout) => {
-            let e = entry(job, layout, state)?;
+            let e = entry(job, layout, state, detail)?;
             let mut s = match &e.resource {
                 Some(any) => super::secret::secret(decode(any, "Secret")?, Meta::new(state))?,
                 None => Secret {
@@ -885,7 +906,7 @@ fn decode_job(job: &Job, detail: Detail, out: &mut Vec<Item>) -> Result<()> {
             Ok(())
         }
         Kind::OpaqueEntry(type_url, layout) => {
-            let e = entry(job, layout, State::Active)?;
+            let e = entry(job, layout, State::Active, detail)?;
             let (mut name, mut config_type_url) = (e.name, None);
             if let Some(any) = e.resource.as_ref().filter(|_| type_url == ECDS) {
                 (name, config_type_url) = extension_config(any)?;
@@ -930,11 +951,12 @@ fn wrapped(
     job: &Job,
     layout: Layout,
     state: State,
+    detail: Detail,
     kind: &'static str,
     out: &mut Vec<Item>,
     convert: impl FnOnce(&RawAny, Meta) -> Result<Item>,
 ) -> Result<()> {
-    let e = entry(job, layout, state)?;
+    let e = entry(job, layout, state, detail)?;
     match &e.resource {
         Some(any) => {
             let mut item = convert(any, Meta::new(state))?;
@@ -1005,7 +1027,7 @@ fn dynamic_listener(job: &Job, detail: Detail, out: &mut Vec<Item>) -> Result<()
             at,
             path: job.path,
         };
-        let mut e = entry(&sub, STATE, state)?;
+        let mut e = entry(&sub, STATE, state, detail)?;
         e.meta.span = span;
         if let Some(any) = &e.resource {
             let mut l =

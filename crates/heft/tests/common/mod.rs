@@ -265,6 +265,20 @@ pub fn blank_tls(r: &mut heft::stream::Resource) -> usize {
 pub fn shape_of(mut r: heft::stream::Resource) -> heft::stream::Resource {
     use heft::stream::Resource;
     blank_tls(&mut r);
+    let meta = match &mut r {
+        Resource::Cluster(c) => Some(&mut c.meta),
+        Resource::Listener(l) => Some(&mut l.meta),
+        Resource::RouteConfig(rc) => Some(&mut rc.meta),
+        Resource::LoadAssignment(la) => Some(&mut la.meta),
+        Resource::Secret(s) => Some(&mut s.meta),
+        Resource::Rejected(x) => Some(&mut x.meta),
+        Resource::Opaque(o) => Some(&mut o.meta),
+        _ => None,
+    };
+    if let Some(meta) = meta {
+        meta.version_info = None;
+        meta.last_updated = None;
+    }
     fn endpoints(la: Option<&mut heft::model::LoadAssignment>) {
         for l in la.into_iter().flat_map(|la| &mut la.localities) {
             l.locality = Default::default();

@@ -144,8 +144,7 @@ fn wrapped(
     let mut name = None;
     p.fields(|p, k| {
         match k {
-            "version_info" => meta.version_info = common::nonempty(p)?,
-            "last_updated" => meta.last_updated = Some(p.string()?),
+            "version_info" | "last_updated" => version_or_time(p, k, &mut meta)?,
             "error_state" => meta.error = Some(common::update_failure(p)?),
             "client_status" => meta.client_status = client_status_of(p)?,
             "name" => name = common::nonempty(p)?,
@@ -181,6 +180,20 @@ fn wrapped(
                 format!("entry has no `{field}`"),
             ))
         }
+    }
+    Ok(())
+}
+
+/// An entry's `version_info` or `last_updated`, into `meta`; skipped under [`Detail::Shape`]:
+/// no count or cost reads them, and every entry of a dump has both.
+fn version_or_time(p: &mut Parser, key: &str, meta: &mut Meta) -> Result<()> {
+    if p.shape_only() {
+        return p.skip();
+    }
+    if key == "version_info" {
+        meta.version_info = common::nonempty(p)?;
+    } else {
+        meta.last_updated = Some(p.string()?);
     }
     Ok(())
 }
@@ -222,8 +235,7 @@ fn dynamic_listener(p: &mut Parser, span: Option<Span>, out: &mut Vec<Item>) -> 
         let mut listener = None;
         p.fields(|p, k| {
             match k {
-                "version_info" => meta.version_info = common::nonempty(p)?,
-                "last_updated" => meta.last_updated = Some(p.string()?),
+                "version_info" | "last_updated" => version_or_time(p, k, &mut meta)?,
                 "listener" => listener = Some(listener::listener(p, Meta::new(state))?),
                 _ => p.skip()?,
             }
@@ -280,8 +292,7 @@ fn secret_entry(p: &mut Parser, mut meta: Meta, out: &mut Vec<Item>) -> Result<(
     p.fields(|p, k| {
         match k {
             "name" => name = common::nonempty(p)?,
-            "version_info" => meta.version_info = common::nonempty(p)?,
-            "last_updated" => meta.last_updated = Some(p.string()?),
+            "version_info" | "last_updated" => version_or_time(p, k, &mut meta)?,
             "error_state" => meta.error = Some(common::update_failure(p)?),
             "client_status" => meta.client_status = client_status_of(p)?,
             "secret" => secret = Some(secret::secret(p, Meta::new(meta.state), None)?),
@@ -314,8 +325,7 @@ fn opaque_entry(p: &mut Parser, mut meta: Meta, type_url: &'static str) -> Resul
     p.fields(|p, k| {
         match k {
             "name" => name = common::opt_string(p)?,
-            "version_info" => meta.version_info = common::nonempty(p)?,
-            "last_updated" => meta.last_updated = Some(p.string()?),
+            "version_info" | "last_updated" => version_or_time(p, k, &mut meta)?,
             "error_state" => meta.error = Some(common::update_failure(p)?),
             "client_status" => meta.client_status = client_status_of(p)?,
             // An ECDS entry names its extension config inside the config.
