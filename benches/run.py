@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Heft against the tools users have today, on the same generated dumps, in one run.
 
-Usage: benches/run.py [--sizes 16,256,1024] [--rounds 5] [--slow-rounds 1] [--modes file,pipe,zstd]
+Usage: benches/run.py [--sizes 16,256,1024] [--rounds 5] [--slow-rounds 2] [--modes file,pipe,zstd]
                       [--skip-slow] [--save benches/RESULTS.md]
 
 For each size (MB of pretty-printed JSON) it makes, once, into benches/out/ (ignored by git):
@@ -146,7 +146,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="16,256,1024", help="MB of JSON per dump, comma-separated")
     ap.add_argument("--rounds", type=int, default=5, help="rounds for Heft and serde_json::Value")
-    ap.add_argument("--slow-rounds", type=int, default=1, help="rounds for jq and Python")
+    ap.add_argument("--slow-rounds", type=int, default=2, help="rounds for jq and Python")
     ap.add_argument("--modes", default="file,pipe,zstd")
     ap.add_argument("--skip-slow", action="store_true", help="leave out jq and Python")
     ap.add_argument("--save", help="also write the report (markdown) to this file")
@@ -163,14 +163,15 @@ def main():
     report = [f"Run {started}, commit {commit}, on {host}.", "",
               "Best of the rounds (Heft and serde_json::Value: "
               f"{args.rounds}, jq and Python: {args.slow_rounds}), interleaved, each run's input "
-              "file read once untimed before it (page cache warm). MB/s is over the "
-              "decompressed bytes parsed; CPU is user + system seconds of the whole pipeline.", ""]
-    header = ("| reader | input | parsed MB | stored MB | seconds | CPU s | MB/s | peak RSS MB "
-              "| RSS / parsed | vs serde_json::Value | vs jq |")
+              "file read once untimed before it (page cache warm). Seconds and CPU are the best "
+              "round's, and rounds the fastest and slowest; MB/s is over the decompressed bytes "
+              "parsed; CPU is user + system seconds of the whole pipeline.", ""]
+    header = ("| reader | input | parsed MB | stored MB | seconds | rounds s | CPU s | MB/s "
+              "| peak RSS MB | RSS / parsed | vs serde_json::Value | vs jq |")
     for mb in [int(s) for s in args.sizes.split(",")]:
         files = inputs(mb, gen)
         rows = readers(files, modes, not args.skip_slow, jq)
-        best = {}
+        best, walls = {}, {}
         for r in range(max(args.rounds, args.slow_rounds)):
             for name, mode, cmd, _, _, path in rows:
                 slow = name.startswith(("jq", "python"))
@@ -179,19 +180,22 @@ def main():
                 warm(path)
                 t = timed(cmd)
                 key = (name, mode)
+                walls.setdefault(key, []).append(t[0])
                 if key not in best or t[0] < best[key][0]:
                     best[key] = t
                 print(f"  {mb} MB {name} ({mode}): {t[0]:.2f} s, {t[2] / 1e6:.0f} MB RSS",
                       file=sys.stderr)
         base = {m: best.get(("serde_json::Value", m)) for m in modes}
         jqt = {m: best.get(("jq (count clusters)", m)) for m in modes}
-        report += [f"### {mb} MB", "", header, "|" + "---|" * 11]
+        report += [f"### {mb} MB", "", header, "|" + "---|" * 12]
         for name, mode, _, parsed, stored, _ in rows:
             wall, cpu, rss = best[(name, mode)]
+            spread = walls[(name, mode)]
+            rounds = f"{min(spread):.2f}-{max(spread):.2f}" if len(spread) > 1 else ""
             vs = f"{base[mode][0] / wall:.1f}x" if base.get(mode) else ""
             vj = f"{jqt[mode][0] / wall:.0f}x" if jqt.get(mode) else ""
             report.append(f"| {name} | {mode} | {parsed / 1e6:.1f} | {stored / 1e6:.1f} "
-                          f"| {wall:.2f} | {cpu:.2f} | {parsed / 1e6 / wall:.0f} | {rss / 1e6:.0f} "
+                          f"| {wall:.2f} | {rounds} | {cpu:.2f} | {parsed / 1e6 / wall:.0f} | {rss / 1e6:.0f} "
                           f"| {rss / parsed:.2f} | {vs} | {vj} |")
         report.append("")
     text = "\n".join(report)
