@@ -13,8 +13,8 @@ the best round of each is kept. Before each timed run its input file is read onc
 that every reader starts from the page cache: this virtual machine's kernel pages out files left
 idle for a while (DAMON `pageout`), and without this, whichever reader follows a long one pays
 for reading part of its input from the disk again. Readers: `heft summary -o json` (read + cost attribution) on JSON,
-camelCase JSON and protobuf; a serde_json::Value reader (benches/value_reader.rs); jq counting
-clusters; Python's json.load. Throughput is over the decompressed bytes each reader parses.
+camelCase JSON and protobuf; the least a binary reader must do (benches/wire_floor.rs); a
+serde_json::Value reader (benches/value_reader.rs); jq counting clusters; Python's json.load. Throughput is over the decompressed bytes each reader parses.
 Peak RSS is the largest process of the pipeline; from a file it counts the mapped pages Heft
 reads. jq is installed from Debian if missing.
 """
@@ -93,6 +93,7 @@ def readers(files, modes, slow, jq):
     """(name, mode, shell command, bytes parsed, stored bytes) for one size."""
     heft = os.path.join(REL, "heft")
     value = os.path.join(REL, "value-reader")
+    floor = os.path.join(REL, "wire-floor")
     j, c, pb = files["json"], files["camel"], files["pb"]
     jz, pbz = files["json.zst"], files["pb.zst"]
     size = os.path.getsize
@@ -110,6 +111,7 @@ def readers(files, modes, slow, jq):
     add("heft summary, protobuf", "file", f"{heft} summary -o json {pb}", size(pb), pb)
     add("heft summary, protobuf", "pipe", f"cat {pb} | {heft} summary -o json -", size(pb), pb)
     add("heft summary, protobuf", "zstd", f"{heft} summary -o json {pbz}", size(pb), pbz)
+    add("binary wire walk, no model (floor)", "file", f"{floor} {pb}", size(pb), pb)
     add("serde_json::Value", "file", f"{value} {j}", size(j), j)
     add("serde_json::Value", "pipe", f"cat {j} | {value} -", size(j), j)
     add("serde_json::Value", "zstd", f"zstd -dc {jz} | {value} -", size(j), jz)
