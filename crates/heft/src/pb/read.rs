@@ -21,7 +21,7 @@ use crate::model::{
     Source, Span, State,
 };
 use crate::read::ReadOptions;
-use crate::stream::{add_all, settle, Detail, Finished, Fold, Ordered, Outline};
+use crate::stream::{add_all, settle, Detail, Finished, Fold, InFlight, Ordered, Outline};
 use prost::Message;
 
 /// How many leading bytes [`sniff`] needs to decide.
@@ -341,12 +341,22 @@ pub(crate) fn fold<'b, F: Fold>(
     }
     let total = bytes.len() as u64;
     let ordered = Ordered::new(fold, on_merged);
+    let in_flight = InFlight::default();
+    let inline = rayon::current_thread_index().is_some();
     let keep_going = opts.keep_going;
     let (walked, skeleton) = rayon::in_place_scope(|scope| {
         let ordered = &ordered;
+        let in_flight = &in_flight;
         let mut submit = |batch: Vec<Job<'b>>| {
             let slot = ordered.slot();
+            if inline {
+                return ordered.run(slot, |fold| run_batch(&batch, detail, keep_going, fold));
+            }
+            // A walk running ahead of the decoders would fault in the whole mapped file before
+            // its pages behind the fold are given back.
+            let room = in_flight.enter(batch.iter().map(|j| j.bytes.len() as u64).sum());
             scope.spawn(move |_| {
+                let _room = room;
                 ordered.run(slot, |fold| run_batch(&batch, detail, keep_going, fold));
             });
         };
