@@ -194,10 +194,14 @@ def main():
             wall, cpu, rss = best[(name, mode)]
             spread = walls[(name, mode)]
             rounds = f"{min(spread):.2f}-{max(spread):.2f}" if len(spread) > 1 else ""
-            vs = f"{base[mode][0] / wall:.1f}x" if base.get(mode) else ""
-            vj = f"{jqt[mode][0] / wall:.0f}x" if jqt.get(mode) else ""
+            # /usr/bin/time counts hundredths of a second: a faster run has no ratio.
+            timed_ok = wall > 0
+            vs = f"{base[mode][0] / wall:.1f}x" if base.get(mode) and timed_ok else ""
+            vj = f"{jqt[mode][0] / wall:.0f}x" if jqt.get(mode) and timed_ok else ""
+            secs = f"{wall:.2f}" if timed_ok else "< 0.01"
+            rate = f"{parsed / 1e6 / wall:.0f}" if timed_ok else ""
             report.append(f"| {name} | {mode} | {parsed / 1e6:.1f} | {stored / 1e6:.1f} "
-                          f"| {wall:.2f} | {rounds} | {cpu:.2f} | {parsed / 1e6 / wall:.0f} | {rss / 1e6:.0f} "
+                          f"| {secs} | {rounds} | {cpu:.2f} | {rate} | {rss / 1e6:.0f} "
                           f"| {rss / parsed:.2f} | {vs} | {vj} |")
         report.append("")
     text = "\n".join(report)
