@@ -75,8 +75,8 @@ impl<'r> Input<'r> {
         &self.buf[self.pos..self.end]
     }
 
-    /// Reads until `want` bytes (at most [`READ`]) are buffered past the position, or the input
-    /// ends.
+    /// Reads until `want` bytes are buffered past the position, or the input ends. The bytes kept
+    /// and wanted are at most a type URL and two headers, far less than the buffer.
     fn fill(&mut self, want: usize) -> Result<()> {
         if self.end - self.pos >= want || self.eof {
             return Ok(());
@@ -91,6 +91,10 @@ impl<'r> Input<'r> {
             self.end -= from;
         }
         while self.end - self.pos < want && !self.eof {
+            debug_assert!(
+                self.end < self.buf.len(),
+                "a full buffer would read as the end"
+            );
             match self.reader.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
