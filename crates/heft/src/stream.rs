@@ -629,7 +629,8 @@ impl<'f, F: Fold> Ordered<'f, F> {
 
 /// The batches a walk has handed over and not yet seen decoded: at most two per thread and one
 /// more, holding at most [`IN_FLIGHT_BYTES`] of input between them, or one bigger batch alone.
-/// A walk of a stream copies each batch's input, so this is what bounds its memory.
+/// A walk of a stream copies each batch's input, and a walk of a mapped file faults its pages in
+/// ahead of the fold that gives them back: this is what bounds the memory of either.
 #[derive(Default)]
 pub(crate) struct InFlight {
     counts: Mutex<(usize, u64)>,

@@ -32,7 +32,7 @@ pub(super) const BATCH_BYTES: usize = 2 << 20;
 /// …or this many jobs.
 pub(super) const BATCH_JOBS: usize = 2048;
 
-pub(super) const TYPE_PREFIX: &str = "type.googleapis.com/";
+const TYPE_PREFIX: &str = "type.googleapis.com/";
 
 /// Which protobuf message an input holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
