@@ -12,8 +12,10 @@
 //! would. An element laid out otherwise than Envoy lays it out (its type URL, then its payload,
 //! which ends it) is read whole and walked by `read.rs`'s own code.
 //!
-//! One difference remains, under `keep_going`: where the input ends inside a section, the
-//! entries before the end are kept, where the whole-input walk skips the section.
+//! Under `keep_going` it reads more than the whole-input walk: where the input ends inside a
+//! section, it keeps the entries before the end, where the whole-input walk skips the section.
+//! So that a file and a pipe of the same bytes give the same dump, a whole input whose walk fails
+//! under `keep_going` is read again by this walk (`read::fold`).
 
 use super::read::{
     bootstrap_last_updated, entry_path, open_section, run_batch, section, JobPath, Kind, Skeleton,
