@@ -236,6 +236,7 @@ fn folds_over_many_batches_equal_the_collected_dump() {
             Settings {
                 concurrency: 3,
                 stats: Some(heft::cost::istio_stats_matcher()),
+                ..Settings::default()
             },
         ] {
             let fold = (SummaryFold, CostFold::new(&model, &settings));

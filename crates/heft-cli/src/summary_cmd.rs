@@ -52,8 +52,12 @@ pub fn fold_input<F: Fold>(args: &InputArgs, fold: &F) -> Result<(Outline, F::Ac
 
 /// The report, as text or JSON.
 pub fn run(args: &InputArgs, model: &cost_cmd::ModelArgs) -> Result<String, String> {
-    let (cost_model, settings) = model.resolve()?;
-    let fold = (SummaryFold, CostFold::new(&cost_model, &settings));
+    let resolved = model.resolve()?;
+    let cost = match &resolved.model {
+        Some(m) => CostFold::new(m, &resolved.settings),
+        None => CostFold::by_version(&resolved.settings),
+    };
+    let fold = (SummaryFold, cost);
     let (outline, (counts, costs)) = fold_input(args, &fold)?;
     let summary = SummaryFold.finish(&outline, counts);
     let totals = fold.1.finish(&costs);

@@ -127,18 +127,17 @@ pub fn render(s: &Summary) -> String {
 /// The predicted heap, for the text report.
 pub fn render_cost(t: &heft::cost::stream::CostTotals) -> String {
     let mut out = String::new();
-    let source = match t.stats_source {
-        heft::cost::StatsSource::Given => "stats as given",
-        heft::cost::StatsSource::Bootstrap => "stats from the bootstrap",
-        heft::cost::StatsSource::Default => "all stats: the dump has no bootstrap",
-    };
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Predicted heap   {} (model for Envoy {}, {} workers, {source})",
+        "Predicted Envoy heap {} (/memory allocated)\n  {}",
         size(t.total()),
-        t.envoy_version,
-        t.concurrency
+        crate::cost_cmd::settings_text(
+            &t.model_used,
+            &t.proxy,
+            t.concurrency,
+            t.concurrency_source
+        )
     );
     let _ = writeln!(out, "  {:<16} {:>10}", "baseline", size(t.baseline.total()));
     for k in &t.by_kind {

@@ -501,8 +501,8 @@ pub fn run(view: View, out: &mut dyn Write) -> Result<std::io::Result<()>, Strin
     let Input { dump, source } = read(common, needs_text(m), needed(&view, priced))?;
     let source = source.as_ref();
     let printed = if priced {
-        let (model, settings) = common.model.resolve()?;
-        let estimate = Estimate::of(&dump, &model, &settings);
+        let resolved = common.model.resolve()?;
+        let estimate = Estimate::of(&dump, resolved.model_for(&dump), &resolved.settings);
         printed(&view, m, &dump, source, &EstimatePricing::new(&estimate))?
     } else {
         printed(&view, m, &dump, source, &NoPricing)?

@@ -7,28 +7,6 @@ use heft::usage::Usage;
 use heft::why::{Row, Share, Why};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::path::PathBuf;
-
-/// `--stats`: shared by `why` and `sidecar`.
-#[derive(clap::Args)]
-pub struct UsageArgs {
-    /// The proxy's `/stats?format=json` or `/stats/prometheus` output: marks the services this
-    /// workload actually called.
-    #[arg(long, value_name = "FILE")]
-    stats: Option<PathBuf>,
-}
-
-impl UsageArgs {
-    pub fn read(&self) -> Result<Option<Usage>, String> {
-        let Some(path) = &self.stats else {
-            return Ok(None);
-        };
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Usage::from_stats(&bytes)
-            .map(Some)
-            .map_err(|e| format!("{}: {e}", path.display()))
-    }
-}
 
 /// `heft sidecar`'s own flags.
 #[derive(clap::Args)]
@@ -100,15 +78,15 @@ pub fn why_text(w: &Why, file: &str) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{}: predicted heap {}, of which {} is Envoy's own baseline",
+        "{}: predicted Envoy heap {} (/memory allocated), of which {} is Envoy's own baseline",
         who(&w.workload),
         size(t),
         size(w.baseline_bytes)
     );
     let _ = writeln!(
         o,
-        "(concurrency {}; model: Envoy 1.40 memory, calibrated on a real Envoy)\n",
-        w.concurrency
+        "  {}\n",
+        crate::cost_cmd::settings_text(&w.model, &w.proxy, w.concurrency, w.concurrency_source)
     );
     let _ = writeln!(o, "Where it goes");
     let _ = writeln!(o, "  by kind:       {}", row_list(&w.by_kind, t, 6));

@@ -220,11 +220,11 @@ fn concurrency_comes_from_the_flag_or_from_server_info() {
 fn the_text_reports_show_the_prediction_and_the_rows() {
     let out = heft(&["cost", "--by", "namespace", SIDECAR], None);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("Predicted heap "), "{text}");
+    assert!(text.starts_with("Predicted Envoy heap "), "{text}");
     assert!(text.contains("NAMESPACE") && text.contains("default") && text.contains("TOTAL"));
     let out = heft(&["top", "-n", "3", SIDECAR], None);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 2 + 3, "{text}");
+    assert_eq!(text.lines().count(), 3 + 3, "{text}");
 }
 
 #[test]

@@ -152,8 +152,8 @@ pub enum Detail {
     /// What the counts of a [`Summary`](crate::Summary) and the cost model read. Every resource,
     /// field and list is there, except that every reader (JSON, YAML, protobuf) leaves out:
     /// - inside each TLS context (of a transport socket, a socket match or a filter chain), all
-    ///   but its side: no SNI, ALPN, SDS secret names, inline certificates or SAN matchers, and
-    ///   `require_client_certificate` false;
+    ///   but its side and the names of the SDS secrets it waits for: no SNI, ALPN, inline
+    ///   certificates or SAN matchers, and `require_client_certificate` false;
     /// - a cluster's own metadata, what Istio encodes in its name (`istio`, derived from the
     ///   name, which stays), and its socket matches' names and criteria;
     /// - each endpoint's addresses, hostname and health check port, and each locality's region,
@@ -162,7 +162,8 @@ pub enum Detail {
     /// - in route configurations that are not static (static ones, and those inline in a
     ///   listener, keep everything: the cost model tells their copies apart by content):
     ///   virtual hosts' names, retry policies and per-filter configs, and the text of their
-    ///   domains (each domain stays, empty); routes' names, decorators, metadata and per-filter
+    ///   domains (each domain stays, empty); routes' names, decorators' text (a decorator stays,
+    ///   empty), metadata and per-filter
     ///   configs; the text of path rules (their kind stays), header and query parameter rules
     ///   (each stays, with nothing set); route actions' cluster names (the kind of target and
     ///   each weighted cluster stay, empty), timeouts, rewrites, and the contents of retry

@@ -102,6 +102,12 @@ pub struct Why {
     pub baseline_bytes: u64,
     /// Concurrency and stats assumed.
     pub concurrency: u32,
+    /// Where the concurrency came from.
+    pub concurrency_source: crate::cost::ConcurrencySource,
+    /// The model used and how it matches the proxy.
+    pub model: crate::cost::ModelUsed,
+    /// The bootstrap settings priced under.
+    pub proxy: crate::cost::Proxy,
     /// By object kind, heaviest first.
     pub by_kind: Vec<Row>,
     /// By destination namespace, heaviest first.
@@ -203,6 +209,9 @@ impl Why {
             total_bytes: total,
             baseline_bytes: estimate.baseline.total(),
             concurrency: settings.concurrency,
+            concurrency_source: settings.concurrency_source,
+            model: estimate.model_used.clone(),
+            proxy: estimate.proxy.clone(),
             by_kind: rows(estimate.rollup(RollupBy::Kind)),
             by_namespace: rows(by_namespace),
             top_services: rows(service_rows().take(10).cloned().collect()),

@@ -29,6 +29,7 @@ fn parts_children_objects_and_rollups_add_up_on_real_dumps() {
             let settings = Settings {
                 concurrency,
                 stats: None,
+                ..Settings::default()
             };
             let e = Estimate::of(&dump, &model, &settings);
             let objects: u64 = e.objects.iter().map(|o| o.bytes()).sum();
@@ -145,7 +146,17 @@ fn parts_children_objects_and_rollups_add_up_on_real_dumps() {
 fn workers_and_stats_settings_move_the_parts_they_should() {
     let model = CostModel::envoy_1_40();
     let (name, dump) = real_dumps().into_iter().next().unwrap();
-    let at = |concurrency, stats| Estimate::of(&dump, &model, &Settings { concurrency, stats });
+    let at = |concurrency, stats| {
+        Estimate::of(
+            &dump,
+            &model,
+            &Settings {
+                concurrency,
+                stats,
+                ..Settings::default()
+            },
+        )
+    };
     let (two, four) = (at(2, None), at(4, None));
     assert_eq!(two.parts().config, four.parts().config, "{name}");
     assert_eq!(two.parts().stats, four.parts().stats, "{name}");
@@ -217,6 +228,7 @@ fn the_shipped_model_is_the_fit_of_the_committed_points() {
             &Settings {
                 concurrency: p.concurrency,
                 stats: None,
+                ..Settings::default()
             },
         );
         let r = report.residuals.iter().find(|r| r.id == p.id).unwrap();

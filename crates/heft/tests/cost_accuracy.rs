@@ -74,6 +74,7 @@ fn predictions_are_within_ten_percent_of_real_envoy_on_unseen_configs() {
         let settings = Settings {
             concurrency,
             stats: None,
+            ..Settings::default()
         };
         let predicted = Estimate::of(&dump, &model, &settings).total();
         let error = (predicted as f64 - measured as f64) / measured as f64;

@@ -62,6 +62,7 @@ fn scopes_remove_what_istiod_removes_and_save_what_envoy_saves() {
     let settings = Settings {
         concurrency: full_point["concurrency"].as_u64().unwrap() as u32,
         stats: None,
+        ..Settings::default()
     };
     let mut checked = 0;
     for scope_dir in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {

@@ -33,10 +33,12 @@ fn settings() -> Vec<Settings> {
         Settings {
             concurrency: 4,
             stats: None,
+            ..Settings::default()
         },
         Settings {
             concurrency: 2,
             stats: Some(heft::cost::istio_stats_matcher()),
+            ..Settings::default()
         },
     ]
 }

@@ -6,12 +6,13 @@
 //! their coefficients, grouped into [`Part`]s. Features read only the model, so every input form
 //! of the same config costs the same.
 
-use super::Settings;
+use super::{Proxy, Settings};
 use crate::model::{
     Action, Address, Cluster, Discovery, Endpoint, FilterChain, HttpProtocol, Listener,
     LoadAssignment, Metadata, NetworkFilter, PathMatch, Route, RouteConfig, RouteSource,
-    RouteTarget, Secret, StatsMatcher, VirtualHost,
+    RouteTarget, Secret, State, StatsMatcher, VirtualHost,
 };
+use crate::usage::Usage;
 use foldhash::HashSet;
 use serde::Serialize;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -91,12 +92,16 @@ features! {
     ClusterOther = "cluster.other", Config, "A cluster of a custom discovery type.";
     ClusterStats = "cluster.stats", Stats, "A cluster's stats (the share the stats matcher keeps).";
     ClusterStatsRejected = "cluster.stats_rejected", Stats, "A cluster's stats the matcher rejects (Envoy remembers their names).";
+    ClusterStatsDeferred = "cluster.stats_deferred", Stats, "A cluster's kept stats while their creation waits for traffic (deferred stats).";
+    ClusterStatsDeferredRejected = "cluster.stats_deferred_rejected", Stats, "A cluster's rejected stats while their creation waits for traffic (deferred stats).";
     ClusterPerWorker = "cluster.per_worker", PerWorker, "A cluster's copy on one worker (per worker).";
+    ClusterPerWorkerDeferred = "cluster.per_worker_deferred", PerWorker, "A cluster one worker has not built yet (deferred cluster creation; per worker).";
     ClusterTlsContext = "cluster.tls_context", Config, "An upstream TLS context of a cluster.";
     ClusterSocketMatch = "cluster.socket_match", Config, "A transport socket match of a cluster.";
     ClusterHttpOptions = "cluster.http_options", Config, "A cluster's HttpProtocolOptions.";
     ClusterHttp2 = "cluster.http2", Config, "A cluster speaking HTTP/2 upstream (or choosing per request).";
     ClusterCircuitBreaker = "cluster.circuit_breaker", Config, "A circuit breaker threshold set.";
+    ClusterCircuitBreakerTracking = "cluster.circuit_breaker_tracking", Config, "A circuit breaker threshold set tracking its remaining capacity (`track_remaining`).";
     ClusterOutlierDetection = "cluster.outlier_detection", Config, "Outlier detection on a cluster.";
     Endpoint = "endpoint", Endpoints, "An endpoint (host).";
     EndpointTlsMode = "endpoint.tls_mode", Endpoints, "An endpoint whose metadata selects a transport socket match (Istio's tlsMode).";
@@ -123,6 +128,7 @@ features! {
     RouteHeaderMatcher = "route.header_matcher", Config, "A header or query parameter matcher of a route.";
     RouteWeightedCluster = "route.weighted_cluster", Config, "A weighted cluster of a route.";
     RouteRetryPolicy = "route.retry_policy", Config, "A route's retry policy.";
+    RouteDecorator = "route.decorator", Config, "A route's tracing decorator.";
     Secret = "secret", Config, "A secret (SDS resource).";
     SecretCertificate = "secret.certificate", Config, "A certificate in a secret.";
 }
@@ -300,16 +306,75 @@ pub(crate) const HTTP_STATS: &[&str] = &[
 pub(crate) struct Context {
     pub(crate) stats: StatsFilter,
     pub(crate) concurrency: f64,
+    /// Whether a cluster's traffic stats wait for its first traffic.
+    pub(crate) deferred_stats: bool,
+    /// Whether workers build a cluster only when they first need it.
+    pub(crate) deferred_clusters: bool,
+    /// What the proxy's stats show used, when given: used clusters have their stats and worker
+    /// copies built under the deferrals.
+    pub(crate) usage: Option<std::sync::Arc<Usage>>,
+    /// The secrets of the dump and whether each is ready (active or static), or `None` when the
+    /// dump holds no secret at all (a partial input says nothing of them).
+    pub(crate) secrets: Option<foldhash::HashMap<Box<str>, bool>>,
     /// The endpoints that first carry each distinct metadata value, by address.
     pub(crate) first_metadata: HashSet<usize>,
 }
 
 impl Context {
-    pub(crate) fn new(matcher: &StatsMatcher, settings: &Settings) -> Context {
+    pub(crate) fn new(matcher: &StatsMatcher, settings: &Settings, proxy: &Proxy) -> Context {
         Context {
             stats: StatsFilter::new(matcher),
             concurrency: f64::from(settings.concurrency),
+            deferred_stats: proxy.deferred_stats,
+            deferred_clusters: proxy.deferred_clusters,
+            usage: settings.usage.clone(),
+            secrets: None,
             first_metadata: HashSet::default(),
+        }
+    }
+
+    /// Records which secrets the dump holds and which are ready.
+    pub(crate) fn with_secrets<'s>(mut self, secrets: impl Iterator<Item = &'s Secret>) -> Context {
+        let mut map = foldhash::HashMap::default();
+        for s in secrets {
+            let ready = matches!(s.meta.state, State::Active | State::Static);
+            // A name listed twice (a warming copy beside an active one) is ready if any is.
+            *map.entry(s.name.clone()).or_insert(false) |= ready;
+        }
+        self.secrets = (!map.is_empty()).then_some(map);
+        self
+    }
+
+    /// Whether Envoy builds a TLS context naming these SDS secrets: not while one of them is
+    /// warming or missing from a dump that lists secrets.
+    pub(crate) fn tls_ready(&self, tls: &crate::model::TlsContext) -> bool {
+        let Some(secrets) = &self.secrets else {
+            return true;
+        };
+        tls.certificate_sds
+            .iter()
+            .chain(&tls.validation_sds)
+            .all(|name| secrets.get(name).copied().unwrap_or(false))
+    }
+
+    /// Whether the stats show traffic through the cluster of this name.
+    pub(crate) fn used(&self, name: &str) -> bool {
+        self.usage.as_ref().is_some_and(|u| {
+            u.cluster_used(name)
+                || (!u.services.is_empty()
+                    && crate::model::istio::IstioName::parse(name)
+                        .is_some_and(|n| n.host().is_some_and(|h| u.services.contains(h))))
+        })
+    }
+
+    /// How many workers hold a copy of the cluster of this name (or of a cluster's endpoints,
+    /// by their configuration's name): every worker, unless creation is deferred and the
+    /// cluster has seen no traffic.
+    pub(crate) fn workers_for(&self, name: &str) -> f64 {
+        if self.deferred_clusters && !self.used(name) {
+            0.0
+        } else {
+            self.concurrency
         }
     }
 
@@ -356,12 +421,25 @@ pub(crate) fn metadata_key(m: &Metadata) -> Option<u64> {
 /// The filter-metadata namespace Envoy matches transport socket matches against.
 const SOCKET_MATCH_NAMESPACE: &str = "envoy.transport_socket_match";
 
-fn tls(socket: Option<&crate::model::TransportSocket>) -> f64 {
-    if socket.is_some_and(|s| s.tls.is_some()) {
-        1.0
-    } else {
-        0.0
-    }
+/// The TLS contexts Envoy builds for a transport socket: one when it is TLS and its secrets are
+/// ready.
+fn tls(socket: Option<&crate::model::TransportSocket>, cx: &Context) -> bool {
+    socket
+        .and_then(|s| s.tls.as_ref())
+        .is_some_and(|t| cx.tls_ready(t))
+}
+
+/// Every TLS context a cluster's configuration names, built or not, with its SDS secrets.
+pub(crate) fn cluster_tls(c: &Cluster) -> impl Iterator<Item = &crate::model::TlsContext> {
+    c.transport_socket
+        .as_deref()
+        .into_iter()
+        .chain(
+            c.transport_socket_matches
+                .iter()
+                .filter_map(|m| m.socket.as_ref()),
+        )
+        .filter_map(|s| s.tls.as_ref())
 }
 
 /// A cluster's own features (not its endpoints: see [`endpoints`]).
@@ -377,14 +455,23 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
         1.0,
     );
     let (kept, rejected) = cx.stats.shares_of(|| cluster_scope(c), CLUSTER_STATS);
-    t.add(Feature::ClusterStats, kept);
-    t.add(Feature::ClusterStatsRejected, rejected);
-    t.add(Feature::ClusterPerWorker, cx.concurrency);
-    let mut contexts = tls(c.transport_socket.as_deref());
-    for m in &c.transport_socket_matches {
-        contexts += tls(m.socket.as_ref());
+    if cx.deferred_stats && !cx.used(&c.name) {
+        t.add(Feature::ClusterStatsDeferred, kept);
+        t.add(Feature::ClusterStatsDeferredRejected, rejected);
+    } else {
+        t.add(Feature::ClusterStats, kept);
+        t.add(Feature::ClusterStatsRejected, rejected);
     }
-    t.add(Feature::ClusterTlsContext, contexts);
+    let workers = cx.workers_for(&c.name);
+    t.add(Feature::ClusterPerWorker, workers);
+    t.add(Feature::ClusterPerWorkerDeferred, cx.concurrency - workers);
+    // One addition per context, so that a stream can take back, unit by unit, the contexts
+    // whose secrets turn out not to be ready.
+    for tls in cluster_tls(c) {
+        if cx.tls_ready(tls) {
+            t.add(Feature::ClusterTlsContext, 1.0);
+        }
+    }
     t.add(
         Feature::ClusterSocketMatch,
         c.transport_socket_matches.len() as f64,
@@ -402,6 +489,13 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
         Feature::ClusterCircuitBreaker,
         c.circuit_breakers.len() as f64,
     );
+    t.add(
+        Feature::ClusterCircuitBreakerTracking,
+        c.circuit_breakers
+            .iter()
+            .filter(|b| b.track_remaining)
+            .count() as f64,
+    );
     if c.outlier_detection.is_some() {
         t.add(Feature::ClusterOutlierDetection, 1.0);
     }
@@ -410,16 +504,17 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
 /// The endpoints of a load assignment, one by one, so the total is exactly the sum of the
 /// endpoints listed separately plus the localities.
 pub(crate) fn endpoints(t: &mut impl Tally, la: &LoadAssignment, cx: &Context) {
+    let workers = cx.workers_for(&la.cluster_name);
     for l in &la.localities {
         t.add(Feature::EndpointLocality, 1.0);
         for e in &l.endpoints {
-            endpoint(t, e, cx);
+            endpoint(t, e, cx, workers);
         }
     }
 }
 
-/// One endpoint's features (for listing endpoints one by one).
-pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, cx: &Context) {
+/// One endpoint's features (for listing endpoints one by one), held by `workers` workers.
+pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, cx: &Context, workers: f64) {
     t.add(Feature::Endpoint, 1.0);
     let namespaces = &e.metadata.namespaces;
     if namespaces.iter().any(|n| &**n == SOCKET_MATCH_NAMESPACE) {
@@ -431,7 +526,7 @@ pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, cx: &Context) {
     if cx.is_first_metadata(e) {
         t.add(Feature::EndpointDistinctMetadata, 1.0);
     }
-    t.add(Feature::EndpointPerWorker, cx.concurrency);
+    t.add(Feature::EndpointPerWorker, workers);
 }
 
 /// A route configuration's own features (not its virtual hosts).
@@ -462,6 +557,9 @@ pub(crate) fn route(t: &mut impl Tally, r: &Route) {
         if a.retry_policy.is_some() {
             t.add(Feature::RouteRetryPolicy, 1.0);
         }
+    }
+    if r.decorator.is_some() {
+        t.add(Feature::RouteDecorator, 1.0);
     }
 }
 
@@ -511,10 +609,9 @@ pub(crate) fn filter_chain(t: &mut impl Tally, fc: &FilterChain, cx: &Context) {
         Feature::FilterChainServerName,
         fc.filter_chain_match.server_names.len() as f64,
     );
-    t.add(
-        Feature::FilterChainTlsContext,
-        tls(fc.transport_socket.as_ref()),
-    );
+    if tls(fc.transport_socket.as_ref(), cx) {
+        t.add(Feature::FilterChainTlsContext, 1.0);
+    }
     for f in &fc.filters {
         match f {
             NetworkFilter::HttpConnectionManager { config, .. } => {

@@ -7,6 +7,7 @@
 
 use super::features::{Amounts, Feature};
 use super::{amounts, nnls::nnls, CostModel, Settings};
+use crate::usage::Usage;
 use crate::Dump;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -40,17 +41,20 @@ impl std::fmt::Display for FitError {
 impl std::error::Error for FitError {}
 
 impl Point {
-    /// A point from a dump Envoy held at `concurrency` workers with `allocated` bytes.
+    /// A point from a dump Envoy held at `concurrency` workers with `allocated` bytes, after
+    /// the traffic `usage` shows (if any).
     pub fn new(
         id: &str,
         dump: &Dump,
         concurrency: u32,
         allocated: u64,
         envoy_version: &str,
+        usage: Option<Usage>,
     ) -> Point {
         let settings = Settings {
             concurrency,
-            stats: None,
+            usage: usage.map(std::sync::Arc::new),
+            ..Settings::default()
         };
         Point {
             id: id.to_string(),
@@ -76,12 +80,22 @@ impl Point {
             .find(|p| p.exists())
             .ok_or_else(|| at("config_dump.json[.gz]", &"missing"))?;
         let dump = Dump::from_path(&dump_path).map_err(|e| at("config dump", &e))?;
+        // Only a point that sent traffic has stats worth reading (idle stats show none).
+        let usage = match meta.mesh.traffic_services {
+            0 => None,
+            _ => {
+                let bytes = std::fs::read(dir.join("stats.json.gz"))
+                    .map_err(|e| at("stats.json.gz", &e))?;
+                Some(Usage::from_stats(&bytes).map_err(|e| at("stats.json.gz", &e))?)
+            }
+        };
         Ok(Point::new(
             &meta.id,
             &dump,
             meta.concurrency,
             meta.allocated,
             &meta.envoy_version,
+            usage,
         ))
     }
 
@@ -111,6 +125,16 @@ struct PointFile {
     concurrency: u32,
     allocated: u64,
     envoy_version: String,
+    #[serde(default)]
+    mesh: PointMesh,
+}
+
+/// The knobs of a point's generated mesh that pricing needs.
+#[derive(Deserialize, Default)]
+struct PointMesh {
+    /// How many services got requests before `allocated` was read.
+    #[serde(default)]
+    traffic_services: u64,
 }
 
 /// How a model fits the points it was fitted to.

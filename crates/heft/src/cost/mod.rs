@@ -25,11 +25,13 @@
 
 pub mod features;
 mod fit;
+pub mod models;
 mod nnls;
 pub mod stream;
 
 pub use features::{Feature, Part};
 pub use fit::{fit, FitError, FitReport, Point, Residual};
+pub use models::{Match, ModelUsed};
 
 use crate::model::{
     istio::IstioName, Cluster, Discovery, Dump, Listener, LoadAssignment, NetworkFilter,
@@ -41,21 +43,102 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// What the dump cannot say about the proxy, but its memory depends on.
+/// What the dump cannot say about the proxy, but its memory depends on, and what-if overrides
+/// of what it does say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Worker threads (`--concurrency`); Istio sidecars run 2.
     pub concurrency: u32,
+    /// Where the concurrency came from.
+    pub concurrency_source: ConcurrencySource,
     /// The stats matcher to assume instead of the bootstrap's (or when the dump has none).
     pub stats: Option<StatsMatcher>,
+    /// Deferred stats creation to assume instead of the bootstrap's.
+    pub deferred_stats: Option<bool>,
+    /// Deferred cluster creation to assume instead of the bootstrap's.
+    pub deferred_clusters: Option<bool>,
+    /// What the proxy's `/stats` show used: under the deferrals, used clusters are priced with
+    /// their stats and worker copies built.
+    pub usage: Option<std::sync::Arc<crate::usage::Usage>>,
+    /// The proxy's Envoy version when the dump does not say (`/server_info`).
+    pub envoy_version: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             concurrency: 2,
+            concurrency_source: ConcurrencySource::Assumed,
             stats: None,
+            deferred_stats: None,
+            deferred_clusters: None,
+            usage: None,
+            envoy_version: None,
         }
+    }
+}
+
+/// Where an estimate's concurrency came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrencySource {
+    /// Given (`--concurrency`).
+    Given,
+    /// The proxy's `/server_info`.
+    ServerInfo,
+    /// Neither: Istio's sidecar default, 2.
+    Assumed,
+}
+
+/// The bootstrap settings an estimate prices under, each resolved from the [`Settings`], else
+/// the dump's bootstrap, else Envoy's default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Proxy {
+    /// The stats matcher applied.
+    pub stats: StatsMatcher,
+    /// Where it came from.
+    pub stats_source: StatsSource,
+    /// Whether clusters' traffic stats wait for traffic.
+    pub deferred_stats: bool,
+    /// Where that came from.
+    pub deferred_stats_source: StatsSource,
+    /// Whether workers build clusters only when they first need them.
+    pub deferred_clusters: bool,
+    /// Where that came from.
+    pub deferred_clusters_source: StatsSource,
+}
+
+impl Proxy {
+    /// Resolves the settings against a bootstrap.
+    pub fn resolve(bootstrap: Option<&crate::model::Bootstrap>, settings: &Settings) -> Proxy {
+        let pick = |given: Option<bool>, from: Option<bool>| match (given, from) {
+            (Some(v), _) => (v, StatsSource::Given),
+            (None, Some(v)) => (v, StatsSource::Bootstrap),
+            (None, None) => (false, StatsSource::Default),
+        };
+        let (stats, stats_source) = match (&settings.stats, bootstrap) {
+            (Some(m), _) => (m.clone(), StatsSource::Given),
+            (None, Some(b)) => (b.stats.matcher.clone(), StatsSource::Bootstrap),
+            (None, None) => (StatsMatcher::All, StatsSource::Default),
+        };
+        let (deferred_stats, deferred_stats_source) =
+            pick(settings.deferred_stats, bootstrap.map(|b| b.deferred_stats));
+        let (deferred_clusters, deferred_clusters_source) = pick(
+            settings.deferred_clusters,
+            bootstrap.map(|b| b.deferred_cluster_creation),
+        );
+        Proxy {
+            stats,
+            stats_source,
+            deferred_stats,
+            deferred_stats_source,
+            deferred_clusters,
+            deferred_clusters_source,
+        }
+    }
+
+    pub(crate) fn context(&self, settings: &Settings) -> Context {
+        Context::new(&self.stats, settings, self)
     }
 }
 
@@ -84,15 +167,15 @@ pub fn istio_stats_matcher() -> StatsMatcher {
     )
 }
 
-/// Where the stats settings of an estimate came from.
+/// Where a bootstrap setting of an estimate came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatsSource {
-    /// Given in [`Settings::stats`].
+    /// Given in [`Settings`].
     Given,
     /// The dump's bootstrap `stats_config`.
     Bootstrap,
-    /// Neither: Envoy's default (every stat).
+    /// Neither: Envoy's default (every stat, nothing deferred).
     Default,
 }
 
@@ -409,12 +492,16 @@ pub struct Child {
 pub struct Estimate<'d> {
     /// The settings used (concurrency, and stats when given).
     pub settings: Settings,
+    /// The bootstrap settings applied.
+    pub proxy: Proxy,
     /// The stats matcher applied.
     pub stats: StatsMatcher,
     /// Where it came from.
     pub stats_source: StatsSource,
     /// The Envoy version of the model.
     pub envoy_version: String,
+    /// The model used and how it matches the proxy.
+    pub model_used: ModelUsed,
     /// What a proxy costs with nothing configured.
     pub baseline: Parts,
     /// Every top-level object, in dump order: clusters, listeners, route configurations,
@@ -512,22 +599,36 @@ fn tally_object(t: &mut impl Tally, object: &Object<'_>, cx: &Context) {
     }
 }
 
-/// The stats matcher an estimate applies, and where it came from.
-fn stats_of(dump: &Dump, settings: &Settings) -> (StatsMatcher, StatsSource) {
-    if let Some(m) = &settings.stats {
-        return (m.clone(), StatsSource::Given);
+/// The proxy's Envoy version: its bootstrap node's, else the one given.
+pub fn proxy_version<'a>(dump: &'a Dump, settings: &'a Settings) -> Option<&'a str> {
+    dump.bootstrap
+        .as_ref()
+        .and_then(|b| b.node.envoy_version())
+        .or(settings.envoy_version.as_deref())
+}
+
+impl<'d> Estimate<'d> {
+    /// Prices every object of `dump` with the shipped model of its Envoy version (see
+    /// [`models::for_version`]).
+    pub fn of_builtin(dump: &'d Dump, settings: &Settings) -> Estimate<'d> {
+        let (model, _) = models::for_version(proxy_version(dump, settings));
+        Estimate::of(dump, model, settings)
     }
-    match &dump.bootstrap {
-        Some(b) => (b.stats.matcher.clone(), StatsSource::Bootstrap),
-        None => (StatsMatcher::All, StatsSource::Default),
-    }
+}
+
+/// The context a whole dump's objects are priced in.
+fn context_of(dump: &Dump, proxy: &Proxy, settings: &Settings, objects: &[Object<'_>]) -> Context {
+    proxy
+        .context(settings)
+        .with_secrets(dump.secrets.iter())
+        .with_metadata_pool(endpoints_of(objects))
 }
 
 /// The amounts of every feature in a whole dump, baseline included: one row of a calibration.
 pub fn amounts(dump: &Dump, settings: &Settings) -> features::Amounts {
-    let (matcher, _) = stats_of(dump, settings);
+    let proxy = Proxy::resolve(dump.bootstrap.as_ref(), settings);
     let objects = objects(dump);
-    let cx = Context::new(&matcher, settings).with_metadata_pool(endpoints_of(&objects));
+    let cx = context_of(dump, &proxy, settings, &objects);
     let mut amounts = features::Amounts::default();
     features::baseline(&mut amounts, &cx);
     for object in &objects {
@@ -551,9 +652,9 @@ fn endpoints_of<'a>(objects: &'a [Object<'a>]) -> impl Iterator<Item = &'a crate
 impl<'d> Estimate<'d> {
     /// Prices every object of `dump` with `model`.
     pub fn of(dump: &'d Dump, model: &CostModel, settings: &Settings) -> Estimate<'d> {
-        let (stats, stats_source) = stats_of(dump, settings);
+        let proxy = Proxy::resolve(dump.bootstrap.as_ref(), settings);
         let objects = objects(dump);
-        let cx = Context::new(&stats, settings).with_metadata_pool(endpoints_of(&objects));
+        let cx = context_of(dump, &proxy, settings, &objects);
         let mut base = Pricer::new(model);
         features::baseline(&mut base, &cx);
         let objects = objects
@@ -570,9 +671,11 @@ impl<'d> Estimate<'d> {
             .collect();
         Estimate {
             settings: settings.clone(),
-            stats,
-            stats_source,
+            stats: proxy.stats.clone(),
+            stats_source: proxy.stats_source,
+            proxy,
             envoy_version: model.envoy_version.clone(),
+            model_used: models::compare(model, proxy_version(dump, settings)),
             baseline: base.parts,
             objects,
             model: CostModel {
@@ -612,7 +715,10 @@ impl<'d> Estimate<'d> {
             .collect();
         stream::CostTotals {
             envoy_version: self.envoy_version.clone(),
+            model_used: self.model_used.clone(),
             concurrency: self.settings.concurrency,
+            concurrency_source: self.settings.concurrency_source,
+            proxy: self.proxy.clone(),
             stats_source: self.stats_source,
             baseline: self.baseline,
             parts: self.parts(),
@@ -673,13 +779,14 @@ impl<'d> Estimate<'d> {
         match object {
             Object::Cluster(_, Some(la)) | Object::Endpoints(la) => la
                 .endpoints()
-                .map(|e| Child {
+                .map(|e| (e, cx.workers_for(&la.cluster_name)))
+                .map(|(e, workers)| Child {
                     kind: Kind::Endpoint,
                     name: e
                         .address
                         .as_ref()
                         .map_or_else(|| "(no address)".to_string(), ToString::to_string),
-                    parts: priced(&mut |p| features::endpoint(p, e, cx)),
+                    parts: priced(&mut |p| features::endpoint(p, e, cx, workers)),
                     children: Vec::new(),
                 })
                 .collect(),

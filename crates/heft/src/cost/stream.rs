@@ -40,10 +40,8 @@
 //! ```
 
 use super::features::{self, Context, Feature, Tally};
-use super::{CostModel, Kind, Parts, Pricer, Settings, StatsSource};
-use crate::model::{
-    Discovery, LoadAssignment, NetworkFilter, RouteConfig, RouteSource, State, StatsMatcher,
-};
+use super::{CostModel, Kind, Parts, Pricer, Proxy, Settings, StatsSource};
+use crate::model::{Discovery, LoadAssignment, NetworkFilter, RouteConfig, RouteSource, State};
 use crate::stream::{Fold, Resource};
 use foldhash::HashMap;
 use foldhash::HashSet;
@@ -54,10 +52,15 @@ use std::sync::OnceLock;
 
 /// The fold that prices a dump as it is read. See the [module](self) documentation.
 pub struct CostFold<'m> {
-    model: &'m CostModel,
+    /// The model given, if any: else the shipped one of the proxy's version, chosen when the
+    /// bootstrap is read.
+    fixed: Option<&'m CostModel>,
+    chosen: OnceLock<&'m CostModel>,
+    /// The proxy's Envoy version, once known.
+    version: OnceLock<Option<String>>,
     settings: Settings,
-    /// The stats matcher and the context built from it, once known.
-    known: OnceLock<(StatsMatcher, StatsSource, Context)>,
+    /// The bootstrap settings and the context built from them, once known.
+    known: OnceLock<(Proxy, Context)>,
     /// The context for objects priced before the stats matcher is known: every stat kept (the
     /// stats features themselves are priced later).
     provisional: Context,
@@ -152,6 +155,9 @@ fn name_key(name: &str) -> NameKey {
     (u128::from(HIGH.hash_one(name)) << 64) | u128::from(LOW.hash_one(name))
 }
 
+/// The SDS secrets one TLS context waits for.
+type SecretNames = Box<[Box<str>]>;
+
 /// What [`CostFold`] has priced in part of a dump.
 #[derive(Debug, Clone, Default)]
 pub struct CostAcc {
@@ -173,6 +179,12 @@ pub struct CostAcc {
     inline: HashMap<u64, usize>,
     /// Stats scopes read before the matcher was known.
     deferred: Vec<Scope>,
+    /// Clusters' TLS contexts priced as built, counted by the set of SDS secrets they wait for
+    /// (a hash of the names; a dump has few distinct sets), with the names: those whose secrets
+    /// turn out warming or missing are taken back at the end.
+    tls: HashMap<u64, (SecretNames, u64)>,
+    /// The secrets read, and whether each is ready.
+    secrets: HashMap<Box<str>, bool>,
     /// Whether this batch started before the matcher was known.
     provisional: bool,
 }
@@ -250,6 +262,8 @@ impl Tally for WithoutStats<'_, '_> {
             feature,
             Feature::ClusterStats
                 | Feature::ClusterStatsRejected
+                | Feature::ClusterStatsDeferred
+                | Feature::ClusterStatsDeferredRejected
                 | Feature::ListenerStats
                 | Feature::ListenerStatsRejected
                 | Feature::HttpStats
@@ -264,8 +278,14 @@ impl Tally for WithoutStats<'_, '_> {
 pub struct CostTotals {
     /// The Envoy version the model was calibrated on.
     pub envoy_version: String,
+    /// The model used and how it matches the proxy.
+    pub model_used: super::ModelUsed,
     /// Worker threads assumed.
     pub concurrency: u32,
+    /// Where the concurrency came from.
+    pub concurrency_source: super::ConcurrencySource,
+    /// The bootstrap settings priced under.
+    pub proxy: Proxy,
     /// Where the stats matcher came from.
     pub stats_source: StatsSource,
     /// What a proxy costs with nothing configured.
@@ -297,24 +317,54 @@ impl CostTotals {
 impl<'m> CostFold<'m> {
     /// A fold pricing with `model`, in the proxy `settings` describe.
     pub fn new(model: &'m CostModel, settings: &Settings) -> CostFold<'m> {
-        let known = OnceLock::new();
-        if let Some(m) = &settings.stats {
-            let _ = known.set((m.clone(), StatsSource::Given, Context::new(m, settings)));
+        CostFold::with(Some(model), settings)
+    }
+
+    /// A fold pricing with the shipped model of the proxy's Envoy version: its bootstrap's,
+    /// else [`Settings::envoy_version`] (see [`models::for_version`](super::models::for_version)).
+    pub fn by_version(settings: &Settings) -> CostFold<'m> {
+        CostFold::with(None, settings)
+    }
+
+    /// The model pricing now.
+    fn model(&self) -> &'m CostModel {
+        match (self.fixed, self.chosen.get().copied()) {
+            (Some(m), _) | (None, Some(m)) => m,
+            (None, None) => super::models::for_version(self.settings.envoy_version.as_deref()).0,
         }
+    }
+
+    fn with(fixed: Option<&'m CostModel>, settings: &Settings) -> CostFold<'m> {
+        let known = OnceLock::new();
+        // Given settings decide at once only when they leave nothing to the bootstrap.
+        if settings.stats.is_some()
+            && settings.deferred_stats.is_some()
+            && settings.deferred_clusters.is_some()
+        {
+            let proxy = Proxy::resolve(None, settings);
+            let cx = proxy.context(settings);
+            let _ = known.set((proxy, cx));
+        }
+        let provisional = Proxy {
+            stats: crate::model::StatsMatcher::All,
+            ..Proxy::resolve(None, settings)
+        };
         CostFold {
-            model,
+            fixed,
+            chosen: OnceLock::new(),
+            version: OnceLock::new(),
             settings: settings.clone(),
+            provisional: provisional.context(settings),
             known,
-            provisional: Context::new(&StatsMatcher::All, settings),
         }
     }
 
     fn price(&self, acc: &mut CostAcc, resource: &Resource) {
         let cx = match (acc.provisional, self.known.get()) {
-            (false, Some((_, _, cx))) => Some(cx),
+            (false, Some((_, cx))) => Some(cx),
             _ => None,
         };
-        let mut p = Pricer::new(self.model);
+        let mut p = Pricer::new(self.model());
         let kind = match resource {
             Resource::Cluster(c) => {
                 match cx {
@@ -325,11 +375,26 @@ impl<'m> CostFold<'m> {
                         acc.deferred.push(Scope::Cluster(scope.into()));
                     }
                 }
-                // Endpoints only depend on the concurrency, known from the start.
+                for tls in features::cluster_tls(c) {
+                    let names = || tls.certificate_sds.iter().chain(&tls.validation_sds);
+                    if names().next().is_none() {
+                        continue;
+                    }
+                    let mut h = foldhash::fast::FixedState::default().build_hasher();
+                    for n in names() {
+                        n.hash(&mut h);
+                    }
+                    let entry = acc
+                        .tls
+                        .entry(h.finish())
+                        .or_insert_with(|| (names().cloned().collect(), 0));
+                    entry.1 += 1;
+                }
+                let ecx = cx.unwrap_or(&self.provisional);
                 let inline = c
                     .load_assignment
                     .as_deref()
-                    .map(|la| Priced::of(la, self.model, &self.provisional));
+                    .map(|la| Priced::of(la, self.model(), ecx));
                 let key = match c.discovery {
                     Discovery::Eds => c.eds_service_name.as_deref().unwrap_or(&c.name),
                     _ => &c.name,
@@ -338,7 +403,7 @@ impl<'m> CostFold<'m> {
                 Kind::Cluster
             }
             Resource::LoadAssignment(la) => {
-                let priced = Priced::of(la, self.model, &self.provisional);
+                let priced = Priced::of(la, self.model(), cx.unwrap_or(&self.provisional));
                 acc.offer(name_key(&la.cluster_name), priced);
                 return;
             }
@@ -380,6 +445,8 @@ impl<'m> CostFold<'m> {
             }
             Resource::Secret(s) => {
                 features::secret(&mut p, s);
+                let ready = matches!(s.meta.state, State::Active | State::Static);
+                *acc.secrets.entry(s.name.clone()).or_insert(false) |= ready;
                 Kind::Secret
             }
             _ => return,
@@ -393,18 +460,39 @@ impl<'m> CostFold<'m> {
     /// skip freeing its names one by one.)
     pub fn finish(&self, acc: &CostAcc) -> CostTotals {
         let mut kinds = acc.kinds;
-        let (_, stats_source, cx) = self.known.get_or_init(|| {
-            let m = StatsMatcher::All;
-            let cx = Context::new(&m, &self.settings);
-            (m, StatsSource::Default, cx)
+        let (proxy, cx) = self.known.get_or_init(|| {
+            let proxy = Proxy::resolve(None, &self.settings);
+            let cx = proxy.context(&self.settings);
+            (proxy, cx)
         });
+        // The clusters' TLS contexts Envoy does not build: a secret they name is warming, or
+        // missing from a dump that lists secrets. (The fold priced each as built, once apiece.)
+        if !acc.secrets.is_empty() {
+            let mut one = Pricer::new(self.model());
+            one.add(Feature::ClusterTlsContext, 1.0);
+            let each = one.parts.config;
+            for (names, n) in acc.tls.values() {
+                if !names
+                    .iter()
+                    .all(|name| acc.secrets.get(name).copied().unwrap_or(false))
+                {
+                    kinds[top(Kind::Cluster)].0.config -= each * n;
+                }
+            }
+        }
         for scope in &acc.deferred {
-            let mut p = Pricer::new(self.model);
+            let mut p = Pricer::new(self.model());
             let kind = match scope {
                 Scope::Cluster(s) => {
                     let (kept, rejected) = cx.stats.shares(s, features::CLUSTER_STATS);
-                    p.add(Feature::ClusterStats, kept);
-                    p.add(Feature::ClusterStatsRejected, rejected);
+                    let name = s.strip_prefix("cluster.").unwrap_or(s);
+                    if cx.deferred_stats && !cx.used(name) {
+                        p.add(Feature::ClusterStatsDeferred, kept);
+                        p.add(Feature::ClusterStatsDeferredRejected, rejected);
+                    } else {
+                        p.add(Feature::ClusterStats, kept);
+                        p.add(Feature::ClusterStatsRejected, rejected);
+                    }
                     Kind::Cluster
                 }
                 Scope::Listener(s) => {
@@ -439,7 +527,7 @@ impl<'m> CostFold<'m> {
         }
         endpoints.1 += acc.offered.len() + acc.replaced.1;
         // Each distinct metadata value once, paid where its first endpoint is.
-        let mut one = Pricer::new(self.model);
+        let mut one = Pricer::new(self.model());
         one.add(Feature::EndpointDistinctMetadata, 1.0);
         for (kind, n) in [(Kind::Cluster, bound.len()), (Kind::Endpoints, alone.len())] {
             for _ in 0..n {
@@ -457,16 +545,24 @@ impl<'m> CostFold<'m> {
                 }
             }
         }
-        let mut baseline = Pricer::new(self.model);
+        let mut baseline = Pricer::new(self.model());
         features::baseline(&mut baseline, cx);
         let mut parts = Parts::default();
         for (p, _) in &kinds {
             parts.add(p);
         }
+        let version = self
+            .version
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.settings.envoy_version.clone());
         CostTotals {
-            envoy_version: self.model.envoy_version.clone(),
+            envoy_version: self.model().envoy_version.clone(),
+            model_used: super::models::compare(self.model(), version.as_deref()),
             concurrency: self.settings.concurrency,
-            stats_source: *stats_source,
+            concurrency_source: self.settings.concurrency_source,
+            proxy: proxy.clone(),
+            stats_source: proxy.stats_source,
             baseline: baseline.parts,
             parts,
             by_kind: TOP
@@ -532,14 +628,32 @@ impl Fold for CostFold<'_> {
             *acc.inline.entry(fp).or_default() += n;
         }
         acc.deferred.extend(later.deferred);
+        for (key, (names, n)) in later.tls {
+            acc.tls.entry(key).or_insert((names, 0)).1 += n;
+        }
+        for (name, ready) in later.secrets {
+            *acc.secrets.entry(name).or_insert(false) |= ready;
+        }
     }
 
     fn bootstrap(&self, bootstrap: &crate::model::Bootstrap) {
         // The first bootstrap decides (a dump has one); a given matcher was set in `new`.
+        let version = self.version.get_or_init(|| {
+            bootstrap
+                .node
+                .envoy_version()
+                .map(str::to_string)
+                .or_else(|| self.settings.envoy_version.clone())
+        });
+        if self.fixed.is_none() {
+            let _ = self
+                .chosen
+                .set(super::models::for_version(version.as_deref()).0);
+        }
         let _ = self.known.get_or_init(|| {
-            let m = bootstrap.stats.matcher.clone();
-            let cx = Context::new(&m, &self.settings);
-            (m, StatsSource::Bootstrap, cx)
+            let proxy = Proxy::resolve(Some(bootstrap), &self.settings);
+            let cx = proxy.context(&self.settings);
+            (proxy, cx)
         });
     }
 

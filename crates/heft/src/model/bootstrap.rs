@@ -112,4 +112,10 @@ pub struct Bootstrap {
     pub static_listeners: usize,
     /// Static secrets in the bootstrap.
     pub static_secrets: usize,
+    /// `deferred_stat_options.enable_deferred_creation_stats`: a cluster's traffic stats are
+    /// created when it first sees traffic (istio-agent always sets it).
+    pub deferred_stats: bool,
+    /// `cluster_manager.enable_deferred_cluster_creation`: a worker builds its copy of a cluster
+    /// when it first needs it.
+    pub deferred_cluster_creation: bool,
 }

@@ -18,6 +18,12 @@ pub(crate) fn bootstrap(b: pb::Bootstrap, meta: Meta) -> Bootstrap {
         static_clusters: statics.clusters.len(),
         static_listeners: statics.listeners.len(),
         static_secrets: statics.secrets.len(),
+        deferred_stats: b
+            .deferred_stat_options
+            .is_some_and(|d| d.enable_deferred_creation_stats),
+        deferred_cluster_creation: b
+            .cluster_manager
+            .is_some_and(|c| c.enable_deferred_cluster_creation),
     }
 }
 

@@ -366,8 +366,19 @@ pub(crate) fn socket(
         return Ok(out);
     };
     out.tls = match any.type_url {
-        TLS_UPSTREAM if detail == Detail::Shape => Some(TlsContext::empty(TlsSide::Upstream)),
-        TLS_DOWNSTREAM if detail == Detail::Shape => Some(TlsContext::empty(TlsSide::Downstream)),
+        TLS_UPSTREAM | TLS_DOWNSTREAM if detail == Detail::Shape => {
+            // The cost model needs only the SDS secrets a context waits for.
+            let side = match any.type_url {
+                TLS_UPSTREAM => TlsSide::Upstream,
+                _ => TlsSide::Downstream,
+            };
+            let full = socket(name, config, Detail::Full)?.tls;
+            full.map(|t| TlsContext {
+                certificate_sds: t.certificate_sds,
+                validation_sds: t.validation_sds,
+                ..TlsContext::empty(side)
+            })
+        }
         TLS_UPSTREAM => {
             let u: tls::UpstreamTlsContext = decode_at(any.value, any.value_at, TLS_UPSTREAM)?;
             Some(super::common::tls_context(

@@ -112,8 +112,13 @@ fn route(f: &Field, shape: bool) -> Result<Route> {
     for g in f.message()? {
         let g = g?;
         match g.number {
-            4 | 5 | 13 | 14 if shape => {
+            4 | 13 | 14 if shape => {
                 g.bytes()?;
+            }
+            // The cost model counts decorators; their text is not kept.
+            5 if shape => {
+                g.bytes()?;
+                r.decorator = Some(Box::default());
             }
             14 => r.name = some(g.string()?),
             1 => r.route_match = route_match(&g, shape).map_err(|e| e.in_key("match"))?,

@@ -105,6 +105,10 @@ pub struct BootstrapRow {
     pub static_listeners: usize,
     /// Static secrets in the bootstrap.
     pub static_secrets: usize,
+    /// Whether a cluster's traffic stats wait for its first traffic.
+    pub deferred_stats: bool,
+    /// Whether workers build a cluster only when they first need it.
+    pub deferred_cluster_creation: bool,
     /// When the bootstrap was loaded.
     pub last_updated: Option<String>,
 }
@@ -129,6 +133,8 @@ pub fn bootstrap_row(b: &Bootstrap) -> BootstrapRow {
         static_clusters: b.static_clusters,
         static_listeners: b.static_listeners,
         static_secrets: b.static_secrets,
+        deferred_stats: b.deferred_stats,
+        deferred_cluster_creation: b.deferred_cluster_creation,
         last_updated: b.meta.last_updated.as_deref().map(str::to_string),
     }
 }

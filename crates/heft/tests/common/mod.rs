@@ -227,8 +227,8 @@ impl heft::stream::Fold for CollectAt {
 }
 
 /// Leaves of each TLS context (clusters' sockets and socket matches, listeners' filter chains)
-/// only its side, as every reader does under `Detail::Shape`; returns how many had a detail
-/// (SNI or SAN rules) to lose.
+/// only its side and SDS secret names, as every reader does under `Detail::Shape`; returns how
+/// many had a detail (SNI or SAN rules) to lose.
 pub fn blank_tls(r: &mut heft::stream::Resource) -> usize {
     use heft::stream::Resource;
     fn blank(socket: Option<&mut heft::model::TransportSocket>) -> usize {
@@ -236,7 +236,11 @@ pub fn blank_tls(r: &mut heft::stream::Resource) -> usize {
             return 0;
         };
         let detailed = tls.sni.is_some() || !tls.san_matchers.is_empty();
-        *tls = heft::model::TlsContext::empty(tls.side);
+        *tls = heft::model::TlsContext {
+            certificate_sds: std::mem::take(&mut tls.certificate_sds),
+            validation_sds: tls.validation_sds.take(),
+            ..heft::model::TlsContext::empty(tls.side)
+        };
         usize::from(detailed)
     }
     let mut detailed = 0;
@@ -321,7 +325,7 @@ pub fn shape_of(mut r: heft::stream::Resource) -> heft::stream::Resource {
 pub fn blank_route(r: &mut heft::model::Route) {
     use heft::model::{Action, PathMatch, RouteTarget, StringMatch};
     r.name = None;
-    r.decorator = None;
+    r.decorator = r.decorator.as_ref().map(|_| Box::default());
     r.istio_config = None;
     r.extensions.clear();
     let m = &mut r.route_match;

@@ -15,6 +15,8 @@ pub(crate) fn bootstrap(p: &mut Parser, meta: Meta) -> Result<Bootstrap> {
         static_clusters: 0,
         static_listeners: 0,
         static_secrets: 0,
+        deferred_stats: false,
+        deferred_cluster_creation: false,
     };
     p.fields(|p, k| {
         match k {
@@ -46,6 +48,22 @@ pub(crate) fn bootstrap(p: &mut Parser, meta: Meta) -> Result<Bootstrap> {
                 p.skip()
             })?,
             "stats_config" => b.stats = stats_config(p)?,
+            "deferred_stat_options" => p.fields(|p, k| {
+                if k == "enable_deferred_creation_stats" {
+                    b.deferred_stats = p.bool()?;
+                } else {
+                    p.skip()?;
+                }
+                Ok(())
+            })?,
+            "cluster_manager" => p.fields(|p, k| {
+                if k == "enable_deferred_cluster_creation" {
+                    b.deferred_cluster_creation = p.bool()?;
+                } else {
+                    p.skip()?;
+                }
+                Ok(())
+            })?,
             _ => p.skip()?,
         }
         Ok(())

@@ -291,7 +291,28 @@ fn validation_context(p: &mut Parser, sans: &mut Vec<SanMatcher>) -> Result<()> 
 pub(crate) fn tls_context(p: &mut Parser, side: TlsSide) -> Result<TlsContext> {
     let mut t = TlsContext::empty(side);
     if p.shape_only() {
-        p.skip()?;
+        // The cost model needs only the SDS secrets a context waits for.
+        p.fields(|p, k| {
+            if k != "common_tls_context" {
+                return p.skip();
+            }
+            p.fields(|p, k| {
+                match k {
+                    "tls_certificate_sds_secret_configs" => t.certificate_sds = p.list(sds_name)?,
+                    "validation_context_sds_secret_config" => t.validation_sds = Some(sds_name(p)?),
+                    "combined_validation_context" => p.fields(|p, k| {
+                        if k == "validation_context_sds_secret_config" {
+                            t.validation_sds = Some(sds_name(p)?);
+                        } else {
+                            p.skip()?;
+                        }
+                        Ok(())
+                    })?,
+                    _ => p.skip()?,
+                }
+                Ok(())
+            })
+        })?;
         return Ok(t);
     }
     p.fields(|p, k| {

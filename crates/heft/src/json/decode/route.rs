@@ -66,7 +66,12 @@ fn route(p: &mut Parser, shape: bool) -> Result<Route> {
     let mut r = Route::default();
     p.fields(|p, k| {
         match k {
-            "name" | "decorator" | "metadata" | "typed_per_filter_config" if shape => p.skip()?,
+            "name" | "metadata" | "typed_per_filter_config" if shape => p.skip()?,
+            // The cost model counts decorators; their text is not kept.
+            "decorator" if shape => {
+                p.skip()?;
+                r.decorator = Some(Box::default());
+            }
             "name" => r.name = super::common::nonempty(p)?,
             "match" => r.route_match = route_match(p, shape)?,
             "route" => r.action = Action::Route(route_action(p, shape)?),
