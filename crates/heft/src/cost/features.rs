@@ -97,11 +97,13 @@ features! {
     ClusterPerWorker = "cluster.per_worker", PerWorker, "A cluster's copy on one worker (per worker).";
     ClusterPerWorkerDeferred = "cluster.per_worker_deferred", PerWorker, "A cluster one worker has not built yet (deferred cluster creation; per worker).";
     ClusterTlsContext = "cluster.tls_context", Config, "An upstream TLS context of a cluster.";
+    ClusterTlsRsa = "cluster.tls_context.rsa_kbit", Config, "A kilobit of RSA key in the certificates an upstream TLS context loads.";
     ClusterSocketMatch = "cluster.socket_match", Config, "A transport socket match of a cluster.";
     ClusterHttpOptions = "cluster.http_options", Config, "A cluster's HttpProtocolOptions.";
     ClusterHttp2 = "cluster.http2", Config, "A cluster speaking HTTP/2 upstream (or choosing per request).";
     ClusterCircuitBreaker = "cluster.circuit_breaker", Config, "A circuit breaker threshold set.";
     ClusterCircuitBreakerTracking = "cluster.circuit_breaker_tracking", Config, "A circuit breaker threshold set tracking its remaining capacity (`track_remaining`).";
+    ClusterTraffic = "cluster.traffic", PerWorker, "A cluster that has carried traffic: its connection pools and connections.";
     ClusterOutlierDetection = "cluster.outlier_detection", Config, "Outlier detection on a cluster.";
     Endpoint = "endpoint", Endpoints, "An endpoint (host).";
     EndpointTlsMode = "endpoint.tls_mode", Endpoints, "An endpoint whose metadata selects a transport socket match (Istio's tlsMode).";
@@ -313,9 +315,10 @@ pub(crate) struct Context {
     /// What the proxy's stats show used, when given: used clusters have their stats and worker
     /// copies built under the deferrals.
     pub(crate) usage: Option<std::sync::Arc<Usage>>,
-    /// The secrets of the dump and whether each is ready (active or static), or `None` when the
-    /// dump holds no secret at all (a partial input says nothing of them).
-    pub(crate) secrets: Option<foldhash::HashMap<Box<str>, bool>>,
+    /// The secrets of the dump, each with whether it is ready (active or static) and the RSA
+    /// kilobits of its certificates, or `None` when the dump holds no secret at all (a partial
+    /// input says nothing of them).
+    pub(crate) secrets: Option<foldhash::HashMap<Box<str>, SecretInfo>>,
     /// The endpoints that first carry each distinct metadata value, by address.
     pub(crate) first_metadata: HashSet<usize>,
 }
@@ -333,28 +336,27 @@ impl Context {
         }
     }
 
-    /// Records which secrets the dump holds and which are ready.
+    /// Records which secrets the dump holds, which are ready, and their keys.
     pub(crate) fn with_secrets<'s>(mut self, secrets: impl Iterator<Item = &'s Secret>) -> Context {
-        let mut map = foldhash::HashMap::default();
+        let mut map: foldhash::HashMap<Box<str>, SecretInfo> = foldhash::HashMap::default();
         for s in secrets {
-            let ready = matches!(s.meta.state, State::Active | State::Static);
-            // A name listed twice (a warming copy beside an active one) is ready if any is.
-            *map.entry(s.name.clone()).or_insert(false) |= ready;
+            map.entry(s.name.clone())
+                .or_default()
+                .merge(SecretInfo::of(s));
         }
         self.secrets = (!map.is_empty()).then_some(map);
         self
     }
 
-    /// Whether Envoy builds a TLS context naming these SDS secrets: not while one of them is
-    /// warming or missing from a dump that lists secrets.
-    pub(crate) fn tls_ready(&self, tls: &crate::model::TlsContext) -> bool {
+    /// Whether Envoy builds a TLS context naming these SDS secrets (not while one of them is
+    /// warming or missing from a dump that lists secrets), and the RSA kilobits it loads.
+    pub(crate) fn tls_built(&self, tls: &crate::model::TlsContext) -> Option<f64> {
         let Some(secrets) = &self.secrets else {
-            return true;
+            return Some(0.0);
         };
-        tls.certificate_sds
-            .iter()
-            .chain(&tls.validation_sds)
-            .all(|name| secrets.get(name).copied().unwrap_or(false))
+        SecretInfo::context(tls.certificate_sds.iter().chain(&tls.validation_sds), |n| {
+            secrets.get(n).copied()
+        })
     }
 
     /// Whether the stats show traffic through the cluster of this name.
@@ -400,6 +402,50 @@ impl Context {
     }
 }
 
+/// What a TLS context's cost depends on in a secret it names.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct SecretInfo {
+    pub(crate) ready: bool,
+    pub(crate) rsa_kbits: f64,
+}
+
+impl SecretInfo {
+    pub(crate) fn of(s: &Secret) -> SecretInfo {
+        SecretInfo {
+            ready: matches!(s.meta.state, State::Active | State::Static),
+            rsa_kbits: s
+                .certificates
+                .iter()
+                .map(|c| f64::from(c.rsa_bits) / 1024.0)
+                .sum(),
+        }
+    }
+
+    /// A name listed twice (a warming copy beside an active one) is ready if any copy is, with
+    /// the ready copy's keys.
+    pub(crate) fn merge(&mut self, other: SecretInfo) {
+        if other.ready || !self.ready {
+            *self = SecretInfo {
+                ready: self.ready || other.ready,
+                rsa_kbits: other.rsa_kbits,
+            };
+        }
+    }
+
+    /// Whether a context naming these secrets is built, and the RSA kilobits it loads.
+    pub(crate) fn context<'n>(
+        names: impl Iterator<Item = &'n Box<str>>,
+        get: impl Fn(&str) -> Option<SecretInfo>,
+    ) -> Option<f64> {
+        let mut kbits = 0.0;
+        for name in names {
+            let info = get(name).filter(|i| i.ready)?;
+            kbits += info.rsa_kbits;
+        }
+        Some(kbits)
+    }
+}
+
 /// What makes two endpoints' metadata one value in Envoy's shared pool, from what the model keeps
 /// of it (the same for JSON and binary input); `None` without metadata.
 pub(crate) fn metadata_key(m: &Metadata) -> Option<u64> {
@@ -426,7 +472,7 @@ const SOCKET_MATCH_NAMESPACE: &str = "envoy.transport_socket_match";
 fn tls(socket: Option<&crate::model::TransportSocket>, cx: &Context) -> bool {
     socket
         .and_then(|s| s.tls.as_ref())
-        .is_some_and(|t| cx.tls_ready(t))
+        .is_some_and(|t| cx.tls_built(t).is_some())
 }
 
 /// Every TLS context a cluster's configuration names, built or not, with its SDS secrets.
@@ -468,9 +514,13 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
     // One addition per context, so that a stream can take back, unit by unit, the contexts
     // whose secrets turn out not to be ready.
     for tls in cluster_tls(c) {
-        if cx.tls_ready(tls) {
+        if let Some(kbits) = cx.tls_built(tls) {
             t.add(Feature::ClusterTlsContext, 1.0);
+            t.add(Feature::ClusterTlsRsa, kbits);
         }
+    }
+    if cx.used(&c.name) {
+        t.add(Feature::ClusterTraffic, 1.0);
     }
     t.add(
         Feature::ClusterSocketMatch,

@@ -80,13 +80,17 @@ impl Point {
             .find(|p| p.exists())
             .ok_or_else(|| at("config_dump.json[.gz]", &"missing"))?;
         let dump = Dump::from_path(&dump_path).map_err(|e| at("config dump", &e))?;
-        // Only a point that sent traffic has stats worth reading (idle stats show none).
+        // Only a point that sent traffic has stats worth reading (idle stats show none). The
+        // services it called are what Istio's request metrics would show: the harness's Envoy
+        // has no Istio stats filter, and Istio's inclusion list keeps no cluster stat.
         let usage = match meta.mesh.traffic_services {
             0 => None,
             _ => {
                 let bytes = std::fs::read(dir.join("stats.json.gz"))
                     .map_err(|e| at("stats.json.gz", &e))?;
-                Some(Usage::from_stats(&bytes).map_err(|e| at("stats.json.gz", &e))?)
+                let mut usage = Usage::from_stats(&bytes).map_err(|e| at("stats.json.gz", &e))?;
+                usage.services.extend(meta.traffic_hosts);
+                Some(usage)
             }
         };
         Ok(Point::new(
@@ -127,6 +131,9 @@ struct PointFile {
     envoy_version: String,
     #[serde(default)]
     mesh: PointMesh,
+    /// The services a traffic point called, by host.
+    #[serde(default)]
+    traffic_hosts: Vec<String>,
 }
 
 /// The knobs of a point's generated mesh that pricing needs.

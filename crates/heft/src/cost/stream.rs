@@ -183,8 +183,8 @@ pub struct CostAcc {
     /// (a hash of the names; a dump has few distinct sets), with the names: those whose secrets
     /// turn out warming or missing are taken back at the end.
     tls: HashMap<u64, (SecretNames, u64)>,
-    /// The secrets read, and whether each is ready.
-    secrets: HashMap<Box<str>, bool>,
+    /// The secrets read, each with whether it is ready and its keys.
+    secrets: HashMap<Box<str>, features::SecretInfo>,
     /// Whether this batch started before the matcher was known.
     provisional: bool,
 }
@@ -445,8 +445,10 @@ impl<'m> CostFold<'m> {
             }
             Resource::Secret(s) => {
                 features::secret(&mut p, s);
-                let ready = matches!(s.meta.state, State::Active | State::Static);
-                *acc.secrets.entry(s.name.clone()).or_insert(false) |= ready;
+                acc.secrets
+                    .entry(s.name.clone())
+                    .or_default()
+                    .merge(features::SecretInfo::of(s));
                 Kind::Secret
             }
             _ => return,
@@ -465,18 +467,25 @@ impl<'m> CostFold<'m> {
             let cx = proxy.context(&self.settings);
             (proxy, cx)
         });
-        // The clusters' TLS contexts Envoy does not build: a secret they name is warming, or
-        // missing from a dump that lists secrets. (The fold priced each as built, once apiece.)
+        // The clusters' TLS contexts, settled with the secrets they name: not built while one
+        // is warming, or missing from a dump that lists secrets (the fold priced each as built,
+        // one addition apiece); else loading the secrets' RSA keys.
         if !acc.secrets.is_empty() {
             let mut one = Pricer::new(self.model());
             one.add(Feature::ClusterTlsContext, 1.0);
             let each = one.parts.config;
             for (names, n) in acc.tls.values() {
-                if !names
-                    .iter()
-                    .all(|name| acc.secrets.get(name).copied().unwrap_or(false))
-                {
-                    kinds[top(Kind::Cluster)].0.config -= each * n;
+                let built = features::SecretInfo::context(names.iter(), |name| {
+                    acc.secrets.get(name).copied()
+                });
+                let cluster = &mut kinds[top(Kind::Cluster)].0;
+                match built {
+                    None => cluster.config -= each * n,
+                    Some(kbits) => {
+                        let mut rsa = Pricer::new(self.model());
+                        rsa.add(Feature::ClusterTlsRsa, kbits);
+                        cluster.config += rsa.parts.config * n;
+                    }
                 }
             }
         }
@@ -631,8 +640,8 @@ impl Fold for CostFold<'_> {
         for (key, (names, n)) in later.tls {
             acc.tls.entry(key).or_insert((names, 0)).1 += n;
         }
-        for (name, ready) in later.secrets {
-            *acc.secrets.entry(name).or_insert(false) |= ready;
+        for (name, info) in later.secrets {
+            acc.secrets.entry(name).or_default().merge(info);
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Certificate {
     pub is_ca: bool,
     /// The SPIFFE trust domain whose bundle holds it, for SPIFFE validation contexts.
     pub trust_domain: Option<Box<str>>,
+    /// The size of its RSA public key in bits (0 for other keys): an RSA key costs every TLS
+    /// context that loads it more than an EC one.
+    pub rsa_bits: u32,
 }
 
 /// A secret.

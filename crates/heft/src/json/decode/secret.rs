@@ -171,6 +171,12 @@ pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<Certificate>, String> {
             subject: cert.subject().to_string().into(),
             is_ca: cert.is_ca(),
             trust_domain: None,
+            rsa_bits: match cert.public_key().parsed() {
+                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                    u32::try_from(rsa.key_size()).unwrap_or(u32::MAX)
+                }
+                _ => 0,
+            },
         });
     }
     if out.is_empty() && !pem.is_empty() {
