@@ -130,14 +130,15 @@ pub fn render_cost(t: &heft::cost::stream::CostTotals) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Predicted Envoy heap {} (/memory allocated)\n  {}",
+        "Predicted Envoy heap {} (/memory allocated)\n  {}\n  ({})",
         size(t.total()),
         crate::cost_cmd::settings_text(
             &t.model_used,
             &t.proxy,
             t.concurrency,
             t.concurrency_source
-        )
+        ),
+        t.model_used.beyond_the_heap()
     );
     let _ = writeln!(out, "  {:<16} {:>10}", "baseline", size(t.baseline.total()));
     for k in &t.by_kind {

@@ -85,8 +85,9 @@ pub fn why_text(w: &Why, file: &str) -> String {
     );
     let _ = writeln!(
         o,
-        "  {}\n",
-        crate::cost_cmd::settings_text(&w.model, &w.proxy, w.concurrency, w.concurrency_source)
+        "  {}\n  ({})\n",
+        crate::cost_cmd::settings_text(&w.model, &w.proxy, w.concurrency, w.concurrency_source),
+        w.model.beyond_the_heap()
     );
     let _ = writeln!(o, "Where it goes");
     let _ = writeln!(o, "  by kind:       {}", row_list(&w.by_kind, t, 6));

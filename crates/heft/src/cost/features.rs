@@ -98,6 +98,7 @@ features! {
     ClusterPerWorkerDeferred = "cluster.per_worker_deferred", PerWorker, "A cluster one worker has not built yet (deferred cluster creation; per worker).";
     ClusterTlsContext = "cluster.tls_context", Config, "An upstream TLS context of a cluster.";
     ClusterTlsRsa = "cluster.tls_context.rsa_kbit", Config, "A kilobit of RSA key in the certificates an upstream TLS context loads.";
+    ClusterTlsCertificate = "cluster.tls_context.certificate", Config, "A certificate (of a chain, or a trusted CA) an upstream TLS context loads from its SDS secrets.";
     ClusterSocketMatch = "cluster.socket_match", Config, "A transport socket match of a cluster.";
     ClusterHttpOptions = "cluster.http_options", Config, "A cluster's HttpProtocolOptions.";
     ClusterHttp2 = "cluster.http2", Config, "A cluster speaking HTTP/2 upstream (or choosing per request).";
@@ -349,10 +350,10 @@ impl Context {
     }
 
     /// Whether Envoy builds a TLS context naming these SDS secrets (not while one of them is
-    /// warming or missing from a dump that lists secrets), and the RSA kilobits it loads.
-    pub(crate) fn tls_built(&self, tls: &crate::model::TlsContext) -> Option<f64> {
+    /// warming or missing from a dump that lists secrets), and what it loads from them.
+    pub(crate) fn tls_built(&self, tls: &crate::model::TlsContext) -> Option<Loaded> {
         let Some(secrets) = &self.secrets else {
-            return Some(0.0);
+            return Some(Loaded::default());
         };
         SecretInfo::context(tls.certificate_sds.iter().chain(&tls.validation_sds), |n| {
             secrets.get(n).copied()
@@ -407,6 +408,22 @@ impl Context {
 pub(crate) struct SecretInfo {
     pub(crate) ready: bool,
     pub(crate) rsa_kbits: f64,
+    pub(crate) certificates: f64,
+}
+
+/// What a built TLS context loads from its secrets.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Loaded {
+    pub(crate) rsa_kbits: f64,
+    pub(crate) certificates: f64,
+}
+
+impl Loaded {
+    /// Its features, beside the context itself.
+    pub(crate) fn tally(self, t: &mut impl Tally) {
+        t.add(Feature::ClusterTlsRsa, self.rsa_kbits);
+        t.add(Feature::ClusterTlsCertificate, self.certificates);
+    }
 }
 
 impl SecretInfo {
@@ -418,6 +435,7 @@ impl SecretInfo {
                 .iter()
                 .map(|c| f64::from(c.rsa_bits) / 1024.0)
                 .sum(),
+            certificates: s.certificates.len() as f64,
         }
     }
 
@@ -427,22 +445,23 @@ impl SecretInfo {
         if other.ready || !self.ready {
             *self = SecretInfo {
                 ready: self.ready || other.ready,
-                rsa_kbits: other.rsa_kbits,
+                ..other
             };
         }
     }
 
-    /// Whether a context naming these secrets is built, and the RSA kilobits it loads.
+    /// Whether a context naming these secrets is built, and what it loads from them.
     pub(crate) fn context<'n>(
         names: impl Iterator<Item = &'n Box<str>>,
         get: impl Fn(&str) -> Option<SecretInfo>,
-    ) -> Option<f64> {
-        let mut kbits = 0.0;
+    ) -> Option<Loaded> {
+        let mut loaded = Loaded::default();
         for name in names {
             let info = get(name).filter(|i| i.ready)?;
-            kbits += info.rsa_kbits;
+            loaded.rsa_kbits += info.rsa_kbits;
+            loaded.certificates += info.certificates;
         }
-        Some(kbits)
+        Some(loaded)
     }
 }
 
@@ -508,15 +527,18 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
         t.add(Feature::ClusterStats, kept);
         t.add(Feature::ClusterStatsRejected, rejected);
     }
-    let workers = cx.workers_for(&c.name);
-    t.add(Feature::ClusterPerWorker, workers);
-    t.add(Feature::ClusterPerWorkerDeferred, cx.concurrency - workers);
+    // A warming cluster is built on the main thread only: workers get it once it is active.
+    if c.meta.state != State::Warming {
+        let workers = cx.workers_for(&c.name);
+        t.add(Feature::ClusterPerWorker, workers);
+        t.add(Feature::ClusterPerWorkerDeferred, cx.concurrency - workers);
+    }
     // One addition per context, so that a stream can take back, unit by unit, the contexts
     // whose secrets turn out not to be ready.
     for tls in cluster_tls(c) {
-        if let Some(kbits) = cx.tls_built(tls) {
+        if let Some(loaded) = cx.tls_built(tls) {
             t.add(Feature::ClusterTlsContext, 1.0);
-            t.add(Feature::ClusterTlsRsa, kbits);
+            loaded.tally(t);
         }
     }
     if cx.used(&c.name) {
@@ -649,7 +671,12 @@ pub(crate) fn listener_own(t: &mut impl Tally, l: &Listener, cx: &Context) {
     let (kept, rejected) = cx.stats.shares_of(|| listener_scope(l), LISTENER_STATS);
     t.add(Feature::ListenerStats, kept);
     t.add(Feature::ListenerStatsRejected, rejected);
-    t.add(Feature::ListenerPerWorker, cx.concurrency);
+    // A warming listener is not yet on the workers.
+    let workers = match l.meta.state {
+        State::Warming => 0.0,
+        _ => cx.concurrency,
+    };
+    t.add(Feature::ListenerPerWorker, workers);
 }
 
 /// A filter chain's features, its inline route configurations included.

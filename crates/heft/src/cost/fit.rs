@@ -26,6 +26,11 @@ pub struct Point {
     pub envoy_version: String,
     /// Amounts per feature.
     pub amounts: Amounts,
+    /// `/memory` `heap_size` and `total_physical_bytes`, when recorded: what the process holds
+    /// beyond the heap in use.
+    pub heap_size: Option<u64>,
+    /// See `heap_size`.
+    pub total_physical: Option<u64>,
 }
 
 /// A calibration that cannot be done.
@@ -62,6 +67,8 @@ impl Point {
             allocated,
             envoy_version: envoy_version.to_string(),
             amounts: amounts(dump, &settings),
+            heap_size: None,
+            total_physical: None,
         }
     }
 
@@ -71,36 +78,29 @@ impl Point {
         let at = |what: &str, e: &dyn std::fmt::Display| {
             FitError(format!("{}: {what}: {e}", dir.display()))
         };
-        let text =
-            std::fs::read_to_string(dir.join("point.json")).map_err(|e| at("point.json", &e))?;
-        let meta: PointFile = serde_json::from_str(&text).map_err(|e| at("point.json", &e))?;
-        let dump_path = ["config_dump.json.gz", "config_dump.json"]
-            .iter()
-            .map(|f| dir.join(f))
-            .find(|p| p.exists())
-            .ok_or_else(|| at("config_dump.json[.gz]", &"missing"))?;
+        let meta = PointFile::load(dir)?;
+        let dump_path = [
+            "config_dump.json.zst",
+            "config_dump.json.gz",
+            "config_dump.json",
+        ]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+        .ok_or_else(|| at("config_dump.json[.gz]", &"missing"))?;
         let dump = Dump::from_path(&dump_path).map_err(|e| at("config dump", &e))?;
-        // Only a point that sent traffic has stats worth reading (idle stats show none). The
-        // services it called are what Istio's request metrics would show: the harness's Envoy
-        // has no Istio stats filter, and Istio's inclusion list keeps no cluster stat.
-        let usage = match meta.mesh.traffic_services {
-            0 => None,
-            _ => {
-                let bytes = std::fs::read(dir.join("stats.json.gz"))
-                    .map_err(|e| at("stats.json.gz", &e))?;
-                let mut usage = Usage::from_stats(&bytes).map_err(|e| at("stats.json.gz", &e))?;
-                usage.services.extend(meta.traffic_hosts);
-                Some(usage)
-            }
-        };
-        Ok(Point::new(
+        let usage = usage_of(dir, &meta)?;
+        let mut point = Point::new(
             &meta.id,
             &dump,
             meta.concurrency,
             meta.allocated,
             &meta.envoy_version,
             usage,
-        ))
+        );
+        point.heap_size = meta.heap_size;
+        point.total_physical = meta.total_physical_bytes;
+        Ok(point)
     }
 
     /// Loads every point directory under `dir` (each holding a `point.json`), in name order.
@@ -123,6 +123,40 @@ impl Point {
     }
 }
 
+/// What a point directory's stats show used: `None` for a point that sent no traffic (idle stats
+/// show none worth reading). The services a traffic point called are added as Istio's request
+/// metrics would show them: the harness's Envoy has no Istio stats filter, and Istio's inclusion
+/// list keeps no cluster stat.
+pub fn point_usage(dir: &Path) -> Result<Option<Usage>, FitError> {
+    usage_of(dir, &PointFile::load(dir)?)
+}
+
+fn usage_of(dir: &Path, meta: &PointFile) -> Result<Option<Usage>, FitError> {
+    if meta.mesh.traffic_services == 0 {
+        return Ok(None);
+    }
+    let at =
+        |what: &str, e: &dyn std::fmt::Display| FitError(format!("{}: {what}: {e}", dir.display()));
+    let path = ["stats.json.zst", "stats.json.gz"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+        .ok_or_else(|| at("stats.json[.zst|.gz]", &"missing"))?;
+    let bytes = std::fs::read(&path).map_err(|e| at("stats", &e))?;
+    let mut usage = Usage::from_stats(&bytes).map_err(|e| at("stats", &e))?;
+    usage.services.extend(meta.traffic_hosts.iter().cloned());
+    Ok(Some(usage))
+}
+
+impl PointFile {
+    fn load(dir: &Path) -> Result<PointFile, FitError> {
+        let at =
+            |e: &dyn std::fmt::Display| FitError(format!("{}: point.json: {e}", dir.display()));
+        let text = std::fs::read_to_string(dir.join("point.json")).map_err(|e| at(&e))?;
+        serde_json::from_str(&text).map_err(|e| at(&e))
+    }
+}
+
 #[derive(Deserialize)]
 struct PointFile {
     id: String,
@@ -134,6 +168,8 @@ struct PointFile {
     /// The services a traffic point called, by host.
     #[serde(default)]
     traffic_hosts: Vec<String>,
+    heap_size: Option<u64>,
+    total_physical_bytes: Option<u64>,
 }
 
 /// The knobs of a point's generated mesh that pricing needs.
@@ -157,6 +193,13 @@ pub struct FitReport {
     pub unobserved: Vec<String>,
     /// Every point's measured and predicted heap.
     pub residuals: Vec<Residual>,
+    /// The least and most `/memory` `heap_size` was, as a multiple of `allocated`, over the
+    /// points (the allocator's reserve beside the heap in use).
+    #[serde(default)]
+    pub heap_size_ratio: Option<(f64, f64)>,
+    /// The same for `total_physical_bytes` (what the process holds resident in all).
+    #[serde(default)]
+    pub total_physical_ratio: Option<(f64, f64)>,
 }
 
 /// One point's fit.
@@ -227,7 +270,21 @@ pub fn fit(points: &[Point], made_by: &str) -> Result<CostModel, FitError> {
         })
         .collect();
     let n = residuals.len() as f64;
+    let ratio = |of: fn(&Point) -> Option<u64>| {
+        let r: Vec<f64> = points
+            .iter()
+            .filter_map(|p| of(p).map(|b| b as f64 / p.allocated as f64))
+            .collect();
+        let round = |v: f64| (v * 100.0).round() / 100.0;
+        (r.len() == points.len()).then(|| {
+            let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = r.iter().copied().fold(0.0, f64::max);
+            (round(lo), round(hi))
+        })
+    };
     let report = FitReport {
+        heap_size_ratio: ratio(|p| p.heap_size),
+        total_physical_ratio: ratio(|p| p.total_physical),
         points: points.len(),
         rms_relative_error: (residuals.iter().map(|r| r.error * r.error).sum::<f64>() / n).sqrt(),
         max_relative_error: residuals.iter().map(|r| r.error.abs()).fold(0.0, f64::max),

@@ -30,7 +30,7 @@ mod nnls;
 pub mod stream;
 
 pub use features::{Feature, Part};
-pub use fit::{fit, FitError, FitReport, Point, Residual};
+pub use fit::{fit, point_usage, FitError, FitReport, Point, Residual};
 pub use models::{Match, ModelUsed};
 
 use crate::model::{

@@ -28,7 +28,7 @@ pub enum Match {
 }
 
 /// The model an estimate used: its Envoy version, the proxy's, and how they match.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelUsed {
     /// The Envoy version the model was calibrated on (`/server_info` `version`'s number).
     pub envoy_version: String,
@@ -37,9 +37,37 @@ pub struct ModelUsed {
     /// How they match.
     #[serde(rename = "match")]
     pub matched: Match,
+    /// Over the model's calibration, the least and most `/memory` `heap_size` was as a
+    /// multiple of `allocated` (the heap in use, which the model predicts).
+    pub heap_size_ratio: Option<(f64, f64)>,
+    /// The same for `total_physical_bytes`.
+    pub total_physical_ratio: Option<(f64, f64)>,
 }
 
 impl ModelUsed {
+    fn new(model: &CostModel, version: Option<&str>, matched: Match) -> ModelUsed {
+        let fit = model.fit.as_ref();
+        ModelUsed {
+            envoy_version: model.envoy_version.clone(),
+            proxy_version: version.map(str::to_string),
+            matched,
+            heap_size_ratio: fit.and_then(|f| f.heap_size_ratio),
+            total_physical_ratio: fit.and_then(|f| f.total_physical_ratio),
+        }
+    }
+
+    /// What else a process holds, for a reader comparing with a container's memory.
+    pub fn beyond_the_heap(&self) -> String {
+        let range = |r: Option<(f64, f64)>| {
+            r.map_or_else(|| "?".to_string(), |(lo, hi)| format!("{lo:.2}–{hi:.2}×"))
+        };
+        format!(
+            "this is the heap in use: on the model's calibration Envoy's heap_size was {} of it and its total_physical_bytes {}; a container also holds the binary and pilot-agent",
+            range(self.heap_size_ratio),
+            range(self.total_physical_ratio)
+        )
+    }
+
     /// A one-line description: `Envoy 1.38.3 (exact)`, `Envoy 1.40.0 (nearest to 1.41.0)`.
     pub fn describe(&self) -> String {
         let model = &self.envoy_version;
@@ -76,11 +104,7 @@ pub fn compare(model: &CostModel, version: Option<&str>) -> ModelUsed {
         (Some(_), _) => Match::Nearest,
         (None, _) => Match::Unknown,
     };
-    ModelUsed {
-        envoy_version: model.envoy_version.clone(),
-        proxy_version: version.map(str::to_string),
-        matched,
-    }
+    ModelUsed::new(model, version, matched)
 }
 
 /// The shipped model for an Envoy version (`None`: not known), and how it matches: the model of
@@ -88,11 +112,7 @@ pub fn compare(model: &CostModel, version: Option<&str>) -> ModelUsed {
 pub fn for_version(version: Option<&str>) -> (&'static CostModel, ModelUsed) {
     let models = builtin();
     let newest = models.last().expect("at least one model is shipped");
-    let used = |m: &CostModel, matched| ModelUsed {
-        envoy_version: m.envoy_version.clone(),
-        proxy_version: version.map(str::to_string),
-        matched,
-    };
+    let used = |m: &CostModel, matched| ModelUsed::new(m, version, matched);
     let Some(wanted) = version.and_then(minor) else {
         return (newest, used(newest, Match::Unknown));
     };

@@ -274,7 +274,7 @@ impl Tally for WithoutStats<'_, '_> {
 }
 
 /// The predicted heap of a dump, by part and by kind of top-level object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CostTotals {
     /// The Envoy version the model was calibrated on.
     pub envoy_version: String,
@@ -481,10 +481,10 @@ impl<'m> CostFold<'m> {
                 let cluster = &mut kinds[top(Kind::Cluster)].0;
                 match built {
                     None => cluster.config -= each * n,
-                    Some(kbits) => {
-                        let mut rsa = Pricer::new(self.model());
-                        rsa.add(Feature::ClusterTlsRsa, kbits);
-                        cluster.config += rsa.parts.config * n;
+                    Some(loaded) => {
+                        let mut p = Pricer::new(self.model());
+                        loaded.tally(&mut p);
+                        cluster.config += p.parts.config * n;
                     }
                 }
             }
