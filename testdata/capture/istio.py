@@ -444,8 +444,11 @@ def admin_listener(name, port, prefix, cluster, stat_prefix):
     }
 
 
-def bootstrap(node, admin_port, xds_port, listeners, stats_matcher=None):
-    """An Istio-like bootstrap: ADS over `xds-grpc`, SDS over `sds-grpc`, both our server on 127.0.0.1."""
+def bootstrap(node, admin_port, xds_port, listeners, stats_matcher=None, deferred_stats=False,
+              deferred_clusters=False):
+    """An Istio-like bootstrap: ADS over `xds-grpc`, SDS over `sds-grpc`, both our server on 127.0.0.1.
+    `deferred_stats` and `deferred_clusters` add what istio-agent's envoy_bootstrap.json writes:
+    `deferred_stat_options` and `cluster_manager.enable_deferred_cluster_creation`."""
     xds_common = dict(
         circuit_breakers={"thresholds": [{"priority": "DEFAULT", "max_connections": 100000,
                                           "max_pending_requests": 100000, "max_requests": 100000},
@@ -456,7 +459,7 @@ def bootstrap(node, admin_port, xds_port, listeners, stats_matcher=None):
     stats_config = {"use_all_default_tags": False, "stats_tags": ISTIO_STATS_TAGS}
     if stats_matcher:
         stats_config["stats_matcher"] = stats_matcher
-    return {
+    config = {
         "node": node,
         "admin": {"address": socket_address("127.0.0.1", admin_port), "profile_path": "/dev/null"},
         "layered_runtime": {"layers": [
@@ -495,3 +498,8 @@ def bootstrap(node, admin_port, xds_port, listeners, stats_matcher=None):
             },
         },
     }
+    if deferred_clusters:
+        config["cluster_manager"] = {"enable_deferred_cluster_creation": True}
+    if deferred_stats:
+        config["deferred_stat_options"] = {"enable_deferred_creation_stats": True}
+    return config

@@ -7,10 +7,13 @@ HTTP protocol options, circuit breakers and outlier detection; an outbound HTTP 
 configuration per HTTP port with a virtual host per service; a TCP proxy listener per TCP service port
 (as Istio makes them); optionally a gateway listener with SNI filter chains terminating TLS with their
 own SDS secrets. `resources()` gives the xDS resources (proto3-JSON dicts) and `bootstrap()` an Istio
-bootstrap with the chosen stats settings. The calibration (`calibrate.py`) and the Sidecar what-if
-proof vary these knobs; nothing here talks to Envoy.
+bootstrap with the chosen stats settings and deferrals. The calibration (`calibrate.py`) and the
+Sidecar what-if proof vary these knobs; nothing here talks to Envoy. Every knob's default is the
+configuration the first calibration measured, so points measured before a knob existed keep meaning
+the same.
 
-Every address Envoy binds is 127.0.0.1; endpoint addresses are never dialled (no traffic is sent).
+Every address Envoy binds is 127.0.0.1; endpoint addresses are never dialled, except the 127.0.0.1
+ones of traffic tests (`traffic_services`, `upstream_port`).
 """
 
 from dataclasses import asdict, dataclass, field, replace
@@ -56,13 +59,46 @@ class Mesh:
     # Knative-style fan-out: each service also gets a `-private` twin and this many revisions.
     knative_revisions: int = 0
     stats: str = "default"  # "default", "istio" or "reject_all"
+    # Bootstrap deferrals istio-agent turns on (tools/packaging/common/envoy_bootstrap.json):
+    # `deferred_stat_options: {enable_deferred_creation_stats: true}` (always) and
+    # `cluster_manager: {enable_deferred_cluster_creation: true}` (only when the agent writes a
+    # cluster_manager block: an outlier log path, LRS or self-discovery). ISTIO_AGENT sets all three.
+    deferred_stats: bool = False
+    deferred_clusters: bool = False
     concurrency: int = 2
+    # The mesh root (SDS secret ROOTCA): "served", or "warming" (never served: it stays in
+    # dynamic_warming_secrets; the clusters that validate with it wait ROOT_WARMING_FETCH_TIMEOUT
+    # for it, then go active without an upstream TLS context).
+    root_secret: str = "served"
+    # Certificate material of the workload certificate `default` and its CAs (certs.KEY_TYPES);
+    # cert_chain 2 issues it through an intermediate CA; trust_bundle is how many roots ROOTCA holds.
+    cert_key: str = "ec-p256"
+    cert_chain: int = 1
+    trust_bundle: int = 1
+    # How many distinct istio workload strings endpoint metadata carries: "per_service" (istiod's:
+    # svc-<i>-v<e mod 3>, so up to 3 per service), "per_endpoint" (one per endpoint) or "shared" (one).
+    metadata_values: str = "per_service"
+    # Options istiod always sets: circuit breaker `track_remaining` on clusters; `retry_policy`,
+    # `decorator` and `max_stream_duration` on routes.
+    track_remaining: bool = True
+    retry_policy: bool = True
+    decorator: bool = True
+    max_stream_duration: bool = True
+    # Where secrets come from: "cluster" (Istio's: the bootstrap's sds-grpc cluster, one gRPC stream
+    # per secret) or "ads" (over the ADS stream).
+    sds: str = "cluster"
+    # Traffic: after the config settles, calibrate sends real requests through Envoy to the first
+    # this-many services (their endpoints then answer on 127.0.0.1; see `_localities`).
+    traffic_services: int = 0
     # The workload's namespace (what a Sidecar's `.` means).
     workload_namespace: str = "default"
     # Sidecar egress hosts istiod applies (None: no Sidecar). See `in_scope`.
     egress: tuple = None
     # Traffic tests: the first HTTP port's listener binds 127.0.0.1 on this port, and every
     # endpoint is 127.0.0.1:`upstream_port`, where the bootstrap answers any request with 200.
+    # With `traffic_services`, only the endpoints of those services are local instead, endpoint e
+    # at 127.0.0.1:`upstream_port + e` (served outside Envoy, by calibrate's upstream), and the
+    # bootstrap gets no upstream listener.
     bind_http_port: int = 0
     upstream_port: int = 0
     # Key for spreading endpoint addresses so points do not collide (any integer).
@@ -74,6 +110,10 @@ class Mesh:
 
     def but(self, **changes):
         return replace(self, **changes)
+
+
+# What istio-agent's bootstrap sets (with a cluster_manager block): the knobs to `but()` a Mesh with.
+ISTIO_AGENT = {"stats": "istio", "deferred_stats": True, "deferred_clusters": True}
 
 
 def _service_names(mesh):
@@ -156,7 +196,12 @@ def _localities(mesh, index, port, subset):
     """The endpoints of one cluster, spread over localities."""
     groups = [[] for _ in range(max(1, mesh.localities))]
     for e in range(mesh.endpoints):
-        if mesh.upstream_port:
+        if mesh.traffic_services:
+            if index < mesh.traffic_services and mesh.upstream_port:
+                address, port = "127.0.0.1", mesh.upstream_port + e
+            else:
+                address = _ip(mesh, index, e)
+        elif mesh.upstream_port:
             address, port = "127.0.0.1", mesh.upstream_port
         elif mesh.cluster_type in ("STRICT_DNS", "LOGICAL_DNS"):
             address = "localhost"
@@ -164,7 +209,11 @@ def _localities(mesh, index, port, subset):
             address = _ip(mesh, index, e)
         workload = None
         if mesh.endpoint_metadata in ("full", "workload"):
-            workload = f"svc-{index}-v{e % 3};ns;svc-{index};v{e % 3};Kubernetes"
+            workload = {
+                "per_service": f"svc-{index}-v{e % 3};ns;svc-{index};v{e % 3};Kubernetes",
+                "per_endpoint": f"svc-{index}-v{e % 3}-{e};ns;svc-{index};v{e % 3};Kubernetes",
+                "shared": "workload;ns;app;v1;Kubernetes",
+            }[mesh.metadata_values]
         tls = mesh.endpoint_metadata in ("full", "tls") and mesh.tls == "istio"
         groups[e % len(groups)].append(istio.lb_endpoint(address, port, health="HEALTHY", tls=tls,
                                                          workload=workload))
@@ -261,8 +310,62 @@ def resources(mesh):
         listeners.append(listener)
         routes.extend(gateway_routes)
         secret_names.extend(names)
-    return {"clusters": clusters, "endpoints": assignments, "listeners": listeners, "routes": routes,
-            "secret_names": secret_names}
+    _apply_toggles(mesh, clusters, routes)
+    built = {"clusters": clusters, "endpoints": assignments, "listeners": listeners, "routes": routes,
+             "secret_names": secret_names}
+    if mesh.root_secret == "warming":
+        _walk(built, _root_fetch_timeout)
+    if mesh.sds == "ads":
+        _walk(built, _sds_over_ads)
+    elif mesh.sds != "cluster":
+        raise ValueError(f"sds must be 'cluster' or 'ads', not {mesh.sds!r}")
+    return built
+
+
+def _apply_toggles(mesh, clusters, routes):
+    """Takes out the options istiod always sets whose knobs are off."""
+    if not mesh.track_remaining:
+        for cluster in clusters:
+            for threshold in cluster.get("circuit_breakers", {}).get("thresholds", []):
+                threshold.pop("track_remaining", None)
+    dropped = [key for key, on in (("retry_policy", mesh.retry_policy),
+                                   ("max_stream_duration", mesh.max_stream_duration)) if not on]
+    for config in routes:
+        for vhost in config["virtual_hosts"]:
+            for route in vhost["routes"]:
+                if not mesh.decorator:
+                    route.pop("decorator", None)
+                for key in dropped:
+                    route.get("route", {}).pop(key, None)
+
+
+def _walk(value, visit):
+    """Calls visit(dict) on every dict inside `value`, depth first."""
+    if isinstance(value, dict):
+        visit(value)
+        for child in value.values():
+            _walk(child, visit)
+    elif isinstance(value, list):
+        for child in value:
+            _walk(child, visit)
+
+
+# How long references to a never-served ROOTCA wait for it. Istio's `0s` (wait forever) would hold
+# every mTLS cluster warming, and with them Envoy's initialization (no listener would come up);
+# Envoy's default of 15 s lets the clusters go active without it, ROOTCA staying warming.
+ROOT_WARMING_FETCH_TIMEOUT = "15s"
+
+
+def _root_fetch_timeout(node):
+    if node.get("name") == "ROOTCA" and isinstance(node.get("sds_config"), dict):
+        node["sds_config"]["initial_fetch_timeout"] = ROOT_WARMING_FETCH_TIMEOUT
+
+
+def _sds_over_ads(node):
+    """An SdsSecretConfig's source, moved from the sds-grpc cluster to the ADS stream."""
+    source = node.get("sds_config")
+    if isinstance(source, dict) and "api_config_source" in source:
+        node["sds_config"] = istio.ads(source.get("initial_fetch_timeout", "0s"))
 
 
 def _virtual_outbound():
@@ -320,10 +423,11 @@ def bootstrap(mesh, admin_port, xds_port, name="mesh"):
         istio.admin_listener("0.0.0.0_15090", 0, "/stats/prometheus", "prometheus_stats", "stats"),
         istio.admin_listener("0.0.0.0_15021", 0, "/healthz/ready", "agent", "agent"),
     ]
-    if mesh.upstream_port:
+    if mesh.upstream_port and not mesh.traffic_services:
         listeners.append(_upstream_listener(mesh.upstream_port))
     return istio.bootstrap(node(name, mesh.workload_namespace), admin_port, xds_port, listeners,
-                           stats_matcher=stats_matcher(mesh))
+                           stats_matcher=stats_matcher(mesh), deferred_stats=mesh.deferred_stats,
+                           deferred_clusters=mesh.deferred_clusters)
 
 
 def _upstream_listener(port):

@@ -74,7 +74,7 @@ def usage_phase(envoy_binary, out_dir, deadline_seconds=300):
                 if status != 200:
                     raise RuntimeError(f"GET via {host} answered {status}")
             called.append(host)
-        _wait_settled(envoy, deadline)
+        _wait_settled(envoy, deadline, time.monotonic())
         target = os.path.join(out_dir, "usage")
         shutil.rmtree(target, ignore_errors=True)
         os.makedirs(target)
