@@ -6,6 +6,7 @@ mod common;
 use heft::cost::{fit, CostModel, Estimate, Kind, Object, Point, RollupBy, Settings};
 use heft::Dump;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 fn real_dumps() -> Vec<(String, Dump)> {
     common::captures(&["config_dump.json"])
@@ -196,22 +197,32 @@ fn the_top_level_names_rollup_by_service_follows_istio_names() {
     assert!(rows.contains_key("(baseline)") && rows.contains_key("(shared)"));
 }
 
-/// The committed calibration points, refitted, give exactly the shipped model; and the shipped
-/// model fits them.
+/// Each version's committed calibration points, refitted, give exactly its shipped model; and
+/// the shipped model fits them.
 #[test]
-fn the_shipped_model_is_the_fit_of_the_committed_points() {
-    let dir = common::repo().join("testdata/calibration/fit");
+fn every_shipped_model_is_the_fit_of_its_committed_points() {
+    let shipped = heft::cost::models::builtin();
+    assert_eq!(shipped.len(), 5, "one model per Envoy 1.36 … 1.40");
+    for model in shipped {
+        check_shipped(model);
+    }
+}
+
+fn check_shipped(shipped: &CostModel) {
+    let dir = common::repo()
+        .join("testdata/calibration")
+        .join(format!("envoy-{}", shipped.envoy_version))
+        .join("fit");
     let points = Point::load_all(&dir).unwrap();
     assert!(points.len() >= 30, "{} points", points.len());
-    let shipped = CostModel::envoy_1_40();
     let refit = fit(&points, &shipped.made_by).unwrap();
-    assert_eq!(refit.coefficients, shipped.coefficients);
-    assert_eq!(refit.fit, shipped.fit);
-    assert!(
-        shipped.envoy_version.starts_with("1.40."),
+    assert_eq!(
+        refit.coefficients,
+        shipped.coefficients,
         "{}",
-        shipped.envoy_version
+        dir.display()
     );
+    assert_eq!(refit.fit, shipped.fit, "{}", dir.display());
     let report = shipped.fit.clone().unwrap();
     assert!(
         report.max_relative_error <= 0.10,
@@ -221,13 +232,19 @@ fn the_shipped_model_is_the_fit_of_the_committed_points() {
     // Every point, re-estimated through the attribution path, gives the fit's prediction
     // (within rounding of each addition to whole bytes).
     for p in &points {
-        let dump = Dump::from_path(dir.join(&p.id).join("config_dump.json.gz")).unwrap();
+        let point = dir.join(&p.id);
+        let dump = ["config_dump.json.zst", "config_dump.json.gz"]
+            .iter()
+            .map(|f| point.join(f))
+            .find(|f| f.exists())
+            .map(|f| Dump::from_path(f).unwrap())
+            .unwrap();
         let e = Estimate::of(
             &dump,
-            &shipped,
+            shipped,
             &Settings {
                 concurrency: p.concurrency,
-                stats: None,
+                usage: heft::cost::point_usage(&point).unwrap().map(Into::into),
                 ..Settings::default()
             },
         );
@@ -301,4 +318,106 @@ fn bad_model_files_are_refused_with_the_reason() {
     let err = CostModel::from_json(&negative).unwrap_err().to_string();
     assert!(err.contains("baseline"), "{err}");
     assert!(CostModel::from_json("{").is_err());
+}
+
+/// A committed calibration point of Envoy 1.40: its dump, how it was measured, its directory
+/// and its dump file.
+fn calibration_point(id: &str) -> (Dump, serde_json::Value, PathBuf, PathBuf) {
+    let dir = common::repo()
+        .join("testdata/calibration/envoy-1.40.0/fit")
+        .join(id);
+    let file = ["config_dump.json.zst", "config_dump.json.gz"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|f| f.exists())
+        .unwrap_or_else(|| panic!("no dump in {}", dir.display()));
+    let dump = Dump::from_path(&file).unwrap();
+    let meta = serde_json::from_str(&std::fs::read_to_string(dir.join("point.json")).unwrap());
+    (dump, meta.unwrap(), dir, file)
+}
+
+/// What a model with every coefficient 1 counts of each feature.
+fn count(dump: &Dump, settings: &Settings, feature: heft::cost::Feature) -> f64 {
+    heft::cost::amounts(dump, settings).0[feature as usize]
+}
+
+/// Envoy builds no upstream TLS context while the root secret it validates with is warming (a
+/// real Envoy whose ROOTCA never came): Heft prices none, in the collected dump and the stream.
+#[test]
+fn tls_contexts_waiting_for_a_warming_secret_are_not_priced() {
+    use heft::cost::Feature;
+    let (warming, meta, _, warming_file) = calibration_point("root-warming");
+    assert_eq!(meta["warming"]["secret_names"][0], "ROOTCA");
+    let (served, _, _, served_file) = calibration_point("base");
+    let s = Settings::default();
+    assert_eq!(count(&warming, &s, Feature::ClusterTlsContext), 0.0);
+    assert!(count(&served, &s, Feature::ClusterTlsContext) >= 400.0);
+    // The stream reads the secrets after the clusters, and takes the contexts back at the end.
+    let model = CostModel::envoy_1_40();
+    for (dump, file) in [(&warming, &warming_file), (&served, &served_file)] {
+        let fold = heft::cost::stream::CostFold::new(&model, &s);
+        let (_, acc) = heft::stream::fold_path(file, &Default::default(), &fold).unwrap();
+        assert_eq!(fold.finish(&acc), Estimate::of(dump, &model, &s).totals());
+    }
+}
+
+/// istio-agent's bootstrap turns both deferrals on: read from the dump, and overridable.
+#[test]
+fn deferrals_are_read_from_the_bootstrap_and_can_be_overridden() {
+    use heft::cost::Feature;
+    let (dump, meta, _, _) = calibration_point("istio-agent");
+    assert_eq!(meta["mesh"]["deferred_clusters"], true);
+    let s = Settings::default();
+    let e = Estimate::of(&dump, &CostModel::envoy_1_40(), &s);
+    assert!(
+        e.proxy.deferred_stats && e.proxy.deferred_clusters,
+        "{:?}",
+        e.proxy
+    );
+    assert_eq!(
+        e.proxy.deferred_clusters_source,
+        heft::cost::StatsSource::Bootstrap
+    );
+    let clusters = dump.clusters.len() as f64;
+    // Idle: no cluster is built on a worker; its stats wait.
+    assert_eq!(count(&dump, &s, Feature::ClusterPerWorker), 0.0);
+    assert_eq!(
+        count(&dump, &s, Feature::ClusterPerWorkerDeferred),
+        2.0 * clusters
+    );
+    assert!(count(&dump, &s, Feature::ClusterStatsDeferredRejected) > 0.9 * clusters - 10.0);
+    // What if creation were not deferred: every worker builds every cluster.
+    let eager = Settings {
+        deferred_clusters: Some(false),
+        ..Settings::default()
+    };
+    assert_eq!(
+        count(&dump, &eager, Feature::ClusterPerWorker),
+        2.0 * clusters
+    );
+    let model = CostModel::envoy_1_40();
+    assert!(Estimate::of(&dump, &model, &eager).total() > Estimate::of(&dump, &model, &s).total());
+}
+
+/// After real requests to a known set of services, those clusters hold connection pools, their
+/// stats and (deferred creation) their worker copies; the others do not.
+#[test]
+fn clusters_that_carried_traffic_are_priced_as_built() {
+    use heft::cost::Feature;
+    let (dump, meta, dir, _) = calibration_point("traffic-100-istio-agent");
+    let called = meta["traffic_hosts"].as_array().unwrap().len();
+    assert_eq!(called, 100);
+    let usage = heft::cost::point_usage(&dir).unwrap().unwrap();
+    let s = Settings {
+        usage: Some(usage.into()),
+        ..Settings::default()
+    };
+    // And xds-grpc, whose stats (kept by Istio's list) show the xDS stream.
+    let used = called as f64 + 1.0;
+    assert_eq!(count(&dump, &s, Feature::ClusterTraffic), used);
+    assert_eq!(count(&dump, &s, Feature::ClusterPerWorker), 2.0 * used);
+    assert_eq!(
+        count(&dump, &Settings::default(), Feature::ClusterTraffic),
+        0.0
+    );
 }

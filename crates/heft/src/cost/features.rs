@@ -97,6 +97,7 @@ features! {
     ClusterPerWorker = "cluster.per_worker", PerWorker, "A cluster's copy on one worker (per worker).";
     ClusterPerWorkerDeferred = "cluster.per_worker_deferred", PerWorker, "A cluster one worker has not built yet (deferred cluster creation; per worker).";
     ClusterTlsContext = "cluster.tls_context", Config, "An upstream TLS context of a cluster.";
+    ClusterTlsWaiting = "cluster.tls_context.waiting", Config, "An upstream TLS context waiting for its SDS secrets: its socket factory and secret watches, not yet the context.";
     ClusterTlsRsa = "cluster.tls_context.rsa_kbit", Config, "A kilobit of RSA key in the certificates an upstream TLS context loads.";
     ClusterTlsCertificate = "cluster.tls_context.certificate", Config, "A certificate (of a chain, or a trusted CA) an upstream TLS context loads from its SDS secrets.";
     ClusterSocketMatch = "cluster.socket_match", Config, "A transport socket match of a cluster.";
@@ -106,11 +107,13 @@ features! {
     ClusterCircuitBreakerTracking = "cluster.circuit_breaker_tracking", Config, "A circuit breaker threshold set tracking its remaining capacity (`track_remaining`).";
     ClusterTraffic = "cluster.traffic", PerWorker, "A cluster that has carried traffic: its connection pools and connections.";
     ClusterOutlierDetection = "cluster.outlier_detection", Config, "Outlier detection on a cluster.";
+    ClusterOutlierDetectionStats = "cluster.outlier_detection.stats", Stats, "Outlier detection's stats on a cluster (the share the stats matcher keeps; made with the detector, never deferred).";
     Endpoint = "endpoint", Endpoints, "An endpoint (host).";
     EndpointTlsMode = "endpoint.tls_mode", Endpoints, "An endpoint whose metadata selects a transport socket match (Istio's tlsMode).";
     EndpointMetadata = "endpoint.metadata", Endpoints, "An endpoint carrying other filter metadata (Istio's workload).";
     EndpointDistinctMetadata = "endpoint.distinct_metadata", Endpoints, "A distinct endpoint metadata value: Envoy keeps one shared copy of each, paid by the first endpoint carrying it.";
     EndpointPerWorker = "endpoint.per_worker", Endpoints, "An endpoint in one worker's host sets (per worker).";
+    EndpointMetadataUnshared = "endpoint.metadata_unshared", Endpoints, "An endpoint whose metadata value no other endpoint configuration carries (as istiod's per-workload metadata).";
     EndpointLocality = "endpoint.locality", Endpoints, "A locality (with its priority) of a load assignment.";
     Listener = "listener", Config, "A listener.";
     ListenerStats = "listener.stats", Stats, "A listener's stats (the share the stats matcher keeps).";
@@ -287,6 +290,15 @@ pub(crate) const CLUSTER_STATS: &[&str] = &[
     "outlier_detection.ejections_active",
     "upstream_cx_tx_bytes_total",
 ];
+/// Outlier detection's stats, in the cluster's scope.
+pub(crate) const OUTLIER_STATS: &[&str] = &[
+    "outlier_detection.ejections_active",
+    "outlier_detection.ejections_total",
+    "outlier_detection.ejections_enforced_total",
+    "outlier_detection.ejections_consecutive_5xx",
+    "outlier_detection.ejections_enforced_consecutive_gateway_failure",
+    "outlier_detection.ejections_detected_success_rate",
+];
 pub(crate) const LISTENER_STATS: &[&str] = &[
     "downstream_cx_total",
     "downstream_cx_active",
@@ -322,6 +334,8 @@ pub(crate) struct Context {
     pub(crate) secrets: Option<foldhash::HashMap<Box<str>, SecretInfo>>,
     /// The endpoints that first carry each distinct metadata value, by address.
     pub(crate) first_metadata: HashSet<usize>,
+    /// The metadata values carried in more than one endpoint configuration.
+    pub(crate) spread_metadata: HashSet<u64>,
 }
 
 impl Context {
@@ -334,6 +348,7 @@ impl Context {
             usage: settings.usage.clone(),
             secrets: None,
             first_metadata: HashSet::default(),
+            spread_metadata: HashSet::default(),
         }
     }
 
@@ -381,16 +396,27 @@ impl Context {
         }
     }
 
-    /// Marks, in `endpoints` order, the first endpoint carrying each distinct metadata value.
-    pub(crate) fn with_metadata_pool<'e>(
+    /// Marks, in order, the first endpoint carrying each distinct metadata value, and the
+    /// values more than one of these endpoint configurations carries.
+    pub(crate) fn with_metadata_pool<'l>(
         mut self,
-        endpoints: impl Iterator<Item = &'e Endpoint>,
+        assignments: impl Iterator<Item = &'l LoadAssignment>,
     ) -> Context {
-        let mut seen = HashSet::default();
-        for e in endpoints {
-            if let Some(key) = metadata_key(&e.metadata) {
-                if seen.insert(key) {
-                    self.first_metadata.insert(e as *const Endpoint as usize);
+        let mut owner: foldhash::HashMap<u64, usize> = foldhash::HashMap::default();
+        for (i, la) in assignments.enumerate() {
+            for e in la.endpoints() {
+                if let Some(key) = metadata_key(&e.metadata) {
+                    match owner.entry(key) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(i);
+                            self.first_metadata.insert(e as *const Endpoint as usize);
+                        }
+                        std::collections::hash_map::Entry::Occupied(o) => {
+                            if *o.get() != i {
+                                self.spread_metadata.insert(key);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -536,9 +562,12 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
     // One addition per context, so that a stream can take back, unit by unit, the contexts
     // whose secrets turn out not to be ready.
     for tls in cluster_tls(c) {
-        if let Some(loaded) = cx.tls_built(tls) {
-            t.add(Feature::ClusterTlsContext, 1.0);
-            loaded.tally(t);
+        match cx.tls_built(tls) {
+            Some(loaded) => {
+                t.add(Feature::ClusterTlsContext, 1.0);
+                loaded.tally(t);
+            }
+            None => t.add(Feature::ClusterTlsWaiting, 1.0),
         }
     }
     if cx.used(&c.name) {
@@ -570,6 +599,8 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
     );
     if c.outlier_detection.is_some() {
         t.add(Feature::ClusterOutlierDetection, 1.0);
+        let (kept, _) = cx.stats.shares_of(|| cluster_scope(c), OUTLIER_STATS);
+        t.add(Feature::ClusterOutlierDetectionStats, kept);
     }
 }
 
@@ -597,6 +628,9 @@ pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, cx: &Context, workers: 
     }
     if cx.is_first_metadata(e) {
         t.add(Feature::EndpointDistinctMetadata, 1.0);
+    }
+    if metadata_key(&e.metadata).is_some_and(|k| !cx.spread_metadata.contains(&k)) {
+        t.add(Feature::EndpointMetadataUnshared, 1.0);
     }
     t.add(Feature::EndpointPerWorker, workers);
 }

@@ -124,9 +124,9 @@ impl Point {
 }
 
 /// What a point directory's stats show used: `None` for a point that sent no traffic (idle stats
-/// show none worth reading). The services a traffic point called are added as Istio's request
-/// metrics would show them: the harness's Envoy has no Istio stats filter, and Istio's inclusion
-/// list keeps no cluster stat.
+/// show none worth reading). The clusters a traffic point called (each called service's first
+/// HTTP port) are added as per-cluster stats would show them: the harness's Envoy has no Istio
+/// stats filter, and Istio's inclusion list keeps no cluster stat.
 pub fn point_usage(dir: &Path) -> Result<Option<Usage>, FitError> {
     usage_of(dir, &PointFile::load(dir)?)
 }
@@ -144,7 +144,18 @@ fn usage_of(dir: &Path, meta: &PointFile) -> Result<Option<Usage>, FitError> {
         .ok_or_else(|| at("stats.json[.zst|.gz]", &"missing"))?;
     let bytes = std::fs::read(&path).map_err(|e| at("stats", &e))?;
     let mut usage = Usage::from_stats(&bytes).map_err(|e| at("stats", &e))?;
-    usage.services.extend(meta.traffic_hosts.iter().cloned());
+    let port = meta
+        .mesh
+        .ports
+        .iter()
+        .find(|(_, protocol)| protocol != "tcp")
+        .map(|(port, _)| *port)
+        .ok_or_else(|| at("point.json", &"traffic but no HTTP port"))?;
+    usage.clusters.extend(
+        meta.traffic_hosts
+            .iter()
+            .map(|host| format!("outbound|{port}||{host}")),
+    );
     Ok(Some(usage))
 }
 
@@ -178,6 +189,9 @@ struct PointMesh {
     /// How many services got requests before `allocated` was read.
     #[serde(default)]
     traffic_services: u64,
+    /// The services' ports and protocols.
+    #[serde(default)]
+    ports: Vec<(u32, String)>,
 }
 
 /// How a model fits the points it was fitted to.

@@ -637,16 +637,13 @@ pub fn amounts(dump: &Dump, settings: &Settings) -> features::Amounts {
     amounts
 }
 
-/// Every endpoint the objects hold, in object order: the order that decides which endpoint pays
-/// for a metadata value several share.
-fn endpoints_of<'a>(objects: &'a [Object<'a>]) -> impl Iterator<Item = &'a crate::model::Endpoint> {
-    objects
-        .iter()
-        .flat_map(|o| match o {
-            Object::Cluster(_, Some(la)) | Object::Endpoints(la) => Some(la.endpoints()),
-            _ => None,
-        })
-        .flatten()
+/// Every endpoint configuration the objects hold, in object order: the order that decides which
+/// endpoint pays for a metadata value several share.
+fn endpoints_of<'a>(objects: &'a [Object<'a>]) -> impl Iterator<Item = &'a LoadAssignment> {
+    objects.iter().filter_map(|o| match o {
+        Object::Cluster(_, Some(la)) | Object::Endpoints(la) => Some(*la),
+        _ => None,
+    })
 }
 
 impl<'d> Estimate<'d> {

@@ -6,7 +6,13 @@ use serde::Serialize;
 use std::sync::LazyLock;
 
 /// Each shipped model file, by the Envoy `major.minor` it was calibrated on, oldest first.
-const SHIPPED: &[(&str, &str)] = &[("1.40", include_str!("envoy-1.40.json"))];
+const SHIPPED: &[(&str, &str)] = &[
+    ("1.36", include_str!("envoy-1.36.json")),
+    ("1.37", include_str!("envoy-1.37.json")),
+    ("1.38", include_str!("envoy-1.38.json")),
+    ("1.39", include_str!("envoy-1.39.json")),
+    ("1.40", include_str!("envoy-1.40.json")),
+];
 
 static BUILTIN: LazyLock<Vec<CostModel>> = LazyLock::new(|| {
     SHIPPED

@@ -87,28 +87,46 @@ enum Scope {
     Http(Box<str>),
 }
 
-/// A priced set of endpoints: its parts (without the shared metadata pool) and the distinct
-/// metadata keys of its endpoints. (Kept per endpoint configuration until the end: a dump of
-/// 1 GB has about 127,000, so it is kept small.)
+/// A priced set of endpoints: its parts (without what depends on the whole dump's metadata),
+/// and each distinct metadata key of an endpoint configuration with how many of its endpoints
+/// carry it (a merged set lists each configuration's keys in turn). (Kept per endpoint
+/// configuration until the end: a dump of 1 GB has about 127,000, so it is kept small.)
 #[derive(Debug, Clone, Default)]
 struct Priced {
     parts: Parts,
-    keys: Box<[u64]>,
+    keys: Box<[(u64, u32)]>,
+}
+
+/// Drops what the stream settles at the end: whether an endpoint's metadata value is shared.
+struct WithoutSpread<'a, 'm>(&'a mut Pricer<'m>);
+
+impl Tally for WithoutSpread<'_, '_> {
+    fn add(&mut self, feature: Feature, amount: f64) {
+        if feature != Feature::EndpointMetadataUnshared {
+            self.0.add(feature, amount);
+        }
+    }
 }
 
 impl Priced {
     fn of(la: &LoadAssignment, model: &CostModel, cx: &Context) -> Priced {
         let mut p = Pricer::new(model);
-        features::endpoints(&mut p, la, cx);
+        features::endpoints(&mut WithoutSpread(&mut p), la, cx);
         let mut keys: Vec<u64> = la
             .endpoints()
             .filter_map(|e| features::metadata_key(&e.metadata))
             .collect();
         keys.sort_unstable();
-        keys.dedup();
+        let mut counted: Vec<(u64, u32)> = Vec::new();
+        for k in keys {
+            match counted.last_mut() {
+                Some((last, n)) if *last == k => *n += 1,
+                _ => counted.push((k, 1)),
+            }
+        }
         Priced {
             parts: p.parts,
-            keys: keys.into_boxed_slice(),
+            keys: counted.into_boxed_slice(),
         }
     }
 
@@ -169,8 +187,9 @@ pub struct CostAcc {
     /// Priced endpoint configurations by cluster name, the first of each name, while no cluster
     /// has asked for it (a batch's own clusters and configurations are joined when merged).
     offered: HashMap<NameKey, Priced>,
-    /// The metadata keys of the endpoint configurations given to clusters.
-    bound: HashSet<u64>,
+    /// The metadata keys of the endpoint configurations given to clusters (with how many
+    /// endpoints carry each, one entry per configuration).
+    bound: Vec<(u64, u32)>,
     /// Endpoint configurations after the first of their name: objects of their own.
     replaced: (Priced, usize),
     /// Static route configurations, priced, with their fingerprints.
@@ -208,7 +227,12 @@ impl CostAcc {
     /// Gives an endpoint configuration to the first cluster asking for its name: the cluster
     /// pays for it, and its own inline endpoints go unpriced. Merging binds each pair as soon as
     /// both are known, so that the end of the read has none left to join.
-    fn bind(kinds: &mut [(Parts, usize); 5], bound: &mut HashSet<u64>, w: &mut Wanted, p: &Priced) {
+    fn bind(
+        kinds: &mut [(Parts, usize); 5],
+        bound: &mut Vec<(u64, u32)>,
+        w: &mut Wanted,
+        p: &Priced,
+    ) {
         kinds[top(Kind::Cluster)].0.add(&p.parts);
         bound.extend(&p.keys);
         w.first = None;
@@ -474,13 +498,19 @@ impl<'m> CostFold<'m> {
             let mut one = Pricer::new(self.model());
             one.add(Feature::ClusterTlsContext, 1.0);
             let each = one.parts.config;
+            let mut waiting = Pricer::new(self.model());
+            waiting.add(Feature::ClusterTlsWaiting, 1.0);
+            let each_waiting = waiting.parts.config;
             for (names, n) in acc.tls.values() {
                 let built = features::SecretInfo::context(names.iter(), |name| {
                     acc.secrets.get(name).copied()
                 });
                 let cluster = &mut kinds[top(Kind::Cluster)].0;
                 match built {
-                    None => cluster.config -= each * n,
+                    None => {
+                        cluster.config =
+                            (cluster.config + each_waiting * n).saturating_sub(each * n)
+                    }
                     Some(loaded) => {
                         let mut p = Pricer::new(self.model());
                         loaded.tally(&mut p);
@@ -520,28 +550,53 @@ impl<'m> CostFold<'m> {
         }
         // The inline endpoints of clusters, and of the first cluster of each name whose
         // endpoint configuration never came; the configurations left are objects of their own.
-        let mut bound = acc.bound.clone();
+        let mut clusters_keys = acc.bound.clone();
         for w in acc.wanted.values() {
             let first = w.first.as_deref().filter(|_| !w.bound);
             for priced in first.into_iter().chain(w.rest.as_deref()) {
                 kinds[top(Kind::Cluster)].0.add(&priced.parts);
-                bound.extend(&priced.keys);
+                clusters_keys.extend_from_slice(&priced.keys);
             }
         }
-        let mut alone: HashSet<u64> = HashSet::default();
+        let mut alone_keys = Vec::new();
         let endpoints = &mut kinds[top(Kind::Endpoints)];
         for priced in acc.offered.values().chain([&acc.replaced.0]) {
             endpoints.0.add(&priced.parts);
-            alone.extend(priced.keys.iter().filter(|k| !bound.contains(k)));
+            alone_keys.extend_from_slice(&priced.keys);
         }
         endpoints.1 += acc.offered.len() + acc.replaced.1;
         // Each distinct metadata value once, paid where its first endpoint is.
+        let bound: HashSet<u64> = clusters_keys.iter().map(|(k, _)| *k).collect();
+        let alone: HashSet<u64> = alone_keys
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !bound.contains(k))
+            .collect();
         let mut one = Pricer::new(self.model());
         one.add(Feature::EndpointDistinctMetadata, 1.0);
         for (kind, n) in [(Kind::Cluster, bound.len()), (Kind::Endpoints, alone.len())] {
             for _ in 0..n {
                 kinds[top(kind)].0.add(&one.parts);
             }
+        }
+        // The endpoints whose metadata value no other endpoint configuration carries.
+        let mut configurations: HashMap<u64, u32> = HashMap::default();
+        for (k, _) in clusters_keys.iter().chain(&alone_keys) {
+            *configurations.entry(*k).or_default() += 1;
+        }
+        let mut unshared = Pricer::new(self.model());
+        unshared.add(Feature::EndpointMetadataUnshared, 1.0);
+        for (kind, keys) in [
+            (Kind::Cluster, &clusters_keys),
+            (Kind::Endpoints, &alone_keys),
+        ] {
+            let n: u64 = keys
+                .iter()
+                .filter(|(k, _)| configurations[k] == 1)
+                .map(|(_, n)| u64::from(*n))
+                .sum();
+            let part = &mut kinds[top(kind)].0;
+            part.endpoints += unshared.parts.endpoints * n;
         }
         // Static route configurations, but for the copies of listeners' inline ones.
         let mut inline = acc.inline.clone();
