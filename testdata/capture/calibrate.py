@@ -211,6 +211,10 @@ def istio_fit_points(b):
         # rejects them, so what the detector costs differs between the two stats settings.
         ("outlier-stats-istio", b.but(outlier_detection=True, stats="istio")),
         ("outlier-istio-agent", agent.but(outlier_detection=True)),
+        # TCP proxy listeners (one per service) under Istio's list, which rejects their stats.
+        ("tcp-stats-istio", b.but(ports=((9000, "tcp"),), stats="istio")),
+        ("tcp-istio-agent", agent.but(ports=((9000, "tcp"),))),
+        ("tcp-istio-agent-c4", agent.but(ports=((9000, "tcp"),), concurrency=4)),
     ]
 
 
