@@ -83,6 +83,8 @@ fn top(kind: Kind) -> usize {
 #[derive(Debug, Clone)]
 enum Scope {
     Cluster(Box<str>),
+    /// A cluster's outlier detector's stats (in the cluster's scope).
+    Outlier(Box<str>),
     Listener(Box<str>),
     Http(Box<str>),
 }
@@ -288,6 +290,7 @@ impl Tally for WithoutStats<'_, '_> {
                 | Feature::ClusterStatsRejected
                 | Feature::ClusterStatsDeferred
                 | Feature::ClusterStatsDeferredRejected
+                | Feature::ClusterOutlierDetectionStats
                 | Feature::ListenerStats
                 | Feature::ListenerStatsRejected
                 | Feature::HttpStats
@@ -395,8 +398,11 @@ impl<'m> CostFold<'m> {
                     Some(cx) => features::cluster(&mut p, c, cx),
                     None => {
                         features::cluster(&mut WithoutStats(&mut p), c, &self.provisional);
-                        let scope = features::cluster_scope(c);
-                        acc.deferred.push(Scope::Cluster(scope.into()));
+                        let scope: Box<str> = features::cluster_scope(c).into();
+                        if c.outlier_detection.is_some() {
+                            acc.deferred.push(Scope::Outlier(scope.clone()));
+                        }
+                        acc.deferred.push(Scope::Cluster(scope));
                     }
                 }
                 for tls in features::cluster_tls(c) {
@@ -532,6 +538,11 @@ impl<'m> CostFold<'m> {
                         p.add(Feature::ClusterStats, kept);
                         p.add(Feature::ClusterStatsRejected, rejected);
                     }
+                    Kind::Cluster
+                }
+                Scope::Outlier(s) => {
+                    let (kept, _) = cx.stats.shares(s, features::OUTLIER_STATS);
+                    p.add(Feature::ClusterOutlierDetectionStats, kept);
                     Kind::Cluster
                 }
                 Scope::Listener(s) => {
