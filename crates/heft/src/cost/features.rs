@@ -334,8 +334,9 @@ pub(crate) struct Context {
     pub(crate) secrets: Option<foldhash::HashMap<Box<str>, SecretInfo>>,
     /// The endpoints that first carry each distinct metadata value, by address.
     pub(crate) first_metadata: HashSet<usize>,
-    /// The metadata values carried in more than one endpoint configuration.
-    pub(crate) spread_metadata: HashSet<u64>,
+    /// The metadata values carried in more than one endpoint configuration, or `None` when the
+    /// caller settles that itself (a stream sees the whole dump only at its end).
+    pub(crate) spread_metadata: Option<HashSet<u64>>,
 }
 
 impl Context {
@@ -348,7 +349,7 @@ impl Context {
             usage: settings.usage.clone(),
             secrets: None,
             first_metadata: HashSet::default(),
-            spread_metadata: HashSet::default(),
+            spread_metadata: None,
         }
     }
 
@@ -403,6 +404,7 @@ impl Context {
         assignments: impl Iterator<Item = &'l LoadAssignment>,
     ) -> Context {
         let mut owner: foldhash::HashMap<u64, usize> = foldhash::HashMap::default();
+        let mut spread = HashSet::default();
         for (i, la) in assignments.enumerate() {
             for e in la.endpoints() {
                 if let Some(key) = metadata_key(&e.metadata) {
@@ -413,13 +415,14 @@ impl Context {
                         }
                         std::collections::hash_map::Entry::Occupied(o) => {
                             if *o.get() != i {
-                                self.spread_metadata.insert(key);
+                                spread.insert(key);
                             }
                         }
                     }
                 }
             }
         }
+        self.spread_metadata = Some(spread);
         self
     }
 
@@ -629,8 +632,10 @@ pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, cx: &Context, workers: 
     if cx.is_first_metadata(e) {
         t.add(Feature::EndpointDistinctMetadata, 1.0);
     }
-    if metadata_key(&e.metadata).is_some_and(|k| !cx.spread_metadata.contains(&k)) {
-        t.add(Feature::EndpointMetadataUnshared, 1.0);
+    if let Some(spread) = &cx.spread_metadata {
+        if metadata_key(&e.metadata).is_some_and(|k| !spread.contains(&k)) {
+            t.add(Feature::EndpointMetadataUnshared, 1.0);
+        }
     }
     t.add(Feature::EndpointPerWorker, workers);
 }

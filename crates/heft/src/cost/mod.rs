@@ -334,6 +334,13 @@ impl<'m> Pricer<'m> {
             parts: Parts::default(),
         }
     }
+
+    /// What one unit of `feature` costs, rounded as an addition is.
+    pub(crate) fn unit(model: &'m CostModel, feature: Feature) -> Parts {
+        let mut p = Pricer::new(model);
+        p.add(feature, 1.0);
+        p.parts
+    }
 }
 
 impl Tally for Pricer<'_> {

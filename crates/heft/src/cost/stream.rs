@@ -99,36 +99,23 @@ struct Priced {
     keys: Box<[(u64, u32)]>,
 }
 
-/// Drops what the stream settles at the end: whether an endpoint's metadata value is shared.
-struct WithoutSpread<'a, 'm>(&'a mut Pricer<'m>);
-
-impl Tally for WithoutSpread<'_, '_> {
-    fn add(&mut self, feature: Feature, amount: f64) {
-        if feature != Feature::EndpointMetadataUnshared {
-            self.0.add(feature, amount);
-        }
-    }
-}
-
 impl Priced {
     fn of(la: &LoadAssignment, model: &CostModel, cx: &Context) -> Priced {
         let mut p = Pricer::new(model);
-        features::endpoints(&mut WithoutSpread(&mut p), la, cx);
+        // The stream's contexts know no metadata pool: whether a value is shared is settled
+        // at the end, from these keys.
+        features::endpoints(&mut p, la, cx);
         let mut keys: Vec<u64> = la
             .endpoints()
             .filter_map(|e| features::metadata_key(&e.metadata))
             .collect();
         keys.sort_unstable();
-        let mut counted: Vec<(u64, u32)> = Vec::new();
-        for k in keys {
-            match counted.last_mut() {
-                Some((last, n)) if *last == k => *n += 1,
-                _ => counted.push((k, 1)),
-            }
-        }
+        let counted = keys
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0], run.len() as u32));
         Priced {
             parts: p.parts,
-            keys: counted.into_boxed_slice(),
+            keys: counted.collect(),
         }
     }
 
@@ -501,12 +488,8 @@ impl<'m> CostFold<'m> {
         // is warming, or missing from a dump that lists secrets (the fold priced each as built,
         // one addition apiece); else loading the secrets' RSA keys.
         if !acc.secrets.is_empty() {
-            let mut one = Pricer::new(self.model());
-            one.add(Feature::ClusterTlsContext, 1.0);
-            let each = one.parts.config;
-            let mut waiting = Pricer::new(self.model());
-            waiting.add(Feature::ClusterTlsWaiting, 1.0);
-            let each_waiting = waiting.parts.config;
+            let each = Pricer::unit(self.model(), Feature::ClusterTlsContext).config;
+            let each_waiting = Pricer::unit(self.model(), Feature::ClusterTlsWaiting).config;
             for (names, n) in acc.tls.values() {
                 let built = features::SecretInfo::context(names.iter(), |name| {
                     acc.secrets.get(name).copied()
@@ -583,11 +566,10 @@ impl<'m> CostFold<'m> {
             .map(|(k, _)| *k)
             .filter(|k| !bound.contains(k))
             .collect();
-        let mut one = Pricer::new(self.model());
-        one.add(Feature::EndpointDistinctMetadata, 1.0);
+        let one = Pricer::unit(self.model(), Feature::EndpointDistinctMetadata);
         for (kind, n) in [(Kind::Cluster, bound.len()), (Kind::Endpoints, alone.len())] {
             for _ in 0..n {
-                kinds[top(kind)].0.add(&one.parts);
+                kinds[top(kind)].0.add(&one);
             }
         }
         // The endpoints whose metadata value no other endpoint configuration carries.
@@ -595,8 +577,7 @@ impl<'m> CostFold<'m> {
         for (k, _) in clusters_keys.iter().chain(&alone_keys) {
             *configurations.entry(*k).or_default() += 1;
         }
-        let mut unshared = Pricer::new(self.model());
-        unshared.add(Feature::EndpointMetadataUnshared, 1.0);
+        let unshared = Pricer::unit(self.model(), Feature::EndpointMetadataUnshared).endpoints;
         for (kind, keys) in [
             (Kind::Cluster, &clusters_keys),
             (Kind::Endpoints, &alone_keys),
@@ -607,7 +588,7 @@ impl<'m> CostFold<'m> {
                 .map(|(_, n)| u64::from(*n))
                 .sum();
             let part = &mut kinds[top(kind)].0;
-            part.endpoints += unshared.parts.endpoints * n;
+            part.endpoints += unshared * n;
         }
         // Static route configurations, but for the copies of listeners' inline ones.
         let mut inline = acc.inline.clone();
