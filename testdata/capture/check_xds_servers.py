@@ -18,123 +18,56 @@ calibrate's wait, done within a few seconds of Envoy going live, often reads bef
 """
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of testdata/
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from calibrate import MEMORY_STEADY_BYTES, _secrets, _uses_sds, _wait_settled  # noqa: E402
-from capture import Deadline, Envoy, admin_get, free_port  # noqa: E402
-from istio import ads  # noqa: E402
-from mesh import Mesh, bootstrap, resources  # noqa: E402
-from xds_server import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, XdsServer  # noqa: E402
-from xds_server_node import NodeXdsServer  # noqa: E402
+from calibrate import (MEMORY_STEADY_BYTES, _config_dump, _pki, _wait_settled, expected_warming,  # noqa: E402
+                       serving, warming)
+from capture import Deadline, admin_get  # noqa: E402
+from mesh import Mesh, resources  # noqa: E402
 
 TOLERANCE = 0.01
 # Longer than Envoy's default stats_flush_interval (5 s), so the span holds a flush.
 STEADY_SPAN_SECONDS = 7
-# (id, mesh, whether SDS is asked for over ADS instead of the bootstrap's `sds-grpc` streams).
 POINTS = [
-    ("sidecar-200", Mesh(services=200), False),
-    ("gateway-sni-50", Mesh(services=100, sni_hosts=50), False),
-    ("http-tcp-300-endpoints-5", Mesh(services=300, ports=((8080, "http"), (9000, "tcp")), endpoints=5), False),
+    ("sidecar-200", Mesh(services=200)),
+    ("gateway-sni-50", Mesh(services=100, sni_hosts=50)),
+    ("http-tcp-300-endpoints-5", Mesh(services=300, ports=((8080, "http"), (9000, "tcp")), endpoints=5)),
     # Over ADS, Envoy names its secrets incrementally (`default`, then `ROOTCA` and `default`) on one
     # stream: a server that answers a type only once leaves the clusters warming for ever.
-    ("sidecar-200-sds-over-ads", Mesh(services=200), True),
+    ("sidecar-200-sds-over-ads", Mesh(services=200, sds="ads")),
 ]
-SERVERS = [("python", XdsServer), ("node", NodeXdsServer)]
+SERVERS = ["python", "node"]
 
 
 def log(message):
     print(f"check_xds_servers: {message}", file=sys.stderr, flush=True)
 
 
-def _sds_over_ads(value):
-    if isinstance(value, dict):
-        return {k: (ads() if k == "sds_config" else _sds_over_ads(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_sds_over_ads(v) for v in value]
-    return value
-
-
-def typed_resources(mesh, sds_over_ads):
-    """What calibrate serves for `mesh`, built once so both servers serve the very same bytes."""
-    built = resources(mesh)
-    if sds_over_ads:
-        built = _sds_over_ads(built)
-    typed = {
-        CLUSTER: built["clusters"], ENDPOINT: built["endpoints"], LISTENER: built["listeners"],
-        ROUTE: built["routes"], SECRET: _secrets(built["secret_names"]),
-    }
-    return typed, _uses_sds(built)
-
-
-@contextlib.contextmanager
-def serving(server_class, envoy_binary, mesh, typed, uses_sds, deadline, name):
-    """calibrate.serving with the server class chosen: pushes every type, starts Envoy, waits for an
-    ACK of each type Envoy asks for and for it to be live."""
-    workdir = tempfile.mkdtemp(prefix=f"heft-{name}-")
-    server = server_class(log=lambda _m: None, max_workers=64 + len(typed[SECRET]))
-    envoy = None
-    try:
-        server.start()
-        for type_url, items in typed.items():
-            server.push(type_url, "v1", items)
-        admin_port = free_port()
-        path = os.path.join(workdir, "bootstrap.json")
-        with open(path, "w") as f:
-            json.dump(bootstrap(mesh, admin_port, server.port), f)
-        envoy = Envoy(envoy_binary, path, workdir, admin_port, concurrency=mesh.concurrency)
-        envoy.start(deadline, admin_timeout=120)
-        for type_url, items in typed.items():
-            if not items or (type_url == SECRET and not uses_sds):
-                continue
-            envoy.check_running()
-            nacks = server.wait_settled(type_url, "ack", timeout=deadline.left(600))
-            if nacks:
-                raise RuntimeError(f"{SHORT_NAMES[type_url]} NACKed: {nacks[0]}")
-        envoy.wait_live(deadline)
-        yield envoy
-    except BaseException:
-        if envoy is not None:
-            log(f"{name}: Envoy log tail:\n{envoy.log_tail()}")
-        raise
-    finally:
-        if envoy is not None:
-            envoy.stop()
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def dump_summary(dump):
-    """Counts of what /config_dump holds, and the names of anything still warming."""
+def active_counts(dump):
+    """Counts of what /config_dump holds active (warming is `calibrate.warming`'s)."""
     counts = {}
-    warming = []
-    for config in dump["configs"]:
+    for config in json.loads(dump)["configs"]:
         kind = config["@type"].rsplit(".", 1)[-1]
         if kind == "ClustersConfigDump":
             counts["clusters"] = len(config.get("dynamic_active_clusters", []))
-            warming += [f"cluster {c['cluster']['name']}" for c in config.get("dynamic_warming_clusters", [])]
         elif kind == "ListenersConfigDump":
             listeners = config.get("dynamic_listeners", [])
             counts["listeners"] = sum(1 for item in listeners if "active_state" in item)
-            warming += [f"listener {item['name']}" for item in listeners if "warming_state" in item]
         elif kind == "SecretsConfigDump":
             counts["secrets"] = len(config.get("dynamic_active_secrets", []))
-            warming += [f"secret {s['name']}" for s in config.get("dynamic_warming_secrets", [])]
         elif kind == "RoutesConfigDump":
             counts["routes"] = len(config.get("dynamic_route_configs", []))
         elif kind == "EndpointsConfigDump":
             counts["endpoints"] = len(config.get("dynamic_endpoint_configs", []))
-    return counts, warming
+    return counts
 
 
 def _wait_steady(envoy, deadline):
@@ -149,20 +82,22 @@ def _wait_steady(envoy, deadline):
         time.sleep(deadline.left(1.0))
 
 
-def measure(server_class, envoy_binary, point_id, mesh, typed, uses_sds, server_name):
+def measure(server_name, envoy_binary, point_id, mesh, pki):
+    """One server's reading of a point: (calibrate's and the steady `allocated`), the active
+    counts, and what is warming beyond what the point intends (empty when all is built)."""
     deadline = Deadline(900)
     started = time.monotonic()
-    with serving(server_class, envoy_binary, mesh, typed, uses_sds, deadline,
-                 f"xdscheck-{point_id}-{server_name}") as envoy:
+    with serving(envoy_binary, mesh, deadline, f"xdscheck-{point_id}-{server_name}", 120,
+                 server=server_name, pki=pki) as envoy:
         calibrate_allocated = int(_wait_settled(envoy, deadline, time.monotonic())["allocated"])
         allocated = _wait_steady(envoy, deadline)
-        status, body = admin_get(envoy.admin_port, "/config_dump?include_eds", timeout=120)
-        if status != 200:
-            raise RuntimeError(f"/config_dump answered {status}")
-        counts, warming = dump_summary(json.loads(body))
+        dump = _config_dump(envoy)
+        seen, want = warming(dump), expected_warming(mesh, envoy.built)
+        unintended = [] if seen == want else [f"{seen}, expected {want}"]
+        counts = active_counts(dump)
     log(f"{point_id} [{server_name}]: allocated {calibrate_allocated} (calibrate's wait), {allocated} "
-        f"(steady), {counts}, {len(warming)} warming, {time.monotonic() - started:.0f} s")
-    return (calibrate_allocated, allocated), counts, warming
+        f"(steady), {counts}, warming {seen}, {time.monotonic() - started:.0f} s")
+    return (calibrate_allocated, allocated), counts, unintended
 
 
 def envoy_path():
@@ -186,10 +121,10 @@ def main():
 
     failures = []
     rows = []
-    for point_id, mesh, sds_over_ads in points:
-        typed, uses_sds = typed_resources(mesh, sds_over_ads)
-        results = {name: measure(cls, envoy_binary, point_id, mesh, typed, uses_sds, name)
-                   for name, cls in SERVERS}
+    for point_id, mesh in points:
+        # One set of certificates for both servers, so they serve the very same bytes.
+        pki = _pki(mesh, resources(mesh)["secret_names"])
+        results = {name: measure(name, envoy_binary, point_id, mesh, pki) for name in SERVERS}
         (py_alloc, py_counts, py_warming), (node_alloc, node_counts, node_warming) = \
             results["python"], results["node"]
         rows.append((point_id, "calibrate", py_alloc[0], node_alloc[0]))
@@ -197,7 +132,7 @@ def main():
         difference = (node_alloc[1] - py_alloc[1]) / py_alloc[1]
         for name, (_, _, warming) in results.items():
             if warming:
-                failures.append(f"{point_id} [{name}]: warming: {', '.join(warming[:5])}")
+                failures.append(f"{point_id} [{name}]: warming: {warming[0]}")
         if py_counts != node_counts:
             failures.append(f"{point_id}: dumps hold different counts: python {py_counts}, node {node_counts}")
         if abs(difference) > TOLERANCE:
