@@ -111,7 +111,7 @@ features! {
     Endpoint = "endpoint", Endpoints, "An endpoint (host).";
     EndpointTlsMode = "endpoint.tls_mode", Endpoints, "An endpoint whose metadata selects a transport socket match (Istio's tlsMode).";
     EndpointMetadata = "endpoint.metadata", Endpoints, "An endpoint carrying other filter metadata (Istio's workload).";
-    EndpointDistinctMetadata = "endpoint.distinct_metadata", Endpoints, "A distinct endpoint metadata value: Envoy keeps one shared copy of each, paid by the first endpoint carrying it.";
+    EndpointDistinctMetadata = "endpoint.distinct_metadata", Endpoints, "A distinct endpoint metadata value within its endpoint configuration, paid by the first endpoint carrying it: two clusters with the same value each pay.";
     EndpointPerWorker = "endpoint.per_worker", Endpoints, "An endpoint in one worker's host sets (per worker).";
     EndpointMetadataUnshared = "endpoint.metadata_unshared", Endpoints, "An endpoint whose metadata value no other endpoint configuration carries (as istiod's per-workload metadata).";
     EndpointLocality = "endpoint.locality", Endpoints, "A locality (with its priority) of a load assignment.";
@@ -332,8 +332,6 @@ pub(crate) struct Context {
     /// kilobits of its certificates, or `None` when the dump holds no secret at all (a partial
     /// input says nothing of them).
     pub(crate) secrets: Option<foldhash::HashMap<Box<str>, SecretInfo>>,
-    /// The endpoints that first carry each distinct metadata value, by address.
-    pub(crate) first_metadata: HashSet<usize>,
     /// The metadata values carried in more than one endpoint configuration, or `None` when the
     /// caller settles that itself (a stream sees the whole dump only at its end).
     pub(crate) spread_metadata: Option<HashSet<u64>>,
@@ -348,7 +346,6 @@ impl Context {
             deferred_clusters: proxy.deferred_clusters,
             usage: settings.usage.clone(),
             secrets: None,
-            first_metadata: HashSet::default(),
             spread_metadata: None,
         }
     }
@@ -397,9 +394,8 @@ impl Context {
         }
     }
 
-    /// Marks, in order, the first endpoint carrying each distinct metadata value, and the
-    /// values more than one of these endpoint configurations carries.
-    pub(crate) fn with_metadata_pool<'l>(
+    /// Records the metadata values more than one of these endpoint configurations carries.
+    pub(crate) fn with_spread_metadata<'l>(
         mut self,
         assignments: impl Iterator<Item = &'l LoadAssignment>,
     ) -> Context {
@@ -411,7 +407,6 @@ impl Context {
                     match owner.entry(key) {
                         std::collections::hash_map::Entry::Vacant(v) => {
                             v.insert(i);
-                            self.first_metadata.insert(e as *const Endpoint as usize);
                         }
                         std::collections::hash_map::Entry::Occupied(o) => {
                             if *o.get() != i {
@@ -424,11 +419,6 @@ impl Context {
         }
         self.spread_metadata = Some(spread);
         self
-    }
-
-    fn is_first_metadata(&self, e: &Endpoint) -> bool {
-        self.first_metadata
-            .contains(&(e as *const Endpoint as usize))
     }
 }
 
@@ -611,16 +601,25 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
 /// endpoints listed separately plus the localities.
 pub(crate) fn endpoints(t: &mut impl Tally, la: &LoadAssignment, cx: &Context) {
     let workers = cx.workers_for(&la.cluster_name);
-    for l in &la.localities {
-        t.add(Feature::EndpointLocality, 1.0);
-        for e in &l.endpoints {
-            endpoint(t, e, cx, workers);
-        }
+    t.add(Feature::EndpointLocality, la.localities.len() as f64);
+    for (e, first) in with_first_metadata(la) {
+        endpoint(t, e, first, cx, workers);
     }
 }
 
-/// One endpoint's features (for listing endpoints one by one), held by `workers` workers.
-pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, cx: &Context, workers: f64) {
+/// The endpoints of a configuration, each with whether it is the first of the configuration to
+/// carry its metadata value. Measured on real Envoys, a value pays once per endpoint
+/// configuration carrying it, not once per proxy: the second cluster of a service (a subset, or
+/// another port) with the same endpoints costs as much as the first.
+pub(crate) fn with_first_metadata(la: &LoadAssignment) -> impl Iterator<Item = (&Endpoint, bool)> {
+    let mut seen: HashSet<u64> = HashSet::default();
+    la.endpoints()
+        .map(move |e| (e, metadata_key(&e.metadata).is_some_and(|k| seen.insert(k))))
+}
+
+/// One endpoint's features (for listing endpoints one by one), held by `workers` workers;
+/// `first`: the first of its configuration to carry its metadata value.
+pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, first: bool, cx: &Context, workers: f64) {
     t.add(Feature::Endpoint, 1.0);
     let namespaces = &e.metadata.namespaces;
     if namespaces.iter().any(|n| &**n == SOCKET_MATCH_NAMESPACE) {
@@ -629,7 +628,7 @@ pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, cx: &Context, workers: 
     if namespaces.iter().any(|n| &**n != SOCKET_MATCH_NAMESPACE) {
         t.add(Feature::EndpointMetadata, 1.0);
     }
-    if cx.is_first_metadata(e) {
+    if first {
         t.add(Feature::EndpointDistinctMetadata, 1.0);
     }
     if let Some(spread) = &cx.spread_metadata {

@@ -628,7 +628,7 @@ fn context_of(dump: &Dump, proxy: &Proxy, settings: &Settings, objects: &[Object
     proxy
         .context(settings)
         .with_secrets(dump.secrets.iter())
-        .with_metadata_pool(endpoints_of(objects))
+        .with_spread_metadata(endpoints_of(objects))
 }
 
 /// The amounts of every feature in a whole dump, baseline included: one row of a calibration.
@@ -644,8 +644,7 @@ pub fn amounts(dump: &Dump, settings: &Settings) -> features::Amounts {
     amounts
 }
 
-/// Every endpoint configuration the objects hold, in object order: the order that decides which
-/// endpoint pays for a metadata value several share.
+/// Every endpoint configuration the objects hold.
 fn endpoints_of<'a>(objects: &'a [Object<'a>]) -> impl Iterator<Item = &'a LoadAssignment> {
     objects.iter().filter_map(|o| match o {
         Object::Cluster(_, Some(la)) | Object::Endpoints(la) => Some(*la),
@@ -781,19 +780,20 @@ impl<'d> Estimate<'d> {
                 .collect()
         };
         match object {
-            Object::Cluster(_, Some(la)) | Object::Endpoints(la) => la
-                .endpoints()
-                .map(|e| (e, cx.workers_for(&la.cluster_name)))
-                .map(|(e, workers)| Child {
-                    kind: Kind::Endpoint,
-                    name: e
-                        .address
-                        .as_ref()
-                        .map_or_else(|| "(no address)".to_string(), ToString::to_string),
-                    parts: priced(&mut |p| features::endpoint(p, e, cx, workers)),
-                    children: Vec::new(),
-                })
-                .collect(),
+            Object::Cluster(_, Some(la)) | Object::Endpoints(la) => {
+                let workers = cx.workers_for(&la.cluster_name);
+                features::with_first_metadata(la)
+                    .map(|(e, first)| Child {
+                        kind: Kind::Endpoint,
+                        name: e
+                            .address
+                            .as_ref()
+                            .map_or_else(|| "(no address)".to_string(), ToString::to_string),
+                        parts: priced(&mut |p| features::endpoint(p, e, first, cx, workers)),
+                        children: Vec::new(),
+                    })
+                    .collect()
+            }
             Object::Cluster(_, None) | Object::Secret(_) => Vec::new(),
             Object::RouteConfig(rc) => vhosts(rc),
             Object::Listener(l) => l

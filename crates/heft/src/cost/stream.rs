@@ -44,7 +44,6 @@ use super::{CostModel, Kind, Parts, Pricer, Proxy, Settings, StatsSource};
 use crate::model::{Discovery, LoadAssignment, NetworkFilter, RouteConfig, RouteSource, State};
 use crate::stream::{Fold, Resource};
 use foldhash::HashMap;
-use foldhash::HashSet;
 use serde::Serialize;
 use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -89,7 +88,7 @@ enum Scope {
     Http(Box<str>),
 }
 
-/// A priced set of endpoints: its parts (without what depends on the whole dump's metadata),
+/// A priced set of endpoints: its parts (without what depends on other configurations' metadata),
 /// and each distinct metadata key of an endpoint configuration with how many of its endpoints
 /// carry it (a merged set lists each configuration's keys in turn). (Kept per endpoint
 /// configuration until the end: a dump of 1 GB has about 127,000, so it is kept small.)
@@ -102,8 +101,8 @@ struct Priced {
 impl Priced {
     fn of(la: &LoadAssignment, model: &CostModel, cx: &Context) -> Priced {
         let mut p = Pricer::new(model);
-        // The stream's contexts know no metadata pool: whether a value is shared is settled
-        // at the end, from these keys.
+        // The stream's contexts do not know which values other configurations carry: that is
+        // settled at the end, from these keys.
         features::endpoints(&mut p, la, cx);
         let mut keys: Vec<u64> = la
             .endpoints()
@@ -559,19 +558,6 @@ impl<'m> CostFold<'m> {
             alone_keys.extend_from_slice(&priced.keys);
         }
         endpoints.1 += acc.offered.len() + acc.replaced.1;
-        // Each distinct metadata value once, paid where its first endpoint is.
-        let bound: HashSet<u64> = clusters_keys.iter().map(|(k, _)| *k).collect();
-        let alone: HashSet<u64> = alone_keys
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|k| !bound.contains(k))
-            .collect();
-        let one = Pricer::unit(self.model(), Feature::EndpointDistinctMetadata);
-        for (kind, n) in [(Kind::Cluster, bound.len()), (Kind::Endpoints, alone.len())] {
-            for _ in 0..n {
-                kinds[top(kind)].0.add(&one);
-            }
-        }
         // The endpoints whose metadata value no other endpoint configuration carries.
         let mut configurations: HashMap<u64, u32> = HashMap::default();
         for (k, _) in clusters_keys.iter().chain(&alone_keys) {
