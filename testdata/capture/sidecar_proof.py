@@ -3,13 +3,14 @@
 Usage (with the oracle virtualenv made by scripts/setup.sh):
 
     .venv/oracle/bin/python testdata/capture/sidecar_proof.py --envoy "$(scripts/envoy-path)" \
-        --out target/sidecar-proof [--jobs 2]
+        --out target/sidecar-proof [--bootstrap envoy|istio-agent] [--no-usage] [--jobs 2]
 
 Memory: a sidecar of namespace `ns-0` in a mesh of services over six namespaces is served to a real
 Envoy in full, and once per scope in SCOPES as istiod would scope it (`mesh.in_scope`: Istio's
 `namespace/dnsName` egress semantics, written here apart from Heft's own); each is measured like a
 calibration point (`calibrate.measure`: `OUT/<id>/point.json` with `allocated`, `egress`, and
-`config_dump.json.gz`).
+`config_dump.json.gz`). `--bootstrap istio-agent` serves them under istio-agent's bootstrap (Istio's
+stats inclusion list, deferred stats, deferred cluster creation) instead of Envoy's defaults.
 
 Usage: a smaller mesh whose outbound HTTP listener is bound on 127.0.0.1 and whose endpoints all
 answer 200 is sent real requests for the services in CALLED; Envoy's own `/stats?format=json` and
@@ -33,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import istio  # noqa: E402
 from calibrate import _wait_settled, measure, serving  # noqa: E402
 from capture import Deadline, admin_get, free_port  # noqa: E402
-from mesh import Mesh  # noqa: E402
+from mesh import ISTIO_AGENT, Mesh  # noqa: E402
 
 # Services i live in ns-(i % 6); the workload is in ns-0.
 FULL = Mesh(services=900, namespaces=6, ports=((8080, "http"), (9000, "tcp")), subsets=1, endpoints=3,
@@ -54,9 +55,10 @@ def log(message):
     print(f"sidecar-proof: {message}", file=sys.stderr, flush=True)
 
 
-def points():
-    out = [("full", FULL)]
-    out += [(name, FULL.but(egress=hosts)) for name, hosts in SCOPES.items()]
+def points(bootstrap):
+    full = FULL.but(**ISTIO_AGENT) if bootstrap == "istio-agent" else FULL
+    out = [("full", full)]
+    out += [(name, full.but(egress=hosts)) for name, hosts in SCOPES.items()]
     return out
 
 
@@ -123,6 +125,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envoy", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--bootstrap", choices=("envoy", "istio-agent"), default="envoy",
+                        help="Envoy's default bootstrap, or istio-agent's")
+    parser.add_argument("--no-usage", action="store_true", help="skip the usage phase")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -130,8 +135,10 @@ def main():
     failed = []
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
-        futures = {pool.submit(_measure_job, (args.envoy, pid, mesh, args.out)): pid for pid, mesh in points()}
-        futures[pool.submit(usage_phase, args.envoy, args.out)] = "usage"
+        futures = {pool.submit(_measure_job, (args.envoy, pid, mesh, args.out)): pid
+                   for pid, mesh in points(args.bootstrap)}
+        if not args.no_usage:
+            futures[pool.submit(usage_phase, args.envoy, args.out)] = "usage"
         for future in concurrent.futures.as_completed(futures):
             try:
                 future.result()
