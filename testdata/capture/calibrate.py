@@ -215,6 +215,13 @@ def istio_fit_points(b):
         ("tcp-stats-istio", b.but(ports=((9000, "tcp"),), stats="istio")),
         ("tcp-istio-agent", agent.but(ports=((9000, "tcp"),))),
         ("tcp-istio-agent-c4", agent.but(ports=((9000, "tcp"),), concurrency=4)),
+        # Several clusters per service (a subset, a second port) and one metadata value for every
+        # endpoint, under istio-agent's bootstrap: what the endpoints of a service's second
+        # cluster cost when workers build no copy of it.
+        ("subsets-istio-agent", agent.but(subsets=1)),
+        ("ports-http-tcp-istio-agent", agent.but(ports=((8080, "http"), (9000, "tcp")))),
+        ("metadata-shared-istio-agent", agent.but(metadata_values="shared")),
+        ("metadata-shared-subsets-istio-agent", agent.but(metadata_values="shared", subsets=1)),
     ]
 
 
