@@ -16,32 +16,12 @@ mod common;
 
 use heft::cost::{point_usage, Estimate, Match, Settings};
 use heft::Dump;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 const TOLERANCE: f64 = 0.05;
 const VERSIONS: [&str; 5] = ["1.36.4", "1.37.0", "1.38.3", "1.39.3", "1.40.0"];
-
-/// The Envoy binary of `version`, or `None` (with a note) when it is not installed and not
-/// required.
-fn envoy(version: &str) -> Option<String> {
-    let out = Command::new(common::repo().join("scripts/envoy-path"))
-        .arg(version)
-        .output()
-        .expect("scripts/envoy-path runs");
-    if out.status.success() {
-        return Some(String::from_utf8(out.stdout).unwrap().trim().to_string());
-    }
-    assert!(
-        std::env::var_os("HEFT_REQUIRE_ENVOY").is_none(),
-        "no Envoy {version}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("cost_accuracy: skipped Envoy {version}: not installed (run scripts/setup.sh)");
-    None
-}
 
 /// The `ci` design measured on Envoy `version`, served by our `server` (`python`, or `node`:
 /// the second, independent xDS server).
@@ -50,17 +30,8 @@ fn measured_points(version: &str, server: &str) -> Option<PathBuf> {
         let dir = PathBuf::from(dir).join(server).join(version);
         return dir.exists().then_some(dir);
     }
-    let envoy = envoy(version)?;
-    let python = common::repo().join(".venv/oracle/bin/python");
-    if !python.exists() {
-        assert!(
-            std::env::var_os("HEFT_REQUIRE_ENVOY").is_none(),
-            "{} is missing",
-            python.display()
-        );
-        eprintln!("cost_accuracy: skipped: no .venv/oracle (run scripts/setup.sh)");
-        return None;
-    }
+    let envoy = common::envoy_of("cost_accuracy", version)?;
+    let python = common::oracle_python_of("cost_accuracy")?;
     let out = common::repo()
         .join("target/accuracy")
         .join(server)
@@ -83,24 +54,12 @@ fn measured_points(version: &str, server: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-fn point_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("point.json").exists())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
 /// One row per measurement: after traffic with the stats' usage, and for traffic points also
 /// idle (the same configuration, before any request) without it.
-fn check(version: &str, dir: &Path, rows: &mut Vec<String>, failures: &mut Vec<String>) -> usize {
+fn check(version: &str, dir: &Path, comparisons: &mut common::Comparisons) -> usize {
     let mut checked = 0;
-    for point in point_dirs(dir) {
-        let meta: Value =
-            serde_json::from_str(&std::fs::read_to_string(point.join("point.json")).unwrap())
-                .unwrap();
+    for point in common::point_dirs(dir) {
+        let meta = common::point_json(&point);
         let id = meta["id"].as_str().unwrap().to_string();
         assert_eq!(meta["envoy_version"], version, "{id}");
         let file = ["config_dump.json.zst", "config_dump.json.gz"]
@@ -137,18 +96,12 @@ fn check(version: &str, dir: &Path, rows: &mut Vec<String>, failures: &mut Vec<S
                 "{id}: {:?}",
                 estimate.model_used
             );
-            let predicted = estimate.total();
-            let error = (predicted as f64 - measured as f64) / measured as f64;
-            let row = format!(
-                "| {version} | {id}{what} | {:.1} MB | {:.1} MB | {:+.1}% |",
-                predicted as f64 / 1e6,
-                measured as f64 / 1e6,
-                error * 100.0
+            comparisons.record(
+                &format!("{version} | {id}{what}"),
+                estimate.total() as f64,
+                measured as f64,
+                TOLERANCE,
             );
-            if error.abs() > TOLERANCE {
-                failures.push(row.clone());
-            }
-            rows.push(row);
             checked += 1;
         }
     }
@@ -157,14 +110,13 @@ fn check(version: &str, dir: &Path, rows: &mut Vec<String>, failures: &mut Vec<S
 
 #[test]
 fn predictions_are_within_five_percent_of_every_real_envoy_on_unseen_configs() {
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
+    let mut comparisons = common::Comparisons::default();
     let mut agreement = Vec::new();
     for version in VERSIONS {
         let Some(dir) = measured_points(version, "python") else {
             continue;
         };
-        let checked = check(version, &dir, &mut rows, &mut failures);
+        let checked = check(version, &dir, &mut comparisons);
         assert!(checked >= 4, "Envoy {version}: only {checked} measurements");
         // The same points served by the second xDS server: a harness quirk would show here.
         if version == "1.40.0" {
@@ -175,7 +127,7 @@ fn predictions_are_within_five_percent_of_every_real_envoy_on_unseen_configs() {
     }
     let table = format!(
         "| Envoy | config | predicted | measured | error |\n|---|---|---|---|---|\n{}\n",
-        rows.join("\n")
+        comparisons.rows.join("\n")
     );
     eprintln!("{table}");
     let out = common::repo().join("target/accuracy");
@@ -183,9 +135,9 @@ fn predictions_are_within_five_percent_of_every_real_envoy_on_unseen_configs() {
         let _ = std::fs::write(out.join("accuracy.md"), &table);
     }
     assert!(
-        failures.is_empty(),
+        comparisons.failures.is_empty(),
         "off by more than ±5%:\n{}",
-        failures.join("\n")
+        comparisons.failures.join("\n")
     );
     let apart: Vec<&String> = agreement
         .iter()
@@ -200,13 +152,13 @@ fn predictions_are_within_five_percent_of_every_real_envoy_on_unseen_configs() {
 
 /// Each point's `allocated` (and idle `allocated`) under both servers, and how far apart.
 fn agree(python: &Path, node: &Path) -> Vec<(String, f64)> {
-    let read = |dir: &Path| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(dir.join("point.json")).unwrap()).unwrap()
-    };
     let mut out = Vec::new();
-    for point in point_dirs(python) {
+    for point in common::point_dirs(python) {
         let id = point.file_name().unwrap().to_string_lossy().to_string();
-        let (a, b) = (read(&point), read(&node.join(&id)));
+        let (a, b) = (
+            common::point_json(&point),
+            common::point_json(&node.join(&id)),
+        );
         assert_eq!(b["server"], "node", "{id}");
         for key in ["allocated", "allocated_idle"] {
             let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());

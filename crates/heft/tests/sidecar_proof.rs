@@ -13,12 +13,11 @@
 
 mod common;
 
-use heft::cost::{models, ConcurrencySource, Settings};
+use heft::cost::{models, proxy_version, ConcurrencySource, Settings};
 use heft::scope::Scope;
 use heft::sidecar::{narrowest_egress, used_services, WhatIf};
 use heft::usage::Usage;
 use heft::Dump;
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,16 +26,6 @@ const TOLERANCE: f64 = 0.05;
 const VERSIONS: [&str; 5] = ["1.36.4", "1.37.0", "1.38.3", "1.39.3", "1.40.0"];
 const PINNED: &str = "1.40.0";
 
-/// Whether the virtualenvs are missing, said once; a failure when `HEFT_REQUIRE_ENVOY` is set.
-fn missing(what: &str) -> bool {
-    assert!(
-        std::env::var_os("HEFT_REQUIRE_ENVOY").is_none(),
-        "{what} (run scripts/setup.sh)"
-    );
-    eprintln!("sidecar_proof: skipped: {what} (run scripts/setup.sh)");
-    true
-}
-
 /// The scopes measured on Envoy `version` under `bootstrap` (`envoy` or `istio-agent`), or `None`
 /// when that Envoy is not installed. The pinned Envoy's default-bootstrap run also holds `usage/`.
 fn measure(version: &str, bootstrap: &str) -> Option<PathBuf> {
@@ -44,18 +33,9 @@ fn measure(version: &str, bootstrap: &str) -> Option<PathBuf> {
         let dir = PathBuf::from(dir).join(version).join(bootstrap);
         return dir.exists().then_some(dir);
     }
+    let python = common::oracle_python_of("sidecar_proof")?;
+    let envoy = common::envoy_of("sidecar_proof", version)?;
     let repo = common::repo();
-    let python = repo.join(".venv/oracle/bin/python");
-    if !python.exists() && missing("no .venv/oracle") {
-        return None;
-    }
-    let envoy = Command::new(repo.join("scripts/envoy-path"))
-        .arg(version)
-        .output()
-        .expect("scripts/envoy-path runs");
-    if !envoy.status.success() && missing(&format!("no Envoy {version}")) {
-        return None;
-    }
     let out = repo
         .join("target/sidecar-proof")
         .join(version)
@@ -66,7 +46,7 @@ fn measure(version: &str, bootstrap: &str) -> Option<PathBuf> {
     let status = Command::new(python)
         .arg(repo.join("testdata/capture/sidecar_proof.py"))
         .arg("--envoy")
-        .arg(String::from_utf8(envoy.stdout).unwrap().trim())
+        .arg(envoy)
         .args(["--bootstrap", bootstrap])
         .args((!usage).then_some("--no-usage"))
         .arg("--out")
@@ -86,10 +66,6 @@ fn pinned() -> Option<PathBuf> {
     DIR.get_or_init(|| measure(PINNED, "envoy")).clone()
 }
 
-fn point(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("point.json")).unwrap()).unwrap()
-}
-
 fn names<'a>(it: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
     it.map(str::to_string).collect()
 }
@@ -100,36 +76,28 @@ fn check_scopes(
     version: &str,
     bootstrap: &str,
     dir: &Path,
-    rows: &mut Vec<String>,
-    failures: &mut Vec<String>,
+    comparisons: &mut common::Comparisons,
 ) -> usize {
     let full_dir = dir.join("full");
     let full = Dump::from_path(full_dir.join("config_dump.json.gz")).unwrap();
-    let full_point = point(&full_dir);
+    let full_point = common::point_json(&full_dir);
     // The model Heft picks from the dump's own Envoy version; the bootstrap's stats matcher and
     // deferrals are read from the dump.
-    let (model, used) =
-        models::for_version(full.bootstrap.as_ref().and_then(|b| b.node.envoy_version()));
+    let settings = Settings {
+        concurrency: full_point["concurrency"].as_u64().unwrap() as u32,
+        concurrency_source: ConcurrencySource::Given,
+        ..Settings::default()
+    };
+    let (model, used) = models::for_version(proxy_version(&full, &settings));
     assert_eq!(
         used.matched,
         heft::cost::Match::Exact,
         "Envoy {version}: {}",
         used.describe()
     );
-    let settings = Settings {
-        concurrency: full_point["concurrency"].as_u64().unwrap() as u32,
-        concurrency_source: ConcurrencySource::Given,
-        ..Settings::default()
-    };
     let mut checked = 0;
-    let mut scope_dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|d| d.join("point.json").exists())
-        .collect();
-    scope_dirs.sort();
-    for scope_dir in scope_dirs {
-        let p = point(&scope_dir);
+    for scope_dir in common::point_dirs(dir) {
+        let p = common::point_json(&scope_dir);
         let Some(egress) = p["egress"].as_array() else {
             continue;
         };
@@ -175,18 +143,12 @@ fn check_scopes(
         let what_if = WhatIf::of(&full, &scope, model, &settings, None);
         let measured = full_point["allocated"].as_u64().unwrap() as f64
             - p["allocated"].as_u64().unwrap() as f64;
-        let error = (what_if.saving_bytes as f64 - measured) / measured;
-        let row = format!(
-            "| {version} | {bootstrap} | {} | {:.1} MB | {:.1} MB | {:+.1}% |",
-            p["id"].as_str().unwrap(),
-            what_if.saving_bytes as f64 / 1e6,
-            measured / 1e6,
-            error * 100.0
+        comparisons.record(
+            &format!("{version} | {bootstrap} | {}", p["id"].as_str().unwrap()),
+            what_if.saving_bytes as f64,
+            measured,
+            TOLERANCE,
         );
-        if error.abs() > TOLERANCE {
-            failures.push(row.clone());
-        }
-        rows.push(row);
         checked += 1;
     }
     checked
@@ -194,8 +156,7 @@ fn check_scopes(
 
 #[test]
 fn scopes_remove_what_istiod_removes_and_save_what_envoy_saves() {
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
+    let mut comparisons = common::Comparisons::default();
     for version in VERSIONS {
         let mut runs = vec![("istio-agent", measure(version, "istio-agent"))];
         if version == PINNED {
@@ -203,7 +164,7 @@ fn scopes_remove_what_istiod_removes_and_save_what_envoy_saves() {
         }
         for (bootstrap, dir) in runs {
             let Some(dir) = dir else { continue };
-            let checked = check_scopes(version, bootstrap, &dir, &mut rows, &mut failures);
+            let checked = check_scopes(version, bootstrap, &dir, &mut comparisons);
             assert!(
                 checked >= 3,
                 "{version} {bootstrap}: only {checked} scopes measured"
@@ -212,12 +173,12 @@ fn scopes_remove_what_istiod_removes_and_save_what_envoy_saves() {
     }
     eprintln!(
         "| Envoy | bootstrap | scope | predicted saving | measured | error |\n|---|---|---|---|---|---|\n{}",
-        rows.join("\n")
+        comparisons.rows.join("\n")
     );
     assert!(
-        failures.is_empty(),
+        comparisons.failures.is_empty(),
         "predicted savings off by more than ±5%:\n{}",
-        failures.join("\n")
+        comparisons.failures.join("\n")
     );
 }
 
@@ -225,7 +186,7 @@ fn scopes_remove_what_istiod_removes_and_save_what_envoy_saves() {
 fn stats_of_real_traffic_give_the_narrowest_scope() {
     let Some(dir) = pinned() else { return };
     let dir = dir.join("usage");
-    let p = point(&dir);
+    let p = common::point_json(&dir);
     let called: BTreeSet<String> = p["called"]
         .as_array()
         .unwrap()
@@ -234,8 +195,7 @@ fn stats_of_real_traffic_give_the_narrowest_scope() {
         .collect();
     assert!(called.len() >= 3);
     let dump = Dump::from_path(dir.join("config_dump.json.gz")).unwrap();
-    let (model, _) =
-        models::for_version(dump.bootstrap.as_ref().and_then(|b| b.node.envoy_version()));
+    let (model, _) = models::for_version(proxy_version(&dump, &Settings::default()));
     for stats in ["stats.json.gz", "stats.prom.gz"] {
         let usage = Usage::from_stats(&std::fs::read(dir.join(stats)).unwrap()).unwrap();
         assert_eq!(used_services(&dump, &usage), called, "{stats}");

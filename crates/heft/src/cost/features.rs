@@ -602,24 +602,35 @@ pub(crate) fn cluster(t: &mut impl Tally, c: &Cluster, cx: &Context) {
 pub(crate) fn endpoints(t: &mut impl Tally, la: &LoadAssignment, cx: &Context) {
     let workers = cx.workers_for(&la.cluster_name);
     t.add(Feature::EndpointLocality, la.localities.len() as f64);
-    for (e, first) in with_first_metadata(la) {
-        endpoint(t, e, first, cx, workers);
+    for (e, key, first) in with_first_metadata(la) {
+        endpoint(t, e, key, first, cx, workers);
     }
 }
 
-/// The endpoints of a configuration, each with whether it is the first of the configuration to
-/// carry its metadata value. Measured on real Envoys, a value pays once per endpoint
+/// The endpoints of a configuration, each with its metadata key and whether it is the first of
+/// the configuration to carry that value. Measured on real Envoys, a value pays once per endpoint
 /// configuration carrying it, not once per proxy: the second cluster of a service (a subset, or
 /// another port) with the same endpoints costs as much as the first.
-pub(crate) fn with_first_metadata(la: &LoadAssignment) -> impl Iterator<Item = (&Endpoint, bool)> {
+pub(crate) fn with_first_metadata(
+    la: &LoadAssignment,
+) -> impl Iterator<Item = (&Endpoint, Option<u64>, bool)> {
     let mut seen: HashSet<u64> = HashSet::default();
-    la.endpoints()
-        .map(move |e| (e, metadata_key(&e.metadata).is_some_and(|k| seen.insert(k))))
+    la.endpoints().map(move |e| {
+        let key = metadata_key(&e.metadata);
+        (e, key, key.is_some_and(|k| seen.insert(k)))
+    })
 }
 
 /// One endpoint's features (for listing endpoints one by one), held by `workers` workers;
-/// `first`: the first of its configuration to carry its metadata value.
-pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, first: bool, cx: &Context, workers: f64) {
+/// `key` and `first` as [`with_first_metadata`] gives them.
+pub(crate) fn endpoint(
+    t: &mut impl Tally,
+    e: &Endpoint,
+    key: Option<u64>,
+    first: bool,
+    cx: &Context,
+    workers: f64,
+) {
     t.add(Feature::Endpoint, 1.0);
     let namespaces = &e.metadata.namespaces;
     if namespaces.iter().any(|n| &**n == SOCKET_MATCH_NAMESPACE) {
@@ -632,7 +643,7 @@ pub(crate) fn endpoint(t: &mut impl Tally, e: &Endpoint, first: bool, cx: &Conte
         t.add(Feature::EndpointDistinctMetadata, 1.0);
     }
     if let Some(spread) = &cx.spread_metadata {
-        if metadata_key(&e.metadata).is_some_and(|k| !spread.contains(&k)) {
+        if key.is_some_and(|k| !spread.contains(&k)) {
             t.add(Feature::EndpointMetadataUnshared, 1.0);
         }
     }

@@ -783,13 +783,13 @@ impl<'d> Estimate<'d> {
             Object::Cluster(_, Some(la)) | Object::Endpoints(la) => {
                 let workers = cx.workers_for(&la.cluster_name);
                 features::with_first_metadata(la)
-                    .map(|(e, first)| Child {
+                    .map(|(e, key, first)| Child {
                         kind: Kind::Endpoint,
                         name: e
                             .address
                             .as_ref()
                             .map_or_else(|| "(no address)".to_string(), ToString::to_string),
-                        parts: priced(&mut |p| features::endpoint(p, e, first, cx, workers)),
+                        parts: priced(&mut |p| features::endpoint(p, e, key, first, cx, workers)),
                         children: Vec::new(),
                     })
                     .collect()

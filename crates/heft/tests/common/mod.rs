@@ -40,6 +40,83 @@ pub fn pinned_envoy() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// Says that `test` skips for want of `what`, and skips; a failure instead when
+/// `HEFT_REQUIRE_ENVOY` is set (the README's test command sets it: there, everything must run).
+pub fn skip(test: &str, what: &str) {
+    assert!(
+        std::env::var_os("HEFT_REQUIRE_ENVOY").is_none(),
+        "{test}: {what} (run scripts/setup.sh)"
+    );
+    eprintln!("{test}: skipped: {what} (run scripts/setup.sh)");
+}
+
+/// The Envoy binary of `version` that `scripts/setup.sh` installed, or `None` (said, see
+/// [`skip`]) when it is missing.
+pub fn envoy_of(test: &str, version: &str) -> Option<String> {
+    let out = Command::new(repo().join("scripts/envoy-path"))
+        .arg(version)
+        .output()
+        .expect("scripts/envoy-path runs");
+    if out.status.success() {
+        return Some(String::from_utf8(out.stdout).unwrap().trim().to_string());
+    }
+    skip(test, &format!("no Envoy {version}"));
+    None
+}
+
+/// The oracle virtualenv's Python, or `None` (said, see [`skip`]) when it is missing.
+pub fn oracle_python_of(test: &str) -> Option<PathBuf> {
+    let p = repo().join(".venv/oracle/bin/python");
+    if p.exists() {
+        return Some(p);
+    }
+    skip(test, &format!("no {}", p.display()));
+    None
+}
+
+/// The measured points under `dir` (each a directory with a `point.json`), sorted.
+pub fn point_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("point.json").exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// A measured point's `point.json`.
+pub fn point_json(dir: &Path) -> J {
+    let path = dir.join("point.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Predictions against measurements, one Markdown table row each, and the rows off by more than
+/// the tolerance.
+#[derive(Debug, Default)]
+pub struct Comparisons {
+    pub rows: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+impl Comparisons {
+    /// Records one comparison; `cells` are the row's leading cells (`1.40.0 | sidecar-500`).
+    pub fn record(&mut self, cells: &str, predicted: f64, measured: f64, tolerance: f64) {
+        let error = (predicted - measured) / measured;
+        let row = format!(
+            "| {cells} | {:.1} MB | {:.1} MB | {:+.1}% |",
+            predicted / 1e6,
+            measured / 1e6,
+            error * 100.0
+        );
+        if error.abs() > tolerance {
+            self.failures.push(row.clone());
+        }
+        self.rows.push(row);
+    }
+}
+
 /// Where the real captures are: `testdata/real`, or `$HEFT_CAPTURE_DIR` (the test script points it
 /// at captures made from a real Envoy during the same run).
 pub fn capture_dir() -> PathBuf {
