@@ -372,11 +372,16 @@ mod tests {
         // Heft's protos.
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let python = repo.join(".venv/oracle/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/setup.sh",
-            python.display()
-        );
+        if !python.exists() {
+            // Fails instead under the README's test command, where everything must run.
+            assert!(
+                std::env::var_os("HEFT_REQUIRE_ENVOY").is_none(),
+                "no {} (run scripts/setup.sh)",
+                python.display()
+            );
+            eprintln!("skipped: no {} (run scripts/setup.sh)", python.display());
+            return;
+        }
         let out = std::process::Command::new(python)
             .arg(repo.join("tests/oracle/proto_maps.py"))
             .output()

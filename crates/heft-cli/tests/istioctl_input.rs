@@ -8,9 +8,9 @@ use common::*;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-/// istioctl's own `proxy-config endpoint` outputs, beside the project (see the fixtures' README).
-const ENDPOINTS_JSON: &str = "../shared/istioctl-fixtures/endpoint/emptyfilter_output.json";
-const ENDPOINTS_YAML: &str = "../shared/istioctl-fixtures/endpoint/emptyfilter_output.yaml";
+/// istioctl's own `proxy-config endpoint` outputs (testdata/istioctl/README.md).
+const ENDPOINTS_JSON: &str = "testdata/istioctl/endpoint/emptyfilter_output.json";
+const ENDPOINTS_YAML: &str = "testdata/istioctl/endpoint/emptyfilter_output.yaml";
 
 /// The summary, without the facts about the input's encoding, compression and size.
 fn summary(out: &Output) -> serde_json::Value {

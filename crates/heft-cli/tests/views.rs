@@ -194,12 +194,11 @@ fn numbers_as_floats(v: &Value) -> Value {
 
 #[test]
 fn istioctl_json_matches_protobufs_own_json_printer_on_real_captures() {
-    let python = repo().join(".venv/oracle/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup.sh",
-        python.display()
-    );
+    let Some(python) =
+        oracle_python_of("istioctl_json_matches_protobufs_own_json_printer_on_real_captures")
+    else {
+        return;
+    };
     let views = [
         "clusters",
         "listeners",

@@ -15,6 +15,23 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The oracle virtualenv's Python, or `None` when `scripts/setup.sh` has not made it: the test
+/// says it skips, and fails instead when `HEFT_REQUIRE_ENVOY` is set (the README's test command
+/// sets it: there, everything must run).
+pub fn oracle_python_of(test: &str) -> Option<PathBuf> {
+    let p = repo().join(".venv/oracle/bin/python");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("HEFT_REQUIRE_ENVOY").is_none(),
+        "{test}: no {} (run scripts/setup.sh)",
+        p.display()
+    );
+    eprintln!("{test}: skipped: no {} (run scripts/setup.sh)", p.display());
+    None
+}
+
 /// Runs `heft` with `args` in the repository root, feeding `stdin` when given.
 pub fn heft(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_heft"))

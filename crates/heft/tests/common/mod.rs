@@ -16,30 +16,6 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// The oracle virtualenv's Python (xds-protos, protobuf, grpcio, PyYAML), made by
-/// `scripts/setup.sh`.
-pub fn oracle_python() -> PathBuf {
-    let p = repo().join(".venv/oracle/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh to create the oracle virtualenv",
-        p.display()
-    );
-    p
-}
-
-/// The pinned Envoy binary (`scripts/envoy-path`).
-pub fn pinned_envoy() -> String {
-    let out = Command::new(repo().join("scripts/envoy-path"))
-        .output()
-        .expect("scripts/envoy-path runs");
-    assert!(
-        out.status.success(),
-        "no pinned Envoy: run scripts/setup.sh"
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// Says that `test` skips for want of `what`, and skips; a failure instead when
 /// `HEFT_REQUIRE_ENVOY` is set (the README's test command sets it: there, everything must run).
 pub fn skip(test: &str, what: &str) {
@@ -53,14 +29,23 @@ pub fn skip(test: &str, what: &str) {
 /// The Envoy binary of `version` that `scripts/setup.sh` installed, or `None` (said, see
 /// [`skip`]) when it is missing.
 pub fn envoy_of(test: &str, version: &str) -> Option<String> {
+    envoy_path(test, Some(version))
+}
+
+/// The pinned Envoy binary (`scripts/envoy-path` with no version), or `None` (said).
+pub fn pinned_envoy_of(test: &str) -> Option<String> {
+    envoy_path(test, None)
+}
+
+fn envoy_path(test: &str, version: Option<&str>) -> Option<String> {
     let out = Command::new(repo().join("scripts/envoy-path"))
-        .arg(version)
+        .args(version)
         .output()
         .expect("scripts/envoy-path runs");
     if out.status.success() {
         return Some(String::from_utf8(out.stdout).unwrap().trim().to_string());
     }
-    skip(test, &format!("no Envoy {version}"));
+    skip(test, &format!("no Envoy {}", version.unwrap_or("(pinned)")));
     None
 }
 
@@ -177,15 +162,10 @@ pub fn bytes(path: &Path) -> Vec<u8> {
     }
 }
 
-/// `../shared/istioctl-fixtures`, which CI and developers have beside the project.
+/// istioctl's own test fixtures, inputs beside the outputs istioctl expects
+/// (`testdata/istioctl/README.md`).
 pub fn fixtures() -> PathBuf {
-    let p = repo().join("../shared/istioctl-fixtures");
-    assert!(
-        p.is_dir(),
-        "{} is missing: the tests need ../shared beside the project",
-        p.display()
-    );
-    p
+    repo().join("testdata/istioctl")
 }
 
 /// Runs the independent Python oracle on a file and returns its JSON.
