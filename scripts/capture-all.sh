@@ -7,7 +7,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$ROOT/testdata/real}"
-SCENARIOS=(sidecar gateway)  # the keys of SCENARIOS in testdata/capture/capture.py
+SCENARIOS=(sidecar gateway registry-only)  # the keys of SCENARIOS in testdata/capture/capture.py
 
 "$ROOT/scripts/setup.sh" >/dev/null
 envoy_bin="$("$ROOT/scripts/envoy-path")"

@@ -37,10 +37,12 @@ sys.dont_write_bytecode = True  # keep __pycache__ out of testdata/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import scenario_gateway  # noqa: E402
+import scenario_registry_only  # noqa: E402
 import scenario_sidecar  # noqa: E402
 from xds_server import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, XdsServer  # noqa: E402
 
-SCENARIOS = {"sidecar": scenario_sidecar.Sidecar, "gateway": scenario_gateway.Gateway}
+SCENARIOS = {"sidecar": scenario_sidecar.Sidecar, "gateway": scenario_gateway.Gateway,
+             "registry-only": scenario_registry_only.RegistryOnly}
 CAPTURES = [
     ("config_dump.json", "/config_dump?include_eds"),
     ("clusters.json", "/clusters?format=json"),
@@ -215,10 +217,10 @@ def wait_memory_settled(envoy, deadline):
     log("memory did not settle in 30 s; capturing anyway")
 
 
-def save_captures(envoy, out_dir):
+def save_captures(envoy, out_dir, extra=()):
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    for filename, path in CAPTURES:
+    for filename, path in CAPTURES + list(extra):
         status, body = admin_get(envoy.admin_port, path, timeout=20)
         if status != 200:
             raise RuntimeError(f"GET {path} answered {status}: {body[:200]!r}")
@@ -261,7 +263,7 @@ def run(args):
             wait_step(server, envoy, step, deadline)
         wait_memory_settled(envoy, deadline)
         envoy.check_running()
-        for filename, raw, stored in save_captures(envoy, args.out):
+        for filename, raw, stored in save_captures(envoy, args.out, getattr(scenario, "extra_captures", ())):
             log(f"wrote {os.path.join(args.out, filename)}: {raw} bytes" +
                 (f" ({stored} gzipped)" if filename.endswith(".gz") else ""))
         ok = True

@@ -68,7 +68,7 @@ def common_checks(dump, text):
     static = {e["cluster"]["name"] for e in section(dump, "ClustersConfigDump").get("static_clusters", [])}
     return [
         ("node metadata has Istio keys", all(k in metadata for k in (
-            "ISTIO_VERSION", "ISTIO_PROXY_SHA", "NAMESPACE", "WORKLOAD_NAME", "LABELS", "CLUSTER_ID", "MESH_ID"))),
+            "ISTIO_VERSION", "ISTIO_PROXY_SHA", "NAMESPACE", "WORKLOAD_NAME", "CLUSTER_ID", "MESH_ID"))),
         ("static clusters prometheus_stats, agent, xds-grpc, sds-grpc",
          static >= {"prometheus_stats", "agent", "xds-grpc", "sds-grpc"}),
         ("two static listeners", len(section(dump, "ListenersConfigDump").get("static_listeners", [])) == 2),
@@ -86,6 +86,7 @@ def common_checks(dump, text):
 
 
 def sidecar_checks(dump, text, clusters_doc):
+    labels = section(dump, "BootstrapConfigDump")["bootstrap"]["node"]["metadata"].get("LABELS", {})
     clusters = dynamic_clusters(dump)
     listeners = active_listeners(dump)
     routes = route_configs(dump)
@@ -97,6 +98,7 @@ def sidecar_checks(dump, text, clusters_doc):
     reviews = "reviews.default.svc.cluster.local"
     types = {c.get("type", "STATIC") for c in clusters.values()}
     return [
+        ("node LABELS with app and version", {"app", "version"} <= set(labels)),
         ("reviews cluster and v1/v2/v3 subsets",
          all(f"outbound|9080|{s}|{reviews}" in clusters for s in ("", "v1", "v2", "v3"))),
         ("inbound|9080||, BlackHoleCluster, PassthroughCluster, InboundPassthroughCluster",
@@ -158,16 +160,42 @@ def gateway_checks(dump, text, clusters_doc):
     ]
 
 
+def registry_only_checks(dump, text, clusters_doc):
+    listeners = active_listeners(dump)
+    outbound = listeners.get("virtualOutbound", {})
+    node = section(dump, "BootstrapConfigDump")["bootstrap"]["node"]
+    vhosts = {vh["name"] for rc in route_configs(dump).values() for vh in rc.get("virtual_hosts", [])}
+    return [
+        ("node without LABELS", "LABELS" not in node.get("metadata", {})),
+        ("virtualOutbound sends other traffic to BlackHoleCluster",
+         '"BlackHoleCluster"' in json.dumps(outbound.get("filter_chains", []))),
+        ("block_all and no allow_any", "block_all" in vhosts and "allow_any" not in vhosts),
+        ("EDS clusters with endpoint configs", bool(section(dump, "EndpointsConfigDump"))),
+    ]
+
+
+def registry_only_no_eds_checks(directory):
+    dump = json.loads(load(directory, "config_dump_no_eds.json"))
+    eds = [c for c in dynamic_clusters(dump).values() if c.get("type") == "EDS"]
+    return [
+        ("without include_eds: EDS clusters and no EndpointsConfigDump",
+         bool(eds) and not section(dump, "EndpointsConfigDump")),
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenario", required=True, choices=("sidecar", "gateway"))
+    parser.add_argument("--scenario", required=True, choices=("sidecar", "gateway", "registry-only"))
     parser.add_argument("directory")
     args = parser.parse_args()
     text = load(args.directory, "config_dump.json")
     dump = json.loads(text)
     clusters_doc = json.loads(load(args.directory, "clusters.json"))
-    scenario_checks = sidecar_checks if args.scenario == "sidecar" else gateway_checks
+    scenario_checks = {"sidecar": sidecar_checks, "gateway": gateway_checks,
+                       "registry-only": registry_only_checks}[args.scenario]
     results = common_checks(dump, text) + scenario_checks(dump, text, clusters_doc)
+    if args.scenario == "registry-only":
+        results += registry_only_no_eds_checks(args.directory)
     for name, ok in results:
         print(f"{'ok  ' if ok else 'MISSING'} {name}")
     missing = sum(1 for _, ok in results if not ok)
