@@ -185,6 +185,9 @@ class Summary:
         self.routes = 0
         self.endpoint_configs = 0
         self.endpoints = {}
+        # Endpoints of clusters' own load_assignment: counted only when the input has no
+        # endpoint configurations (a list of clusters), as pricing then takes them.
+        self.inline_endpoints = {}
         self.secrets = {s: 0 for s in STATES}
         self.opaque_total = 0
         self.opaque_bytes = 0
@@ -201,6 +204,10 @@ class Summary:
         kind = get(custom, "name") if isinstance(custom, dict) else None
         kind = kind or get(cluster, "type") or "STATIC"
         self.cluster_types[kind] = self.cluster_types.get(kind, 0) + 1
+        for locality in get(get(cluster, "load_assignment", {}) or {}, "endpoints", []) or []:
+            for endpoint in get(locality, "lb_endpoints", []) or []:
+                health = get(endpoint, "health_status") or "UNKNOWN"
+                self.inline_endpoints[health] = self.inline_endpoints.get(health, 0) + 1
 
     def add_dynamic_listener(self, entry):
         for state in ("active", "warming", "draining"):
@@ -393,6 +400,22 @@ def summarize(data, compression, server_info=None):
     def states(counts):
         return {"total": sum(counts.values()), "by_state": dict(counts)}
 
+    endpoints = summary.endpoints
+    if summary.endpoint_configs == 0:
+        endpoints = dict(summary.inline_endpoints)
+        for health, n in summary.endpoints.items():
+            endpoints[health] = endpoints.get(health, 0) + n
+    warnings = []
+    if fmt == "cluster_statuses":
+        warnings.append("cluster-statuses")
+    else:
+        if summary.cluster_types.get("EDS", 0) > 0 and summary.endpoint_configs == 0:
+            warnings.append("no-endpoints")
+        if summary.bootstrap is None:
+            warnings.append("no-bootstrap")
+        if fmt in ("section", "resource_list"):
+            warnings.append("partial-dump")
+
     return {
         "input": {"format": fmt, "encoding": "json", "compression": compression, "bytes": len(data)},
         "node": node_summary(summary.bootstrap, server_info),
@@ -402,11 +425,13 @@ def summarize(data, compression, server_info=None):
         "virtual_hosts": summary.virtual_hosts,
         "routes": summary.routes,
         "endpoint_configs": summary.endpoint_configs,
-        "endpoints": {"total": sum(summary.endpoints.values()), "by_health": summary.endpoints},
+        "endpoints": {"total": sum(endpoints.values()), "by_health": endpoints},
         "secrets": states(summary.secrets),
         "opaque": {"total": summary.opaque_total, "bytes": summary.opaque_bytes},
         "sections": summary.sections,
         "skipped": [],
+        # Codes only: the messages are Heft's wording, not a rule to check independently.
+        "warnings": [{"code": code} for code in warnings],
     }
 
 

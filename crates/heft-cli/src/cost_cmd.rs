@@ -6,6 +6,7 @@ use heft::cost::{
     ModelUsed, Object, Point, Proxy, RollupBy, Settings, StatsSource,
 };
 use heft::model::StatsMatcher;
+use heft::summary_types::Warning;
 use heft::usage::Usage;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -84,6 +85,11 @@ impl Resolved {
 }
 
 impl ModelArgs {
+    /// The `--stats` file, as given.
+    pub fn stats_path(&self) -> Option<&std::path::Path> {
+        self.stats.as_deref()
+    }
+
     /// The model and settings these flags ask for.
     pub fn resolve(&self) -> Result<Resolved, String> {
         let model = match &self.model {
@@ -354,7 +360,13 @@ fn heaviest(e: &Estimate<'_>, kind: Option<Kind>, n: usize) -> Vec<Heavy> {
 }
 
 /// `heft top`.
-pub fn top(e: &Estimate<'_>, kind: Option<Kind>, n: usize, json_out: bool) -> String {
+pub fn top(
+    e: &Estimate<'_>,
+    kind: Option<Kind>,
+    n: usize,
+    json_out: bool,
+    warnings: &[Warning],
+) -> String {
     let total = e.total();
     let rows = heaviest(e, kind, n);
     if json_out {
@@ -378,11 +390,12 @@ pub fn top(e: &Estimate<'_>, kind: Option<Kind>, n: usize, json_out: bool) -> St
             "total_bytes": total,
             "baseline_bytes": e.baseline.total(),
             "settings": settings_json(e),
+            "warnings": warnings,
             "objects": objects,
         });
         return serde_json::to_string_pretty(&doc).expect("JSON") + "\n";
     }
-    let mut out = header(e);
+    let mut out = crate::warnings_text(warnings) + &header(e);
     let kind_width = rows
         .iter()
         .map(|r| r.kind.name().len())
@@ -417,7 +430,7 @@ pub fn top(e: &Estimate<'_>, kind: Option<Kind>, n: usize, json_out: bool) -> St
 }
 
 /// `heft cost`.
-pub fn cost(e: &Estimate<'_>, by: By, json_out: bool) -> String {
+pub fn cost(e: &Estimate<'_>, by: By, json_out: bool, warnings: &[Warning]) -> String {
     let total = e.total();
     let rows = e.rollup(by.rollup());
     if json_out {
@@ -443,12 +456,13 @@ pub fn cost(e: &Estimate<'_>, by: By, json_out: bool) -> String {
                 "endpoints": parts.endpoints,
             },
             "settings": settings_json(e),
+            "warnings": warnings,
             "by": by.name(),
             "rows": rows,
         });
         return serde_json::to_string_pretty(&doc).expect("JSON") + "\n";
     }
-    let mut out = header(e);
+    let mut out = crate::warnings_text(warnings) + &header(e);
     let title = by.name().to_uppercase();
     let width = rows
         .iter()

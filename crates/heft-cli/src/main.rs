@@ -183,6 +183,24 @@ fn read(args: &InputArgs) -> Result<heft::Dump, String> {
     Ok(dump)
 }
 
+/// The input's gaps ([`heft::Summary::warnings`]), refusing an input nothing in which can be
+/// priced.
+fn pricing_warnings(dump: &heft::Dump) -> Result<Vec<heft::summary_types::Warning>, String> {
+    let warnings = heft::Summary::of(dump).warnings;
+    match warnings.iter().find(|w| w.code == "cluster-statuses") {
+        Some(w) => Err(w.message.clone()),
+        None => Ok(warnings),
+    }
+}
+
+/// `warning: …` lines, one per gap, for the top of a text report.
+pub(crate) fn warnings_text(warnings: &[heft::summary_types::Warning]) -> String {
+    warnings
+        .iter()
+        .map(|w| format!("warning: {}\n", w.message))
+        .collect()
+}
+
 /// One warning line for what `--keep-going` skipped: how many, and where the first was.
 pub(crate) fn warn_skipped(skipped: &[heft::model::Skipped]) {
     if let Some(first) = skipped.first() {
@@ -216,17 +234,30 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let resolved = model.resolve()?;
             let dump = read(&input)?;
+            let warnings = pricing_warnings(&dump)?;
             let estimate =
                 heft::cost::Estimate::of(&dump, resolved.model_for(&dump), &resolved.settings);
-            let text = cost_cmd::top(&estimate, kind, count, matches!(input.output, Format::Json));
+            let text = cost_cmd::top(
+                &estimate,
+                kind,
+                count,
+                matches!(input.output, Format::Json),
+                &warnings,
+            );
             out.write_all(text.as_bytes())
         }
         Command::Cost { input, model, by } => {
             let resolved = model.resolve()?;
             let dump = read(&input)?;
+            let warnings = pricing_warnings(&dump)?;
             let estimate =
                 heft::cost::Estimate::of(&dump, resolved.model_for(&dump), &resolved.settings);
-            let text = cost_cmd::cost(&estimate, by, matches!(input.output, Format::Json));
+            let text = cost_cmd::cost(
+                &estimate,
+                by,
+                matches!(input.output, Format::Json),
+                &warnings,
+            );
             out.write_all(text.as_bytes())
         }
         Command::Calibrate(args) => {
@@ -246,6 +277,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Why { input, model } => {
             let resolved = model.resolve()?;
             let dump = read(&input)?;
+            pricing_warnings(&dump)?;
             let why = heft::why::Why::of(
                 &dump,
                 resolved.model_for(&dump),
@@ -258,7 +290,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_or("-".to_string(), |f| f.display().to_string());
             let text = match input.output {
                 Format::Json => why_cmd::why_json(&why),
-                Format::Text => why_cmd::why_text(&why, &file),
+                Format::Text => why_cmd::why_text(
+                    &why,
+                    &file,
+                    model
+                        .stats_path()
+                        .map(|p| p.display().to_string())
+                        .as_deref(),
+                ),
             };
             out.write_all(text.as_bytes())
         }
@@ -269,6 +308,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let resolved = model.resolve()?;
             let dump = read(&input)?;
+            let warnings = pricing_warnings(&dump)?;
             let usage = resolved.usage();
             let (scope, workload) = why_cmd::scope_of(&dump, &sidecar, usage)?;
             let what_if = heft::sidecar::WhatIf::of(
@@ -279,9 +319,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 usage,
             );
             let text = match (sidecar.emit(), input.output) {
-                (true, _) => why_cmd::sidecar_manifest(&what_if, &workload)?,
-                (false, Format::Json) => why_cmd::sidecar_json(&what_if, &workload),
-                (false, Format::Text) => why_cmd::sidecar_text(&what_if, &workload),
+                (true, _) => why_cmd::sidecar_manifest(&what_if, &workload, &sidecar)?,
+                (false, Format::Json) => why_cmd::sidecar_json(&what_if, &workload, &warnings),
+                (false, Format::Text) => {
+                    warnings_text(&warnings) + &why_cmd::sidecar_text(&what_if, &workload)
+                }
             };
             out.write_all(text.as_bytes())
         }

@@ -78,8 +78,12 @@ pub fn run(args: &InputArgs, model: &cost_cmd::ModelArgs) -> Result<String, Stri
             text
         }
         Format::Text => {
-            let mut text = summary_text::render(&summary);
-            text.push_str(&summary_text::render_cost(&totals));
+            let mut text = crate::warnings_text(&summary.warnings);
+            text.push_str(&summary_text::render(&summary));
+            // Nothing in /clusters output can be priced: its warning says so instead.
+            if summary.input.format != heft::model::DocumentKind::ClusterStatuses {
+                text.push_str(&summary_text::render_cost(&totals));
+            }
             text
         }
     })

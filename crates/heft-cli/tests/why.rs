@@ -60,12 +60,48 @@ fn sidecar_json_has_before_after_and_the_saving() {
 }
 
 #[test]
-fn stats_with_no_service_traffic_derive_the_empty_scope() {
-    // The real capture's /stats: Envoy talked only to its xDS and SDS servers.
-    let out = heft(&["sidecar", "-o", "json", SIDECAR, "--stats", SIDECAR_STATS]);
-    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
-    assert_eq!(v["egress"], serde_json::json!(["~/*"]));
-    assert_eq!(v["kept_services"], 0);
+fn idle_stats_derive_no_scope_and_say_why() {
+    // The real capture's /stats: Envoy talked only to its xDS and SDS servers, for about a
+    // second. A scope derived from them would be `~/*`: every service cut.
+    let out = heft(&["sidecar", SIDECAR, "--stats", SIDECAR_STATS]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for says in [
+        "no call to any service",
+        "service counters read",
+        "--egress",
+    ] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    assert!(out.stdout.is_empty(), "no manifest, no report");
+    let emit = heft(&[
+        "sidecar",
+        SIDECAR,
+        "--stats",
+        SIDECAR_STATS,
+        "--emit",
+        "yaml",
+    ]);
+    assert_eq!(emit.status.code(), Some(2));
+    assert!(emit.stdout.is_empty());
+    // `why` still reports, and says why it derives nothing.
+    let v: serde_json::Value = serde_json::from_str(&ok(&heft(&[
+        "why",
+        "-o",
+        "json",
+        SIDECAR,
+        "--stats",
+        SIDECAR_STATS,
+    ])))
+    .unwrap();
+    let sidecar = &v["next_step"]["sidecar"];
+    assert_eq!(sidecar["kind"], "no_evidence");
+    assert_eq!(sidecar["evidence"]["called"], serde_json::json!([]));
+    assert!(sidecar["evidence"]["window_seconds"].as_u64().is_some());
+    let text = ok(&heft(&["why", SIDECAR, "--stats", SIDECAR_STATS]));
+    assert!(text.contains("no scope derived"), "{text}");
+    assert!(!text.contains("~/*"), "{text}");
 }
 
 #[test]
@@ -93,11 +129,16 @@ fn why_reports_every_section_in_text_and_json() {
         "What it serves",
         "Multipliers",
         "Dead weight",
-        "Next step",
+        "Next steps",
     ] {
         assert!(text.contains(section), "{section} missing:\n{text}");
     }
-    assert!(text.contains("heft sidecar"), "{text}");
+    // Without stats the scope is an example, said to be one, with how to derive a real one.
+    assert!(
+        text.contains("an example, not derived from traffic"),
+        "{text}"
+    );
+    assert!(text.contains("heft why --stats"), "{text}");
     let v: serde_json::Value =
         serde_json::from_str(&ok(&heft(&["why", "-o", "json", SIDECAR]))).unwrap();
     let total = v["total_bytes"].as_u64().unwrap();
@@ -108,7 +149,14 @@ fn why_reports_every_section_in_text_and_json() {
         .map(|r| r["bytes"].as_u64().unwrap())
         .sum();
     assert_eq!(by_kind, total, "the kinds add up to the total");
-    assert_eq!(v["next_step"]["before_bytes"].as_u64().unwrap(), total);
+    assert_eq!(
+        v["next_step"]["sidecar"]["kind"], "example",
+        "no stats given"
+    );
+    assert_eq!(
+        v["next_step"]["sidecar"]["before_bytes"].as_u64().unwrap(),
+        total
+    );
     assert!(v["never_called"].is_null(), "no stats given");
     // The capture's reviews v3 subset has no route to it.
     let dead = v["dead_weight"]["unreferenced_clusters"]["count"]

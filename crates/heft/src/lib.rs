@@ -53,6 +53,6 @@ pub use summary::Summary;
 pub mod summary_types {
     pub use crate::summary::{
         ByState, Clusters, Counted, Counts, Endpoints, NodeSummary, OpaqueSummary, SectionSize,
-        SummaryFold,
+        SummaryFold, Warning,
     };
 }

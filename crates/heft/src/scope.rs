@@ -241,6 +241,29 @@ impl Scope {
             .any(|h| h.selects(&self.own_namespace, namespace, host))
     }
 
+    /// The egress hosts, as written, that select no outbound service of `dump` (`~/*` selects
+    /// none by design and is left out).
+    pub fn unmatched(&self, dump: &Dump) -> Vec<String> {
+        let services: Vec<(&str, &str)> = dump
+            .clusters
+            .iter()
+            .filter_map(|c| {
+                let (host, ns) = service_of(c)?;
+                Some((host, ns.unwrap_or_default()))
+            })
+            .collect();
+        self.hosts
+            .iter()
+            .filter(|h| h.namespaces != Namespaces::None)
+            .filter(|h| {
+                !services
+                    .iter()
+                    .any(|(host, ns)| h.selects(&self.own_namespace, ns, host))
+            })
+            .map(|h| h.text.clone())
+            .collect()
+    }
+
     /// The dump as this scope leaves it.
     pub fn apply(&self, dump: &Dump) -> Scoped {
         let mut removed = Removed::default();

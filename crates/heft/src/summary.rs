@@ -3,7 +3,7 @@
 //! The value serialises to the stable JSON documented in `docs/summary-json.md`; fields are only
 //! ever added. Rendering it as text is the CLI's job.
 
-use crate::model::{Dump, OpaqueResource, Section, Source};
+use crate::model::{DocumentKind, Dump, OpaqueResource, Section, Source};
 use crate::stream::{Fold, Outline, Resource};
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -143,6 +143,82 @@ pub struct Summary {
     pub sections: Vec<SectionSize>,
     /// What `--keep-going` skipped.
     pub skipped: Vec<crate::model::Skipped>,
+    /// What the input cannot show, and what is assumed instead: figures drawn from it (counts,
+    /// the predicted heap) hold only for what it shows.
+    pub warnings: Vec<Warning>,
+}
+
+/// A gap in the input that every report drawn from it must state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// A stable code: `cluster-statuses`, `no-endpoints`, `no-bootstrap` or `partial-dump`.
+    pub code: &'static str,
+    /// What is missing, what that means for the figures, and how to get a complete input.
+    pub message: String,
+}
+
+/// The warnings for an input of `kind` with these counts.
+fn warnings(kind: DocumentKind, bootstrap: bool, s: &Summary) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut warn = |code, message: String| out.push(Warning { code, message });
+    if kind == DocumentKind::ClusterStatuses {
+        warn(
+            "cluster-statuses",
+            format!(
+                "this is Envoy's /clusters?format=json: the live status of {} clusters and {} hosts, not their configuration; nothing in it can be priced (get /config_dump?include_eds)",
+                s.clusters.total, s.endpoints.total
+            ),
+        );
+        return out;
+    }
+    let eds = s.clusters.by_type.get("EDS").copied().unwrap_or(0);
+    if eds > 0 && s.endpoint_configs == 0 {
+        warn(
+            "no-endpoints",
+            format!(
+                "{eds} EDS clusters and no endpoint configuration: the dump was taken without ?include_eds (or EDS never answered), so their endpoints are neither counted nor priced and the predicted heap is too low (get /config_dump?include_eds)"
+            ),
+        );
+    }
+    if !bootstrap {
+        warn(
+            "no-bootstrap",
+            "the input has no bootstrap: the Envoy version, the stats matcher and the deferrals are not known, and Envoy's defaults are assumed (see the model line; --server-info and the --stats-matcher/--deferred-* flags set them)".to_string(),
+        );
+    }
+    if matches!(kind, DocumentKind::Section | DocumentKind::ResourceList) {
+        let kinds = [
+            ("clusters", s.clusters.total),
+            ("listeners", s.listeners.total),
+            ("route configurations", s.route_configs.total),
+            ("endpoint configurations", s.endpoint_configs),
+            ("secrets", s.secrets.total),
+        ];
+        let held: Vec<&str> = kinds
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, _)| *k)
+            .collect();
+        let absent: Vec<&str> = kinds
+            .iter()
+            .filter(|(_, n)| *n == 0)
+            .map(|(k, _)| *k)
+            .collect();
+        let what = if kind == DocumentKind::Section {
+            "one section of a config dump"
+        } else {
+            "a list of resources (as istioctl proxy-config <kind> -o json prints)"
+        };
+        warn(
+            "partial-dump",
+            format!(
+                "the input is {what}: it holds {}; {} are not in it, so they are neither counted nor priced (istioctl proxy-config all -o json, or /config_dump?include_eds, has everything)",
+                if held.is_empty() { "nothing Heft counts".to_string() } else { held.join(", ") },
+                absent.join(", ")
+            ),
+        );
+    }
+    out
 }
 
 impl Summary {
@@ -250,6 +326,11 @@ pub struct Counts {
     routes: u64,
     endpoint_configs: u64,
     endpoints: u64,
+    /// Endpoints of clusters' own `load_assignment`: counted when the input has no endpoint
+    /// configurations (a list of clusters), as pricing then takes them.
+    inline_endpoints: u64,
+    inline_health: IndexMap<String, u64>,
+    bootstrap: bool,
     /// Endpoint health from endpoint configurations, then from cluster statuses: kept apart so
     /// the keys come in the order [`Summary::of`] lists them.
     config_health: IndexMap<String, u64>,
@@ -289,6 +370,7 @@ impl Counts {
     fn bootstrap(&mut self, b: &crate::model::Bootstrap) {
         let n = &b.node;
         let s = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        self.bootstrap = true;
         self.node = Some(NodeSummary {
             id: s(&n.id),
             cluster: s(&n.cluster),
@@ -304,6 +386,12 @@ impl Counts {
     fn cluster(&mut self, c: &crate::model::Cluster) {
         self.clusters[c.meta.state as usize] += 1;
         add_to(&mut self.by_type, c.discovery.name(), 1);
+        if let Some(la) = &c.load_assignment {
+            for e in la.endpoints() {
+                self.inline_endpoints += 1;
+                add_to(&mut self.inline_health, e.health.name(), 1);
+            }
+        }
     }
 
     fn listener(&mut self, l: &crate::model::Listener) {
@@ -365,6 +453,11 @@ impl Counts {
         self.routes += later.routes;
         self.endpoint_configs += later.endpoint_configs;
         self.endpoints += later.endpoints;
+        self.inline_endpoints += later.inline_endpoints;
+        for (k, v) in &later.inline_health {
+            add_to(&mut self.inline_health, k, *v);
+        }
+        self.bootstrap |= later.bootstrap;
         self.opaque += later.opaque;
         self.opaque_bytes += later.opaque_bytes;
     }
@@ -376,12 +469,22 @@ impl Counts {
         opaque_sections: &[OpaqueResource],
         skipped: Vec<crate::model::Skipped>,
     ) -> Summary {
-        let mut by_health = self.config_health;
+        let mut by_health = if self.endpoint_configs == 0 {
+            self.inline_health
+        } else {
+            self.config_health
+        };
         for (k, v) in &self.status_health {
             add_to(&mut by_health, k, *v);
         }
         let clusters = counted(self.clusters);
-        Summary {
+        let endpoints = if self.endpoint_configs == 0 {
+            self.endpoints + self.inline_endpoints
+        } else {
+            self.endpoints
+        };
+        let kind = input.format;
+        let mut summary = Summary {
             input,
             node: self.node.unwrap_or_default(),
             clusters: Clusters {
@@ -395,7 +498,7 @@ impl Counts {
             routes: self.routes,
             endpoint_configs: self.endpoint_configs,
             endpoints: Endpoints {
-                total: self.endpoints,
+                total: endpoints,
                 by_health,
             },
             secrets: counted(self.secrets),
@@ -412,6 +515,9 @@ impl Counts {
                 })
                 .collect(),
             skipped,
-        }
+            warnings: Vec::new(),
+        };
+        summary.warnings = warnings(kind, self.bootstrap, &summary);
+        summary
     }
 }

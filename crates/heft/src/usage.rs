@@ -19,30 +19,71 @@
 //!   {"name": "cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_total", "value": 12},
 //!   {"name": "cluster.outbound|9080||ratings.default.svc.cluster.local.upstream_rq_total", "value": 0}]}"#;
 //! let usage = heft::usage::Usage::from_stats(stats).unwrap();
-//! assert!(usage.clusters.contains("outbound|9080||reviews.default.svc.cluster.local"));
-//! assert!(!usage.clusters.contains("outbound|9080||ratings.default.svc.cluster.local"));
+//! let reviews = &usage.clusters["outbound|9080||reviews.default.svc.cluster.local"];
+//! assert_eq!(reviews.value, 12);
+//! assert!(!usage.cluster_used("outbound|9080||ratings.default.svc.cluster.local"));
 //! ```
 
 use crate::error::{Error, ErrorKind, Result};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What the stats show the workload used.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
-    /// Clusters with requests or connections (by cluster name).
-    pub clusters: BTreeSet<String>,
-    /// Services Istio's metrics show called, by host (`destination_service`).
-    pub services: BTreeSet<String>,
+    /// Clusters with requests or connections (by cluster name), each with the counter that shows
+    /// it.
+    pub clusters: BTreeMap<String, Counter>,
+    /// Services Istio's metrics show called, by host (`destination_service`), each with the
+    /// counter that shows it.
+    pub services: BTreeMap<String, Counter>,
     /// Cluster names folded into Prometheus metric names (no `cluster_name` tag), to be matched
     /// against the dump's clusters: `_`-for-punctuation forms.
-    pub folded_clusters: BTreeSet<String>,
+    pub folded_clusters: BTreeMap<String, Counter>,
+    /// The window the counters cover: the server's uptime (`server.uptime`) when the stats say.
+    pub uptime_seconds: Option<u64>,
     /// `json` or `prometheus`.
     pub format: &'static str,
     /// Counters read that could show use (whatever their value).
     pub counters_seen: usize,
+    /// Of those, the ones that could show a call to a service: counters of outbound clusters and
+    /// Istio's request metrics. None under Istio's stats inclusion list without Istio's stats
+    /// filter: then the stats cannot show calls at all.
+    pub service_counters_seen: usize,
+}
+
+/// The counter that shows a cluster or service used: the largest one read for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Counter {
+    /// The stat as the stats name it (Envoy's name, or the Prometheus metric with its labels).
+    pub name: String,
+    /// Its value.
+    pub value: u64,
+}
+
+/// Keeps `counter` for `key` unless a larger one is already kept.
+fn keep(map: &mut BTreeMap<String, Counter>, key: &str, name: impl Into<String>, value: f64) {
+    let value = value as u64;
+    match map.get_mut(key) {
+        Some(c) if c.value >= value => {}
+        Some(c) => {
+            *c = Counter {
+                name: name.into(),
+                value,
+            }
+        }
+        None => {
+            map.insert(
+                key.to_string(),
+                Counter {
+                    name: name.into(),
+                    value,
+                },
+            );
+        }
+    }
 }
 
 /// The counters that show a cluster was used.
@@ -81,11 +122,25 @@ impl Usage {
     /// Whether a cluster (by name) was used. Folded names (Prometheus without tags) compare with
     /// punctuation replaced by `_`, as Envoy writes them.
     pub fn cluster_used(&self, name: &str) -> bool {
-        self.clusters.contains(name)
-            || (!self.folded_clusters.is_empty() && self.folded_clusters.contains(&fold(name)))
+        self.cluster_counter(name).is_some()
+    }
+
+    /// The counter that shows the cluster `name` used, if any.
+    pub fn cluster_counter(&self, name: &str) -> Option<&Counter> {
+        self.clusters.get(name).or_else(|| {
+            if self.folded_clusters.is_empty() {
+                None
+            } else {
+                self.folded_clusters.get(&fold(name))
+            }
+        })
     }
 
     fn add_stat(&mut self, name: &str, value: f64) {
+        if name == "server.uptime" {
+            self.uptime_seconds = Some(value as u64);
+            return;
+        }
         for counter in USE_COUNTERS {
             if let Some(cluster) = name
                 .strip_prefix("cluster.")
@@ -93,8 +148,9 @@ impl Usage {
                 .and_then(|n| n.strip_suffix('.'))
             {
                 self.counters_seen += 1;
+                self.service_counters_seen += usize::from(cluster.starts_with("outbound|"));
                 if value > 0.0 {
-                    self.clusters.insert(cluster.to_string());
+                    keep(&mut self.clusters, cluster, name, value);
                 }
                 return;
             }
@@ -103,6 +159,7 @@ impl Usage {
         // `reporter=.=source;.;…;.;destination_service=.=reviews.default.svc.cluster.local;.;istio_requests_total`.
         if ISTIO_METRICS.iter().any(|m| name.ends_with(m)) {
             self.counters_seen += 1;
+            self.service_counters_seen += 1;
             let tag = |key: &str| -> Option<&str> {
                 let at = name.find(&format!("{key}=.="))?;
                 let rest = &name[at + key.len() + 3..];
@@ -110,7 +167,7 @@ impl Usage {
             };
             if value > 0.0 && tag("reporter") == Some("source") {
                 if let Some(service) = tag("destination_service").filter(|s| is_service(s)) {
-                    self.services.insert(service.to_string());
+                    keep(&mut self.services, service, name, value);
                 }
             }
         }
@@ -252,6 +309,10 @@ fn from_prometheus(bytes: &[u8]) -> Result<Usage> {
             )
         })?;
         samples += 1;
+        if name == "envoy_server_uptime" {
+            usage.uptime_seconds = Some(value as u64);
+            continue;
+        }
         let label = |key: &str| {
             labels
                 .iter()
@@ -263,24 +324,29 @@ fn from_prometheus(bytes: &[u8]) -> Result<Usage> {
                 .is_some_and(|r| r.ends_with(*c))
         }) {
             usage.counters_seen += 1;
+            usage.service_counters_seen += usize::from(
+                label("cluster_name").map_or(name.starts_with("envoy_cluster_outbound_"), |c| {
+                    c.starts_with("outbound|")
+                }),
+            );
             if value > 0.0 {
+                let shown = sample_name(line);
                 match label("cluster_name") {
-                    Some(cluster) => {
-                        usage.clusters.insert(cluster.to_string());
-                    }
+                    Some(cluster) => keep(&mut usage.clusters, cluster, shown, value),
                     None => {
                         let folded = &name["envoy_cluster_".len()..name.len() - counter.len()];
                         if let Some(folded) = folded.strip_suffix('_').filter(|f| !f.is_empty()) {
-                            usage.folded_clusters.insert(folded.to_string());
+                            keep(&mut usage.folded_clusters, folded, shown, value);
                         }
                     }
                 }
             }
         } else if ISTIO_METRICS.contains(&name.as_str()) {
             usage.counters_seen += 1;
+            usage.service_counters_seen += 1;
             if value > 0.0 && label("reporter") == Some("source") {
                 if let Some(service) = label("destination_service").filter(|s| is_service(s)) {
-                    usage.services.insert(service.to_string());
+                    keep(&mut usage.services, service, sample_name(line), value);
                 }
             }
         }
@@ -298,6 +364,14 @@ fn from_prometheus(bytes: &[u8]) -> Result<Usage> {
         ));
     }
     Ok(usage)
+}
+
+/// A sample line without its value and timestamp: the metric and its labels, as printed.
+fn sample_name(line: &str) -> &str {
+    let end = line
+        .rfind('}')
+        .map_or_else(|| line.find(' ').unwrap_or(line.len()), |close| close + 1);
+    &line[..end]
 }
 
 /// A Prometheus sample's labels, in order.
@@ -383,7 +457,7 @@ mod tests {
             istio_tcp_connections_opened_total{reporter=\"source\",destination_service=\"mongodb.shop.svc.cluster.local\"} 2\n\
             istio_requests_total{reporter=\"source\",destination_service=\"unknown\"} 5\n";
         let u = Usage::from_stats(text.as_bytes()).unwrap();
-        let services: Vec<&str> = u.services.iter().map(String::as_str).collect();
+        let services: Vec<&str> = u.services.keys().map(String::as_str).collect();
         assert_eq!(
             services,
             [
@@ -393,7 +467,10 @@ mod tests {
         );
         let json = br#"{"stats":[{"name":"reporter=.=source;.;destination_service=.=ratings.default.svc.cluster.local;.;response_code=.=200;.;istio_requests_total","value":3},{"histograms":{}}]}"#;
         let u = Usage::from_stats(json).unwrap();
-        assert!(u.services.contains("ratings.default.svc.cluster.local"));
+        assert_eq!(
+            u.services["ratings.default.svc.cluster.local"].value, 3,
+            "the counter that shows the call is kept"
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! (given its stats) or that sit outside its own namespace, the multipliers at work (clusters per
 //! service from ports and subsets, Knative revisions and `-private` twins, endpoints per cluster,
 //! stats per cluster, worker threads), dead weight (clusters nothing routes to, secrets and route
-//! configurations nothing uses), and the next step: a Sidecar scope with its expected saving.
+//! configurations nothing uses), and the next steps: a Sidecar scope derived from what the stats
+//! show called (never from no evidence), Istio's stats inclusion list when every stat is kept,
+//! hiding namespaces the workload never calls (`exportTo`, `discoverySelectors`), gateway cluster
+//! filtering on gateways, each priced, and their combined saving.
 //!
 //! ```
 //! use heft::cost::{CostModel, Settings};
@@ -13,7 +16,8 @@
 //!     "/../../testdata/real/sidecar/config_dump.json.gz"))?;
 //! let why = heft::why::Why::of(&dump, &CostModel::envoy_1_40(), &Settings::default(), None);
 //! assert_eq!(why.workload.namespace.as_deref(), Some("default"));
-//! assert!(why.next_step.saving_bytes > 0);
+//! // No stats: the Sidecar scope is only an example, and says so.
+//! assert!(matches!(why.next_step.sidecar, heft::why::SidecarAdvice::Example(_)));
 //! # Ok::<(), heft::Error>(())
 //! ```
 
@@ -21,7 +25,7 @@ use crate::cost::{istio_stats_matcher, CostModel, Estimate, Object, RollupBy, Se
 use crate::model::istio::IstioName;
 use crate::model::{Dump, NetworkFilter, RouteSource, RouteTarget, StatsMatcher, TcpTarget};
 use crate::scope::{service_of, Scope};
-use crate::sidecar::{narrowest_egress, used_services, WhatIf, Workload};
+use crate::sidecar::{narrowest_egress, used_services, NoEvidence, WhatIf, Workload};
 use crate::usage::Usage;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -96,6 +100,8 @@ pub struct DeadWeight {
 pub struct Why {
     /// Whose proxy.
     pub workload: Workload,
+    /// What the input cannot show (see [`crate::Summary::warnings`]).
+    pub warnings: Vec<crate::summary_types::Warning>,
     /// Predicted heap, baseline included.
     pub total_bytes: u64,
     /// What a proxy with nothing configured costs.
@@ -124,8 +130,57 @@ pub struct Why {
     pub multipliers: Multipliers,
     /// What serves nothing.
     pub dead_weight: DeadWeight,
-    /// The Sidecar scope to apply, and what it saves.
-    pub next_step: WhatIf,
+    /// What to change, and what each change saves.
+    pub next_step: NextStep,
+}
+
+/// What to change, and what it saves.
+#[derive(Debug, Clone, Serialize)]
+pub struct NextStep {
+    /// The Sidecar scope.
+    pub sidecar: SidecarAdvice,
+    /// The other levers that fit this proxy, heaviest saving first.
+    pub levers: Vec<Lever>,
+    /// The predicted heap with the derived Sidecar scope (when there is one) and every lever
+    /// applied together (not the sum: they overlap).
+    pub combined_after_bytes: u64,
+    /// `total_bytes − combined_after_bytes`.
+    pub combined_saving_bytes: u64,
+}
+
+/// The Sidecar scope `why` can stand behind.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SidecarAdvice {
+    /// Derived from the stats: the narrowest scope that keeps every service they show called.
+    Derived(WhatIf),
+    /// No stats were given: what keeping only the workload's namespace and `istio-system` would
+    /// save. An illustration, not advice: nothing shows which services the workload calls.
+    Example(WhatIf),
+    /// The stats show no call to any service: nothing can be derived.
+    NoEvidence(NoEvidence),
+    /// The proxy is a gateway: Sidecar resources do not apply to it.
+    Gateway,
+}
+
+/// A change other than a Sidecar scope.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lever {
+    /// `stats_inclusion_list`, `hide_namespaces` or `gateway_cluster_filter`.
+    pub kind: &'static str,
+    /// What to set, exactly.
+    pub setting: String,
+    /// What the dump (and the stats) show that makes it fit.
+    pub evidence: String,
+    /// What it costs the mesh or could break.
+    pub caution: String,
+    /// Predicted heap with it applied alone.
+    pub after_bytes: u64,
+    /// What it saves alone.
+    pub saving_bytes: u64,
+    /// For `hide_namespaces`: the namespaces to hide.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
 }
 
 const BASELINE: &str = "(baseline)";
@@ -186,7 +241,9 @@ impl Why {
         };
         let used = usage.map(|u| used_services(dump, u));
         let never_called = used.as_ref().map(|used| {
-            let idle: Vec<_> = service_rows().filter(|r| !used.contains(&r.key)).collect();
+            let idle: Vec<_> = service_rows()
+                .filter(|r| !used.contains_key(&r.key))
+                .collect();
             Share {
                 bytes: idle.iter().map(|r| r.bytes).sum(),
                 count: idle.len(),
@@ -196,16 +253,22 @@ impl Why {
         let multipliers = multipliers(dump, &estimate, model, settings);
         let dead_weight = dead_weight(dump, &estimate);
 
-        let egress = match usage {
-            Some(u) => narrowest_egress(dump, u),
-            None => vec!["./*".to_string(), "istio-system/*".to_string()],
-        };
-        let hosts: Vec<&str> = egress.iter().map(String::as_str).collect();
-        let scope = Scope::parse(&hosts, &own).expect("derived egress hosts are valid");
-        let next_step = WhatIf::of(dump, &scope, model, settings, usage);
+        let next_step = next_step(
+            dump,
+            &estimate,
+            &workload,
+            &own,
+            model,
+            settings,
+            usage,
+            &namespace_of,
+            &dead_weight,
+            &multipliers,
+        );
 
         Why {
             workload,
+            warnings: crate::Summary::of(dump).warnings,
             total_bytes: total,
             baseline_bytes: estimate.baseline.total(),
             concurrency: settings.concurrency,
@@ -217,12 +280,222 @@ impl Why {
             top_services: rows(service_rows().take(10).cloned().collect()),
             outside_namespace,
             never_called,
-            called: used.map(|u| u.into_iter().collect()),
+            called: used.map(|u| u.into_keys().collect()),
             multipliers,
             dead_weight,
             next_step,
         }
     }
+}
+
+/// The Sidecar advice and the other levers, each priced alone and all together.
+#[allow(clippy::too_many_arguments)]
+fn next_step(
+    dump: &Dump,
+    estimate: &Estimate<'_>,
+    workload: &Workload,
+    own: &str,
+    model: &CostModel,
+    settings: &Settings,
+    usage: Option<&Usage>,
+    namespace_of: &BTreeMap<&str, &str>,
+    dead: &DeadWeight,
+    m: &Multipliers,
+) -> NextStep {
+    let total = estimate.total();
+    let scoped = |hosts: &[String], d: &Dump| {
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        Scope::parse(&hosts, own)
+            .expect("derived egress hosts are valid")
+            .apply(d)
+            .dump
+    };
+    let sidecar = if workload.is_gateway() {
+        SidecarAdvice::Gateway
+    } else {
+        match usage.map(|u| narrowest_egress(dump, u)) {
+            Some(Ok(hosts)) => {
+                SidecarAdvice::Derived(what_if(dump, &hosts, own, model, settings, usage))
+            }
+            Some(Err(none)) => SidecarAdvice::NoEvidence(none),
+            None => SidecarAdvice::Example(what_if(
+                dump,
+                &["./*".to_string(), "istio-system/*".to_string()],
+                own,
+                model,
+                settings,
+                None,
+            )),
+        }
+    };
+    // What every lever is applied to together: the derived scope's configuration, if any.
+    let mut combined = match &sidecar {
+        SidecarAdvice::Derived(w) => scoped(&w.egress, dump),
+        _ => dump.clone(),
+    };
+    let mut combined_settings = settings.clone();
+    let mut levers = Vec::new();
+
+    if m.stats_saving_with_istio_list > 0 {
+        levers.push(Lever {
+            kind: "stats_inclusion_list",
+            setting: "keep Istio's default stats inclusion list: remove the proxyStatsMatcher (meshConfig.defaultConfig, or the pod annotation proxy.istio.io/config) or sidecar.istio.io/statsInclusion* annotations that keep every stat".to_string(),
+            evidence: format!(
+                "the bootstrap keeps {}; Istio's list keeps only its own metrics and the proxy's server, listener and cluster manager stats",
+                if matches!(estimate.stats, StatsMatcher::All) {
+                    "every stat"
+                } else {
+                    "every stat but an exclusion list"
+                }
+            ),
+            caution: "dashboards or alerts that read per-cluster Envoy stats (envoy_cluster_*) lose them; Istio's standard metrics stay".to_string(),
+            after_bytes: total - m.stats_saving_with_istio_list,
+            saving_bytes: m.stats_saving_with_istio_list,
+            namespaces: Vec::new(),
+        });
+        combined_settings.stats = Some(istio_stats_matcher());
+    }
+
+    if let Some(lever) = hide_namespaces(dump, own, model, settings, usage, namespace_of, total) {
+        let keep: Vec<String> = namespace_of
+            .values()
+            .filter(|ns| !lever.namespaces.iter().any(|h| h == *ns))
+            .map(|ns| format!("{ns}/*"))
+            .chain(std::iter::once("istio-system/*".to_string()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        combined = scoped(&keep, &combined);
+        levers.push(lever);
+    }
+
+    if workload.is_gateway() && dead.unreferenced_clusters.count > 0 {
+        let filtered = without_unreferenced(dump);
+        let after = Estimate::of(&filtered, model, settings).total();
+        levers.push(Lever {
+            kind: "gateway_cluster_filter",
+            setting: "set PILOT_FILTER_GATEWAY_CLUSTER_CONFIG=true on istiod: gateways then get only the clusters their routes use".to_string(),
+            evidence: format!(
+                "{} service clusters no route or TCP proxy of this gateway uses",
+                dead.unreferenced_clusters.count
+            ),
+            caution: if dead.cluster_header_routes {
+                "a route here picks its cluster from a request header: clusters it may pick would be dropped too".to_string()
+            } else {
+                "applies to every gateway of the mesh; istiod computes more per push".to_string()
+            },
+            after_bytes: after,
+            saving_bytes: total.saturating_sub(after),
+            namespaces: Vec::new(),
+        });
+        combined = without_unreferenced(&combined);
+    }
+
+    levers.sort_by_key(|l| std::cmp::Reverse(l.saving_bytes));
+    let combined_after = if levers.is_empty() && !matches!(sidecar, SidecarAdvice::Derived(_)) {
+        total
+    } else {
+        Estimate::of(&combined, model, &combined_settings).total()
+    };
+    NextStep {
+        sidecar,
+        levers,
+        combined_after_bytes: combined_after,
+        combined_saving_bytes: total.saturating_sub(combined_after),
+    }
+}
+
+fn what_if(
+    dump: &Dump,
+    hosts: &[String],
+    own: &str,
+    model: &CostModel,
+    settings: &Settings,
+    usage: Option<&Usage>,
+) -> WhatIf {
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let scope = Scope::parse(&hosts, own).expect("derived egress hosts are valid");
+    WhatIf::of(dump, &scope, model, settings, usage)
+}
+
+/// Namespaces (besides its own and `istio-system`) whose services this proxy holds but the stats
+/// show it never calls: hidden from it by `exportTo` on their services or
+/// by leaving them out of `discoverySelectors`. The one lever that also serves gateways and
+/// Knative activators, which cannot take a narrow Sidecar (istio#47061).
+fn hide_namespaces(
+    dump: &Dump,
+    own: &str,
+    model: &CostModel,
+    settings: &Settings,
+    usage: Option<&Usage>,
+    namespace_of: &BTreeMap<&str, &str>,
+    total: u64,
+) -> Option<Lever> {
+    // Hiding namespaces cuts them for every proxy of the mesh: only stats that show calls can
+    // say which namespaces this workload does without.
+    let used = used_services(dump, usage?);
+    if used.is_empty() {
+        return None;
+    }
+    let called: BTreeSet<&str> = used
+        .keys()
+        .filter_map(|h| namespace_of.get(h.as_str()).copied())
+        .collect();
+    let hidden: Vec<String> = namespace_of
+        .values()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|ns| *ns != own && *ns != "istio-system" && !called.contains(ns))
+        .map(str::to_string)
+        .collect();
+    if hidden.is_empty() {
+        return None;
+    }
+    let keep: Vec<String> = namespace_of
+        .values()
+        .filter(|ns| !hidden.iter().any(|h| h == *ns))
+        .map(|ns| format!("{ns}/*"))
+        .chain(std::iter::once("istio-system/*".to_string()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let refs: Vec<&str> = keep.iter().map(String::as_str).collect();
+    let scoped = Scope::parse(&refs, own)
+        .expect("namespace hosts are valid")
+        .apply(dump);
+    let after = Estimate::of(&scoped.dump, model, settings).total();
+    let evidence = format!(
+        "the stats show no call into {} namespace(s) whose {} services this proxy holds",
+        hidden.len(),
+        scoped.removed_services.len()
+    );
+    Some(Lever {
+        kind: "hide_namespaces",
+        setting: "export those namespaces' services only where they are called (exportTo on their Services, networking.istio.io/exportTo, or the mesh's defaultServiceExportTo), or leave namespaces no workload needs out of meshConfig.discoverySelectors".to_string(),
+        evidence,
+        caution: "exportTo and discoverySelectors apply to every proxy of the mesh: a workload that does call those services loses them".to_string(),
+        after_bytes: after,
+        saving_bytes: total.saturating_sub(after),
+        namespaces: hidden,
+    })
+}
+
+/// `dump` without the service clusters nothing routes to (and their endpoints), as istiod's
+/// gateway cluster filtering leaves a gateway.
+fn without_unreferenced(dump: &Dump) -> Dump {
+    let referenced = referenced_clusters(dump);
+    let mut out = dump.clone();
+    let dropped: HashSet<String> = out
+        .clusters
+        .iter()
+        .filter(|c| service_of(c).is_some() && !referenced.contains(&*c.name))
+        .map(|c| c.name.to_string())
+        .collect();
+    out.clusters.retain(|c| !dropped.contains(&*c.name));
+    out.endpoint_configs
+        .retain(|la| !dropped.contains(&*la.cluster_name));
+    out
 }
 
 fn multipliers(
@@ -295,8 +568,21 @@ fn multipliers(
     m
 }
 
-fn dead_weight(dump: &Dump, e: &Estimate<'_>) -> DeadWeight {
-    // Every cluster a route, a weighted split or a TCP proxy names, and every RDS name in use.
+/// What the listeners and routes of a dump refer to.
+struct References<'a> {
+    /// Every cluster a route, a weighted split or a TCP proxy names.
+    clusters: HashSet<&'a str>,
+    /// Every RDS name a listener uses.
+    rds: HashSet<&'a str>,
+    /// Whether a route picks its cluster from a request header (or a plugin).
+    cluster_header_routes: bool,
+}
+
+fn referenced_clusters(dump: &Dump) -> HashSet<&str> {
+    references(dump).clusters
+}
+
+fn references(dump: &Dump) -> References<'_> {
     let mut referenced: HashSet<&str> = HashSet::new();
     let mut rds: HashSet<&str> = HashSet::new();
     let mut cluster_header_routes = false;
@@ -341,6 +627,19 @@ fn dead_weight(dump: &Dump, e: &Estimate<'_>) -> DeadWeight {
             }
         }
     }
+    References {
+        clusters: referenced,
+        rds,
+        cluster_header_routes,
+    }
+}
+
+fn dead_weight(dump: &Dump, e: &Estimate<'_>) -> DeadWeight {
+    let References {
+        clusters: referenced,
+        rds,
+        cluster_header_routes,
+    } = references(dump);
     let mut d = DeadWeight {
         cluster_header_routes,
         ..DeadWeight::default()

@@ -379,7 +379,7 @@ impl Context {
             u.cluster_used(name)
                 || (!u.services.is_empty()
                     && crate::model::istio::IstioName::parse(name)
-                        .is_some_and(|n| n.host().is_some_and(|h| u.services.contains(h))))
+                        .is_some_and(|n| n.host().is_some_and(|h| u.services.contains_key(h))))
         })
     }
 

@@ -151,11 +151,16 @@ fn usage_of(dir: &Path, meta: &PointFile) -> Result<Option<Usage>, FitError> {
         .find(|(_, protocol)| protocol != "tcp")
         .map(|(port, _)| *port)
         .ok_or_else(|| at("point.json", &"traffic but no HTTP port"))?;
-    usage.clusters.extend(
-        meta.traffic_hosts
-            .iter()
-            .map(|host| format!("outbound|{port}||{host}")),
-    );
+    // Under Istio's inclusion list no cluster stat shows the calls: the point says what it called.
+    for host in &meta.traffic_hosts {
+        usage.clusters.insert(
+            format!("outbound|{port}||{host}"),
+            crate::usage::Counter {
+                name: "traffic_hosts (point.json)".to_string(),
+                value: 1,
+            },
+        );
+    }
     Ok(Some(usage))
 }
 
