@@ -80,6 +80,10 @@ pub fn run(args: &InputArgs, model: &cost_cmd::ModelArgs) -> Result<String, Stri
         Format::Text => {
             let mut text = crate::warnings_text(&summary.warnings);
             text.push_str(&summary_text::render(&summary));
+            text.push_str(&crate::readiness_text::render(
+                &summary.rejected,
+                &summary.warming,
+            ));
             // Nothing in /clusters output can be priced: its warning says so instead.
             if summary.input.format != heft::model::DocumentKind::ClusterStatuses {
                 text.push_str(&summary_text::render_cost(&totals));

@@ -112,6 +112,11 @@ pub fn why_text(w: &Why, file: &str, stats: Option<&str>) -> String {
         crate::cost_cmd::settings_text(&w.model, &w.proxy, w.concurrency, w.concurrency_source),
         w.model.beyond_the_heap()
     );
+    let readiness = crate::readiness_text::render(&w.rejected, &w.warming);
+    if !readiness.is_empty() {
+        o.push_str(readiness.trim_start_matches('\n'));
+        o.push('\n');
+    }
     let _ = writeln!(o, "Where it goes");
     let _ = writeln!(o, "  by kind:       {}", row_list(&w.by_kind, t, 6));
     let _ = writeln!(o, "  by namespace:  {}", row_list(&w.by_namespace, t, 6));

@@ -544,3 +544,31 @@ fn gateways_get_cluster_filtering_instead_of_a_sidecar() {
     let err = fails(&["sidecar", GATEWAY, "--egress", "./*", "--emit", "yaml"]);
     assert!(err.contains("gateway"), "{err}");
 }
+
+#[test]
+fn summary_and_why_show_what_envoy_rejected_and_what_waits() {
+    for cmd in ["summary", "why"] {
+        let text = ok(&heft(&[cmd, SIDECAR], None));
+        for says in [
+            "Rejected by Envoy (1;",
+            "listener 127.0.0.1_15001 at 2026-",
+            "duplicate address",
+            "Warming (3;",
+            "cluster outbound|8080||checkout.shop.svc.cluster.local: waits for endpoints (EDS)",
+            "secret file-root:/etc/certs/root-cert.pem: waits for its first SDS answer",
+        ] {
+            assert!(text.contains(says), "{cmd}: {says}:\n{text}");
+        }
+        let v = json_of(&[cmd, "-o", "json", SIDECAR]);
+        assert_eq!(v["rejected"].as_array().unwrap().len(), 1, "{cmd}");
+        assert_eq!(v["rejected"][0]["name"], "127.0.0.1_15001");
+        assert_eq!(v["warming"].as_array().unwrap().len(), 3, "{cmd}");
+        assert_eq!(v["warming"][0]["waits_for"], json!(["endpoints (EDS)"]));
+    }
+    // A capture with nothing rejected or waiting prints neither heading.
+    let text = ok(&heft(&["summary", GATEWAY], None));
+    assert!(
+        !text.contains("Rejected by Envoy") && !text.contains("Warming ("),
+        "{text}"
+    );
+}

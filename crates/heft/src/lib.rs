@@ -52,7 +52,7 @@ pub use summary::Summary;
 /// The parts a [`Summary`] is made of.
 pub mod summary_types {
     pub use crate::summary::{
-        ByState, Clusters, Counted, Counts, Endpoints, NodeSummary, OpaqueSummary, SectionSize,
-        SummaryFold, Warning,
+        ByState, Clusters, Counted, Counts, Endpoints, NodeSummary, OpaqueSummary, RejectedUpdate,
+        SectionSize, SummaryFold, Waiting, Warning,
     };
 }

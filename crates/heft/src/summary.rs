@@ -3,7 +3,7 @@
 //! The value serialises to the stable JSON documented in `docs/summary-json.md`; fields are only
 //! ever added. Rendering it as text is the CLI's job.
 
-use crate::model::{DocumentKind, Dump, OpaqueResource, Section, Source};
+use crate::model::{DocumentKind, Dump, OpaqueResource, Section, Source, State};
 use crate::stream::{Fold, Outline, Resource};
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -146,6 +146,47 @@ pub struct Summary {
     /// What the input cannot show, and what is assumed instead: figures drawn from it (counts,
     /// the predicted heap) hold only for what it shows.
     pub warnings: Vec<Warning>,
+    /// Updates Envoy rejected (NACKed), by kind and name: it keeps the version it last accepted.
+    pub rejected: Vec<RejectedUpdate>,
+    /// Resources received but not yet in use, by kind and name, with what each waits for.
+    pub warming: Vec<Waiting>,
+}
+
+/// An update Envoy rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedUpdate {
+    /// `cluster`, `listener`, `route_config`, `endpoint_config` or `secret`.
+    pub kind: &'static str,
+    /// The resource's name (empty where the dump's entry gives none).
+    pub name: String,
+    /// Envoy's reason.
+    pub message: String,
+    /// The version rejected.
+    pub version: Option<String>,
+    /// When Envoy last tried to apply it (RFC 3339).
+    pub when: Option<String>,
+}
+
+/// A resource Envoy holds but does not use yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    /// `cluster`, `listener` or `secret`.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+    /// What it waits for, in words: `endpoints (EDS)`, `route configuration 9080 (RDS)`,
+    /// `secret ROOTCA (warming)`, `its first SDS answer`.
+    pub waits_for: Vec<String>,
+}
+
+/// A warming resource as read, before the dump's secrets are all known.
+#[derive(Debug, Clone)]
+struct WarmingSeen {
+    kind: &'static str,
+    name: String,
+    eds: bool,
+    rds: Vec<String>,
+    sds: Vec<String>,
 }
 
 /// A gap in the input that every report drawn from it must state.
@@ -155,6 +196,34 @@ pub struct Warning {
     pub code: &'static str,
     /// What is missing, what that means for the figures, and how to get a complete input.
     pub message: String,
+}
+
+/// What a warming resource waits for: its endpoints, its route configurations, and the secrets
+/// it names that are warming or missing from the dump.
+fn waiting(w: WarmingSeen, secrets: &IndexMap<String, bool>) -> Waiting {
+    let mut waits_for = Vec::new();
+    if w.kind == "secret" {
+        waits_for.push("its first SDS answer".to_string());
+    }
+    if w.eds {
+        waits_for.push("endpoints (EDS)".to_string());
+    }
+    for r in &w.rds {
+        waits_for.push(format!("route configuration {r} (RDS)"));
+    }
+    for s in &w.sds {
+        match secrets.get(s) {
+            Some(true) => waits_for.push(format!("secret {s} (warming)")),
+            None => waits_for.push(format!("secret {s} (not in the dump)")),
+            Some(false) => {}
+        }
+    }
+    waits_for.dedup();
+    Waiting {
+        kind: w.kind,
+        name: w.name,
+        waits_for,
+    }
 }
 
 /// The warnings for an input of `kind` with these counts.
@@ -246,6 +315,9 @@ impl Summary {
         for c in &dump.cluster_statuses {
             counts.cluster_status(c);
         }
+        for r in &dump.rejected {
+            counts.reject(r.kind, &r.name, &r.meta);
+        }
         for o in &dump.opaque {
             counts.opaque(o);
         }
@@ -301,7 +373,7 @@ impl Fold for SummaryFold {
             Resource::Secret(s) => counts.secret(s),
             Resource::ClusterStatus(c) => counts.cluster_status(c),
             Resource::Opaque(o) => counts.opaque(o),
-            Resource::Rejected(_) => {}
+            Resource::Rejected(r) => counts.reject(r.kind, &r.name, &r.meta),
         }
     }
 
@@ -331,6 +403,10 @@ pub struct Counts {
     inline_endpoints: u64,
     inline_health: IndexMap<String, u64>,
     bootstrap: bool,
+    rejected: Vec<RejectedUpdate>,
+    warming: Vec<WarmingSeen>,
+    /// Secrets by name: `true` when warming. Few per proxy.
+    secret_states: IndexMap<String, bool>,
     /// Endpoint health from endpoint configurations, then from cluster statuses: kept apart so
     /// the keys come in the order [`Summary::of`] lists them.
     config_health: IndexMap<String, u64>,
@@ -383,7 +459,29 @@ impl Counts {
         });
     }
 
+    fn reject(&mut self, kind: &'static str, name: &str, meta: &crate::model::Meta) {
+        if let Some(e) = &meta.error {
+            self.rejected.push(RejectedUpdate {
+                kind,
+                name: name.to_string(),
+                message: e.details.to_string(),
+                version: e.version_info.as_deref().map(Into::into),
+                when: e.last_update_attempt.as_deref().map(Into::into),
+            });
+        }
+    }
+
     fn cluster(&mut self, c: &crate::model::Cluster) {
+        self.reject("cluster", &c.name, &c.meta);
+        if c.meta.state == State::Warming {
+            self.warming.push(WarmingSeen {
+                kind: "cluster",
+                name: c.name.to_string(),
+                eds: c.discovery == crate::model::Discovery::Eds,
+                rds: Vec::new(),
+                sds: c.sds_secrets().map(Into::into).collect(),
+            });
+        }
         self.clusters[c.meta.state as usize] += 1;
         add_to(&mut self.by_type, c.discovery.name(), 1);
         if let Some(la) = &c.load_assignment {
@@ -395,16 +493,48 @@ impl Counts {
     }
 
     fn listener(&mut self, l: &crate::model::Listener) {
+        self.reject("listener", &l.name, &l.meta);
+        if l.meta.state == State::Warming {
+            let mut rds = Vec::new();
+            let mut sds = Vec::new();
+            for fc in l.all_filter_chains() {
+                for f in &fc.filters {
+                    if let crate::model::NetworkFilter::HttpConnectionManager { config, .. } = f {
+                        if let crate::model::RouteSource::Rds { route_config_name } = &config.routes
+                        {
+                            rds.push(route_config_name.to_string());
+                        }
+                    }
+                }
+                if let Some(t) = fc.transport_socket.as_ref().and_then(|t| t.tls.as_ref()) {
+                    sds.extend(
+                        t.certificate_sds
+                            .iter()
+                            .chain(&t.validation_sds)
+                            .map(|s| s.to_string()),
+                    );
+                }
+            }
+            self.warming.push(WarmingSeen {
+                kind: "listener",
+                name: l.name.to_string(),
+                eds: false,
+                rds,
+                sds,
+            });
+        }
         self.listeners[l.meta.state as usize] += 1;
     }
 
     fn route_config(&mut self, r: &crate::model::RouteConfig) {
+        self.reject("route_config", &r.name, &r.meta);
         self.route_configs[r.meta.state as usize] += 1;
         self.virtual_hosts += r.virtual_hosts.len() as u64;
         self.routes += r.route_count() as u64;
     }
 
     fn load_assignment(&mut self, la: &crate::model::LoadAssignment) {
+        self.reject("endpoint_config", &la.cluster_name, &la.meta);
         self.endpoint_configs += 1;
         for e in la.endpoints() {
             self.endpoints += 1;
@@ -413,6 +543,18 @@ impl Counts {
     }
 
     fn secret(&mut self, s: &crate::model::Secret) {
+        self.reject("secret", &s.name, &s.meta);
+        let warming = s.meta.state == State::Warming;
+        self.secret_states.insert(s.name.to_string(), warming);
+        if warming {
+            self.warming.push(WarmingSeen {
+                kind: "secret",
+                name: s.name.to_string(),
+                eds: false,
+                rds: Vec::new(),
+                sds: Vec::new(),
+            });
+        }
         self.secrets[s.meta.state as usize] += 1;
     }
 
@@ -458,6 +600,11 @@ impl Counts {
             add_to(&mut self.inline_health, k, *v);
         }
         self.bootstrap |= later.bootstrap;
+        self.rejected.extend(later.rejected);
+        self.warming.extend(later.warming);
+        for (k, v) in later.secret_states {
+            self.secret_states.insert(k, v);
+        }
         self.opaque += later.opaque;
         self.opaque_bytes += later.opaque_bytes;
     }
@@ -516,7 +663,30 @@ impl Counts {
                 .collect(),
             skipped,
             warnings: Vec::new(),
+            rejected: self.rejected,
+            warming: self
+                .warming
+                .into_iter()
+                .map(|w| waiting(w, &self.secret_states))
+                .collect(),
         };
+        // By kind and name: the same whichever order the input's sections came in.
+        summary
+            .rejected
+            .sort_by(|a, b| (a.kind, &a.name, &a.when).cmp(&(b.kind, &b.name, &b.when)));
+        summary
+            .warming
+            .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        // Envoy prints a rejected listener twice, once without its name: keep the named one.
+        let named: std::collections::HashSet<(&'static str, String)> = summary
+            .rejected
+            .iter()
+            .filter(|r| !r.name.is_empty())
+            .map(|r| (r.kind, r.message.clone()))
+            .collect();
+        summary
+            .rejected
+            .retain(|r| !r.name.is_empty() || !named.contains(&(r.kind, r.message.clone())));
         summary.warnings = warnings(kind, self.bootstrap, &summary);
         summary
     }

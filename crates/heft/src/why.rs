@@ -102,6 +102,10 @@ pub struct Why {
     pub workload: Workload,
     /// What the input cannot show (see [`crate::Summary::warnings`]).
     pub warnings: Vec<crate::summary_types::Warning>,
+    /// Updates Envoy rejected (see [`crate::Summary::rejected`]).
+    pub rejected: Vec<crate::summary_types::RejectedUpdate>,
+    /// Resources waiting for what they need (see [`crate::Summary::warming`]).
+    pub warming: Vec<crate::summary_types::Waiting>,
     /// Predicted heap, baseline included.
     pub total_bytes: u64,
     /// What a proxy with nothing configured costs.
@@ -266,9 +270,12 @@ impl Why {
             &multipliers,
         );
 
+        let summary = crate::Summary::of(dump);
         Why {
             workload,
-            warnings: crate::Summary::of(dump).warnings,
+            warnings: summary.warnings,
+            rejected: summary.rejected,
+            warming: summary.warming,
             total_bytes: total,
             baseline_bytes: estimate.baseline.total(),
             concurrency: settings.concurrency,

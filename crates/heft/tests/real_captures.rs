@@ -33,9 +33,67 @@ fn summary_matches_the_independent_oracle_on_every_real_capture() {
         for w in ours["warnings"].as_array_mut().unwrap() {
             w.as_object_mut().unwrap().remove("message");
         }
+        // Checked against what the scenarios made (below), not re-derived by the oracle.
+        for list in ["rejected", "warming"] {
+            ours.as_object_mut().unwrap().remove(list);
+        }
         let theirs = oracle_summary(&path);
         assert_eq!(ours, theirs, "summary of {} differs", path.display());
     }
+}
+
+#[test]
+fn summary_lists_what_envoy_rejected_and_what_waits_as_the_scenario_made_them() {
+    // testdata/README.md: push 3 adds a listener on virtualOutbound's address (NACKed) and the
+    // checkout cluster whose endpoints never come; two file secrets are never answered.
+    let sidecar = Summary::of(&Dump::from_path(capture("sidecar", "config_dump.json")).unwrap());
+    let rejected: Vec<(&str, &str)> = sidecar
+        .rejected
+        .iter()
+        .map(|r| (r.kind, r.name.as_str()))
+        .collect();
+    assert_eq!(rejected, [("listener", "127.0.0.1_15001")]);
+    assert!(sidecar.rejected[0].message.contains("duplicate address"));
+    assert!(sidecar.rejected[0].when.is_some());
+    let warming: Vec<(&str, &str, Vec<&str>)> = sidecar
+        .warming
+        .iter()
+        .map(|w| {
+            (
+                w.kind,
+                w.name.as_str(),
+                w.waits_for.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        warming,
+        [
+            (
+                "cluster",
+                "outbound|8080||checkout.shop.svc.cluster.local",
+                vec!["endpoints (EDS)"]
+            ),
+            (
+                "secret",
+                "file-cert:/etc/certs/cert-chain.pem~/etc/certs/key.pem",
+                vec!["its first SDS answer"]
+            ),
+            (
+                "secret",
+                "file-root:/etc/certs/root-cert.pem",
+                vec!["its first SDS answer"]
+            ),
+        ]
+    );
+    // One push, all acknowledged: nothing rejected; registry-only keeps the sidecar scenario's
+    // never-answered file secrets.
+    let gateway = Summary::of(&Dump::from_path(capture("gateway", "config_dump.json")).unwrap());
+    assert!(gateway.rejected.is_empty() && gateway.warming.is_empty());
+    let registry =
+        Summary::of(&Dump::from_path(capture("registry-only", "config_dump.json")).unwrap());
+    assert!(registry.rejected.is_empty());
+    assert_eq!(registry.warming, sidecar.warming[1..]);
 }
 
 #[test]
