@@ -8,6 +8,7 @@ mod cost_cmd;
 mod progress;
 mod proto_json;
 mod raw;
+mod size;
 mod summary_cmd;
 mod summary_text;
 mod table;

@@ -8,8 +8,8 @@
 use crate::cost_cmd::ModelArgs;
 use crate::proto_json::{istioctl_json, may_hold_secrets, redact};
 use crate::raw::{self, Source, Wrapper};
+use crate::size::size;
 use crate::table::{tabwriter, Layout, Table};
-use bytesize::ByteSize;
 use clap::{Subcommand, ValueEnum};
 use heft::cost::Estimate;
 use heft::model::{Span, State};
@@ -300,7 +300,7 @@ fn text(s: String) -> Result<Printed, String> {
 }
 
 fn cost(c: Option<u64>) -> String {
-    c.map_or_else(|| "-".into(), |b| ByteSize(b).display().iec().to_string())
+    c.map_or_else(|| "-".into(), size)
 }
 
 fn dash(s: &str) -> String {

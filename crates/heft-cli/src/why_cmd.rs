@@ -1,6 +1,6 @@
 //! `heft why` and `heft sidecar`: what bloats this proxy, and what a Sidecar resource would save.
 
-use bytesize::ByteSize;
+use crate::size::size;
 use heft::scope::Scope;
 use heft::sidecar::{narrowest_egress, WhatIf, Workload};
 use heft::usage::Usage;
@@ -34,10 +34,6 @@ impl SidecarArgs {
     pub fn emit(&self) -> bool {
         matches!(self.emit, Some(Emit::Yaml))
     }
-}
-
-fn size(bytes: u64) -> String {
-    ByteSize(bytes).display().iec().to_string()
 }
 
 fn pct(part: u64, total: u64) -> String {
@@ -76,19 +72,16 @@ fn who(w: &Workload) -> String {
 pub fn why_text(w: &Why, file: &str) -> String {
     let t = w.total_bytes;
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{}: predicted Envoy heap {} (/memory allocated), of which {} is Envoy's own baseline",
-        who(&w.workload),
-        size(t),
-        size(w.baseline_bytes)
-    );
-    let _ = writeln!(
-        o,
-        "  {}\n  ({})\n",
-        crate::cost_cmd::settings_text(&w.model, &w.proxy, w.concurrency, w.concurrency_source),
-        w.model.beyond_the_heap()
-    );
+    let _ = writeln!(o, "{}", who(&w.workload));
+    o.push_str(&crate::cost_cmd::heap_header(
+        t,
+        w.baseline_bytes,
+        &w.model,
+        &w.proxy,
+        w.concurrency,
+        w.concurrency_source,
+    ));
+    o.push('\n');
     let _ = writeln!(o, "Where it goes");
     let _ = writeln!(o, "  by kind:       {}", row_list(&w.by_kind, t, 6));
     let _ = writeln!(o, "  by namespace:  {}", row_list(&w.by_namespace, t, 6));

@@ -224,7 +224,58 @@ fn the_text_reports_show_the_prediction_and_the_rows() {
     assert!(text.contains("NAMESPACE") && text.contains("default") && text.contains("TOTAL"));
     let out = heft(&["top", "-n", "3", SIDECAR], None);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 3 + 3, "{text}");
+    assert_eq!(text.lines().count(), 3 + 4, "{text}");
+}
+
+/// The three lines that open every report that prices a dump.
+fn heap_header(text: &str) -> Vec<&str> {
+    let at = text
+        .find("Predicted Envoy heap ")
+        .unwrap_or_else(|| panic!("no heap header in:\n{text}"));
+    text[at..].lines().take(3).collect()
+}
+
+#[test]
+fn every_report_gives_sizes_in_binary_units_and_one_heap_header() {
+    let texts: Vec<(&str, String)> = ["summary", "why", "cost", "top"]
+        .into_iter()
+        .map(|cmd| {
+            let out = heft(&[cmd, SIDECAR], None);
+            assert!(out.status.success(), "{cmd}: {out:?}");
+            (cmd, String::from_utf8(out.stdout).unwrap())
+        })
+        .collect();
+    let total = json_of(&heft(&["cost", "-o", "json", SIDECAR], None))["total_bytes"]
+        .as_u64()
+        .unwrap();
+    let mib = format!("{:.1} MiB", total as f64 / (1u64 << 20) as f64);
+    let want = heap_header(&texts[0].1);
+    assert!(want[0].contains(&format!("heap {mib} ")), "{want:?}");
+    assert!(want[0].contains("Envoy's own baseline"), "{want:?}");
+    assert!(
+        want[1].starts_with("  model: Envoy 1.40.0; 2 workers"),
+        "{want:?}"
+    );
+    assert!(
+        want[2].starts_with("  (this is the heap in use"),
+        "{want:?}"
+    );
+    for (cmd, text) in &texts {
+        assert_eq!(heap_header(text), want, "{cmd}");
+    }
+    let mut views: Vec<(&str, String)> = texts;
+    for view in ["clusters", "listeners", "routes", "endpoints", "secrets"] {
+        views.push((
+            view,
+            String::from_utf8(heft(&[view, SIDECAR], None).stdout).unwrap(),
+        ));
+    }
+    for (cmd, text) in &views {
+        for decimal in [" kB", " MB", " GB"] {
+            assert!(!text.contains(decimal), "{cmd} prints {decimal:?}:\n{text}");
+        }
+        assert!(text.contains("iB"), "{cmd} prints binary units:\n{text}");
+    }
 }
 
 #[test]
