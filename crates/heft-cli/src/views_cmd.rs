@@ -303,6 +303,12 @@ fn cost(c: Option<u64>) -> String {
     c.map_or_else(|| "-".into(), size)
 }
 
+/// A route configuration the estimate does not price on its own is a listener's inline one
+/// (the dump lists it again among the static ones): its cost is in its listener's.
+fn route_config_cost(c: Option<u64>) -> String {
+    c.map_or_else(|| "in listener".into(), size)
+}
+
 fn dash(s: &str) -> String {
     if s.is_empty() {
         "-".into()
@@ -733,13 +739,19 @@ fn listeners_out(
             if wide {
                 headers.push("NAME");
                 if verbose {
-                    headers.push("CHAIN");
+                    headers.extend(["CHAIN", "CHAIN COST"]);
                 }
             }
-            let mut t = Table::new(&headers, &["COST"]);
+            let mut t = Table::new(&headers, &["COST", "CHAIN COST"]);
             for r in &rows {
                 let addresses = r.addresses.join(",");
-                let lines: Vec<(Vec<String>, Option<u64>, Option<String>)> = if verbose {
+                // Most of a listener's cost is its own (stats, per-worker state), not any one
+                // chain's: COST is the whole listener's, once, on its first line, so the column
+                // adds up to what `heft cost` puts in listeners; wide shows each chain's own.
+                let lines: Vec<(Vec<String>, Vec<String>)> = if verbose && r.chains.is_empty() {
+                    let c = vec![addresses, r.port.to_string(), "-".into(), "-".into()];
+                    vec![(c, vec!["-".into(), "-".into()])]
+                } else if verbose {
                     r.chains
                         .iter()
                         .map(|ch| {
@@ -754,21 +766,20 @@ fn listeners_out(
                                 ch.matches.clone(),
                                 ch.destination.clone(),
                             ];
-                            (c, ch.cost, Some(chain))
+                            (c, vec![chain, cost(ch.cost)])
                         })
                         .collect()
                 } else {
                     vec![(
                         vec![addresses, r.port.to_string(), r.kind.clone()],
-                        r.cost,
-                        None,
+                        Vec::new(),
                     )]
                 };
-                for (mut c, price, chain) in lines {
+                for (i, (mut c, chain)) in lines.into_iter().enumerate() {
                     if state {
                         c.push(state_name(r.state).into());
                     }
-                    c.push(cost(price));
+                    c.push(if i == 0 { cost(r.cost) } else { String::new() });
                     if wide {
                         c.push(r.name.clone());
                         c.extend(chain);
@@ -819,30 +830,45 @@ fn routes_out(
             headers.push("COST");
             if wide {
                 headers.extend(if verbose {
-                    &["DESTINATION", "STATE"][..]
+                    &["DESTINATION", "STATE", "ROUTE COST"][..]
                 } else {
                     &["STATE"][..]
                 });
             }
-            let mut t = Table::new(&headers, &["COST", "VIRTUAL HOSTS"]);
+            let mut t = Table::new(&headers, &["COST", "VIRTUAL HOSTS", "ROUTE COST"]);
             for c in &configs {
                 if verbose {
-                    for r in &c.routes {
+                    // COST is the whole route configuration's (its virtual hosts' and its own
+                    // share too), once, on its first line, so the column adds up to what
+                    // `heft cost` puts in route configurations; wide shows each route's own.
+                    for (i, r) in c.routes.iter().enumerate() {
                         let mut cells = vec![
                             r.route_config.clone(),
                             r.virtual_host.clone(),
                             r.domains.clone(),
                             r.matches.clone(),
                             dash(&r.virtual_service),
-                            cost(r.cost),
+                            if i == 0 {
+                                route_config_cost(c.cost)
+                            } else {
+                                String::new()
+                            },
                         ];
                         if wide {
-                            cells.extend([dash(&r.destination), state_name(r.state).into()]);
+                            cells.extend([
+                                dash(&r.destination),
+                                state_name(r.state).into(),
+                                cost(r.cost),
+                            ]);
                         }
                         t.row(cells);
                     }
                 } else {
-                    let mut cells = vec![c.name.clone(), c.virtual_hosts.to_string(), cost(c.cost)];
+                    let mut cells = vec![
+                        c.name.clone(),
+                        c.virtual_hosts.to_string(),
+                        route_config_cost(c.cost),
+                    ];
                     if wide {
                         cells.push(state_name(c.state).into());
                     }

@@ -379,3 +379,130 @@ fn on_a_terminal_tables_fit_its_width_and_colour_unless_no_color() {
         &ok(&["clusters", "--istioctl", SIDECAR])[..]
     );
 }
+
+/// A size as the tables print it (`29.4 KiB`), in bytes, and how far the rounding may be off.
+fn parse_size(text: &str) -> (f64, f64) {
+    let (number, unit) = text.rsplit_once(' ').unwrap_or_else(|| panic!("{text:?}"));
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => panic!("not a size in binary units: {text:?}"),
+    };
+    let slack = if unit == "B" { 0.0 } else { 0.05 * scale };
+    (number.parse::<f64>().unwrap() * scale, slack)
+}
+
+/// The COST cell of each line of a table whose last column is COST (empty where the line has
+/// none).
+fn last_column_costs(table: &str) -> Vec<String> {
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().ends_with("COST"), "{table}");
+    lines
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            match words.as_slice() {
+                [.., n, u] if u.ends_with('B') && n.parse::<f64>().is_ok() => format!("{n} {u}"),
+                _ => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// What `heft cost -o json --by kind` puts in one kind, in bytes.
+fn cost_of_kind(input: &str, kind: &str) -> u64 {
+    let v: Value = serde_json::from_slice(&ok(&["cost", "-o", "json", input])).unwrap();
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == kind)
+        .and_then(|r| r["bytes"].as_u64())
+        .unwrap_or_else(|| panic!("no {kind} row: {v}"))
+}
+
+#[test]
+fn each_listener_shows_its_whole_cost_and_the_listeners_add_up_to_heft_cost() {
+    for input in [SIDECAR, GATEWAY] {
+        let rows: Value = serde_json::from_slice(&ok(&["listeners", "-o", "json", input])).unwrap();
+        let rows = rows.as_array().unwrap();
+        let costs: Vec<u64> = rows.iter().map(|r| r["cost"].as_u64().unwrap()).collect();
+        assert_eq!(
+            costs.iter().sum::<u64>(),
+            cost_of_kind(input, "listener"),
+            "{input}"
+        );
+        // One line per filter chain, the listener's cost on its first.
+        for args in [
+            &["listeners", input][..],
+            &["listeners", "--verbose=false", input],
+        ] {
+            let table = String::from_utf8(ok(args)).unwrap();
+            let shown: Vec<String> = last_column_costs(&table)
+                .into_iter()
+                .filter(|c| !c.is_empty())
+                .collect();
+            assert_eq!(
+                shown.len(),
+                rows.len(),
+                "{args:?}: one cost per listener\n{table}"
+            );
+            for (text, bytes) in shown.iter().zip(&costs) {
+                assert!(
+                    *bytes > 1024,
+                    "{input}: a listener costs more than 1 KiB: {bytes}"
+                );
+                let (printed, slack) = parse_size(text);
+                assert!(
+                    (printed - *bytes as f64).abs() <= slack,
+                    "{args:?}: {text} for {bytes} bytes"
+                );
+            }
+        }
+    }
+    // The real sidecar's listeners, by name: the costs are not all alike.
+    let rows: Value = serde_json::from_slice(&ok(&["listeners", "-o", "json", SIDECAR])).unwrap();
+    let cost = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["cost"].as_u64())
+            .unwrap()
+    };
+    assert!(cost("virtualInbound") > cost("virtualOutbound"));
+}
+
+#[test]
+fn route_configurations_show_their_whole_cost_once_and_add_up_to_heft_cost() {
+    for input in [SIDECAR, GATEWAY] {
+        let configs: Value =
+            serde_json::from_slice(&ok(&["routes", "--verbose=false", "-o", "json", input]))
+                .unwrap();
+        let priced: Vec<u64> = configs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["cost"].as_u64())
+            .collect();
+        assert_eq!(
+            priced.iter().sum::<u64>(),
+            cost_of_kind(input, "route_config"),
+            "{input}"
+        );
+        let table = String::from_utf8(ok(&["routes", input])).unwrap();
+        let shown = last_column_costs(&table)
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .count();
+        assert_eq!(
+            shown,
+            priced.len(),
+            "{input}: one cost per priced configuration\n{table}"
+        );
+    }
+    // The bootstrap's inline route configurations are priced in their listeners.
+    let table = String::from_utf8(ok(&["routes", "--verbose=false", SIDECAR])).unwrap();
+    assert_eq!(table.matches("in listener").count(), 4, "{table}");
+}
