@@ -143,10 +143,11 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::from(e.exit_code() as u8);
             }
-            // Bad flags get the same one line as every other error.
+            // clap's whole message: what was wrong, the usage line, and its tips ("a similar
+            // subcommand exists", the possible values), under the prefix every error has.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            eprintln!("heft: error: {}", first.trim_start_matches("error: "));
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("heft: error: {text}");
             return ExitCode::from(EXIT_ERROR);
         }
     };

@@ -336,3 +336,51 @@ fn summary_prices_the_dump_as_heft_cost_does() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// A usage error's stderr, checked for what every usage error has: Heft's prefix, exit code 2,
+/// nothing on stdout, more than the first line of clap's message.
+fn usage_error(args: &[&str]) -> String {
+    let out = heft(args, None);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    assert!(out.stdout.is_empty(), "{args:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("heft: error: "), "{err}");
+    assert!(err.lines().count() > 1, "clap's whole message: {err}");
+    err
+}
+
+#[test]
+fn a_missing_argument_names_it_and_shows_the_usage_line() {
+    let err = usage_error(&["trace", SIDECAR]);
+    assert!(
+        err.contains("the following required arguments were not provided:\n  --port <PORT>"),
+        "{err}"
+    );
+    assert!(err.contains("Usage: heft trace --port <PORT>"), "{err}");
+}
+
+#[test]
+fn a_misspelt_subcommand_gets_a_did_you_mean() {
+    let err = usage_error(&["summery", SIDECAR]);
+    assert!(err.contains("unrecognized subcommand 'summery'"), "{err}");
+    assert!(
+        err.contains("a similar subcommand exists: 'summary'"),
+        "{err}"
+    );
+    assert!(err.contains("Usage: heft <COMMAND>"), "{err}");
+}
+
+#[test]
+fn a_bad_value_lists_the_possible_values() {
+    let err = usage_error(&["summary", "-o", "bogus", SIDECAR]);
+    assert!(
+        err.contains("invalid value 'bogus' for '--output <OUTPUT>'"),
+        "{err}"
+    );
+    assert!(err.contains("[possible values: text, json]"), "{err}");
+    let err = usage_error(&["cost", "--by", "pod", SIDECAR]);
+    assert!(
+        err.contains("[possible values: kind, namespace, service, cluster-type, listener]"),
+        "{err}"
+    );
+}
