@@ -12,11 +12,11 @@ use crate::size::size;
 use crate::table::{tabwriter, Layout, Table};
 use clap::{Subcommand, ValueEnum};
 use heft::cost::Estimate;
-use heft::model::{Span, State};
+use heft::model::{Meta, Span, State};
 use heft::stream::Resource;
 use heft::views::{
-    bootstrap, cluster, ecds, endpoint, listener, route, secret, EstimatePricing, NoPricing, Order,
-    Pricing,
+    bootstrap, cluster, ecds, endpoint, listener, rejected, route, secret, EstimatePricing,
+    NoPricing, Order, Pricing,
 };
 use heft::Dump;
 use serde::Serialize;
@@ -41,11 +41,41 @@ pub struct Common {
     /// Print the resources themselves, byte for byte as the dump holds them, as a JSON array.
     #[arg(long, conflicts_with = "istioctl")]
     raw: bool,
+    /// Only resources in this state: `static` (from the bootstrap), `active`, `warming`
+    /// (received, waiting for what they need: endpoints, a secret), `draining`, or `rejected`
+    /// (updates Envoy refused, each with its reason: a table of its own).
+    #[arg(long, value_enum, conflicts_with = "istioctl")]
+    state: Option<StateFilter>,
     /// Skip resources that fail to decode, and report how many were skipped and why.
     #[arg(long)]
     keep_going: bool,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// `--state`: the model's states, and the rejected updates.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StateFilter {
+    Static,
+    Active,
+    Warming,
+    Draining,
+    Rejected,
+}
+
+impl StateFilter {
+    /// Whether a resource with this metadata is in the state (`rejected` is shown apart).
+    fn keeps(filter: Option<StateFilter>, meta: &Meta) -> bool {
+        let want = match filter {
+            None => return true,
+            Some(StateFilter::Static) => State::Static,
+            Some(StateFilter::Active) => State::Active,
+            Some(StateFilter::Warming) => State::Warming,
+            Some(StateFilter::Draining) => State::Draining,
+            Some(StateFilter::Rejected) => return meta.error.is_some(),
+        };
+        meta.state == want
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,24 +189,37 @@ struct Input {
 fn needed(view: &View, priced: bool) -> fn(&Resource) -> bool {
     use Resource as R;
     match (view, priced) {
-        (View::Clusters { .. }, false) => |r| matches!(r, R::Bootstrap(_) | R::Cluster(_)),
+        (View::Clusters { .. }, false) => {
+            |r| matches!(r, R::Bootstrap(_) | R::Cluster(_) | R::Rejected(_))
+        }
         (View::Clusters { .. } | View::Endpoints { .. }, true) => |r| {
             matches!(
                 r,
-                R::Bootstrap(_) | R::Cluster(_) | R::LoadAssignment(_) | R::ClusterStatus(_)
+                R::Bootstrap(_)
+                    | R::Cluster(_)
+                    | R::LoadAssignment(_)
+                    | R::ClusterStatus(_)
+                    | R::Rejected(_)
             )
         },
         (View::Endpoints { .. }, false) => |r| {
             matches!(
                 r,
-                R::Bootstrap(_) | R::LoadAssignment(_) | R::ClusterStatus(_)
+                R::Bootstrap(_) | R::LoadAssignment(_) | R::ClusterStatus(_) | R::Rejected(_)
             )
         },
-        (View::Listeners { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Listener(_)),
-        (View::Routes { .. }, false) => |r| matches!(r, R::Bootstrap(_) | R::RouteConfig(_)),
-        (View::Routes { .. }, true) => {
-            |r| matches!(r, R::Bootstrap(_) | R::Listener(_) | R::RouteConfig(_))
+        (View::Listeners { .. }, _) => {
+            |r| matches!(r, R::Bootstrap(_) | R::Listener(_) | R::Rejected(_))
         }
+        (View::Routes { .. }, false) => {
+            |r| matches!(r, R::Bootstrap(_) | R::RouteConfig(_) | R::Rejected(_))
+        }
+        (View::Routes { .. }, true) => |r| {
+            matches!(
+                r,
+                R::Bootstrap(_) | R::Listener(_) | R::RouteConfig(_) | R::Rejected(_)
+            )
+        },
         (View::Secrets { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Secret(_)),
         (View::Bootstrap { .. }, _) => |r| matches!(r, R::Bootstrap(_)),
         (View::Ecds { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Opaque(_)),
@@ -509,9 +552,10 @@ pub fn run(view: View, out: &mut dyn Write) -> Result<std::io::Result<()>, Strin
     let printed = if priced {
         let resolved = common.model.resolve()?;
         let estimate = Estimate::of(&dump, resolved.model_for(&dump), &resolved.settings);
-        printed(&view, m, &dump, source, &EstimatePricing::new(&estimate))?
+        let pricing = EstimatePricing::new(&estimate);
+        printed(&view, m, &dump, source, common.state, &pricing)?
     } else {
-        printed(&view, m, &dump, source, &NoPricing)?
+        printed(&view, m, &dump, source, common.state, &NoPricing)?
     };
     // Resources are printed from the input's own text: the model is no longer needed.
     drop(dump);
@@ -528,12 +572,17 @@ fn printed(
     m: Mode,
     dump: &Dump,
     source: Option<&Source>,
+    state: Option<StateFilter>,
     pricing: &dyn Pricing,
 ) -> Result<Printed, String> {
     let order = match m {
         Mode::IstioctlTable | Mode::IstioctlResources { .. } => Order::Istioctl,
         _ => Order::Heft,
     };
+    if state == Some(StateFilter::Rejected) {
+        return rejected_out(rejected_rows(view, dump)?, m);
+    }
+    let keeps = |meta: &Meta| StateFilter::keeps(state, meta);
     match view {
         View::Clusters {
             fqdn,
@@ -551,6 +600,7 @@ fn printed(
             let rows: Vec<_> = dump
                 .clusters
                 .iter()
+                .filter(|c| keeps(&c.meta))
                 .filter_map(|c| cluster::cluster_row(c, &filter, pricing))
                 .collect();
             clusters_out(cluster::arrange(rows, order), m)
@@ -570,6 +620,7 @@ fn printed(
             let rows: Vec<_> = dump
                 .listeners
                 .iter()
+                .filter(|l| keeps(&l.meta))
                 .filter_map(|l| listener::listener_row(l, &filter, pricing))
                 .collect();
             listeners_out(listener::arrange(rows, order), *verbose, m)
@@ -579,6 +630,7 @@ fn printed(
             let rows: Vec<_> = dump
                 .route_configs
                 .iter()
+                .filter(|rc| keeps(&rc.meta))
                 .filter_map(|rc| route::route_rows(rc, &filter, pricing))
                 .collect();
             routes_out(route::arrange(rows, order), *verbose, m)
@@ -600,13 +652,14 @@ fn printed(
                 let rows: Vec<_> = dump
                     .endpoint_configs
                     .iter()
+                    .filter(|la| keeps(&la.meta))
                     .filter_map(|la| endpoint::load_assignment_rows(la, &filter, pricing))
                     .collect();
                 endpoints_out(endpoint::arrange(rows, order), m)
             } else {
                 let mut rows = Vec::new();
                 let mut clusters = Vec::new();
-                for c in &dump.cluster_statuses {
+                for c in dump.cluster_statuses.iter().filter(|c| keeps(&c.meta)) {
                     let hosts = endpoint::host_rows(c, &filter);
                     if !hosts.is_empty() {
                         clusters.extend(c.meta.span);
@@ -623,14 +676,112 @@ fn printed(
             let rows: Vec<_> = dump
                 .secrets
                 .iter()
+                .filter(|s| keeps(&s.meta))
                 .flat_map(|s| secret::secret_rows(s, now, pricing))
                 .collect();
             secrets_out(secret::arrange(rows, order), dump, m, source)
         }
+        View::Bootstrap { .. } if state.is_some() => {
+            Err("--state: the bootstrap has no state to choose".into())
+        }
         View::Bootstrap { .. } => bootstrap_out(dump, m, source),
         View::Ecds { .. } => {
-            let rows: Vec<_> = dump.opaque.iter().filter_map(ecds::ecds_row).collect();
+            let rows: Vec<_> = dump
+                .opaque
+                .iter()
+                .filter(|o| keeps(&o.meta))
+                .filter_map(ecds::ecds_row)
+                .collect();
             ecds_out(ecds::arrange(rows, order), m, source)
+        }
+    }
+}
+
+/// The view's resources whose last update Envoy rejected, and the rejected updates of its kind
+/// that left nothing behind.
+fn rejected_rows(view: &View, dump: &Dump) -> Result<Vec<rejected::RejectedRow>, String> {
+    use rejected::kept_row;
+    let (kind, mut rows): (&str, Vec<_>) = match view {
+        View::Clusters { .. } => (
+            "cluster",
+            dump.clusters
+                .iter()
+                .filter_map(|c| kept_row("cluster", &c.name, &c.meta))
+                .collect(),
+        ),
+        View::Listeners { .. } => (
+            "listener",
+            dump.listeners
+                .iter()
+                .filter_map(|l| kept_row("listener", &l.name, &l.meta))
+                .collect(),
+        ),
+        View::Routes { .. } => (
+            "route_config",
+            dump.route_configs
+                .iter()
+                .filter_map(|rc| kept_row("route_config", &rc.name, &rc.meta))
+                .collect(),
+        ),
+        View::Endpoints { .. } => (
+            "endpoint_config",
+            dump.endpoint_configs
+                .iter()
+                .filter_map(|la| kept_row("endpoint_config", &la.cluster_name, &la.meta))
+                .collect(),
+        ),
+        View::Secrets { .. } => (
+            "secret",
+            dump.secrets
+                .iter()
+                .filter_map(|s| kept_row("secret", &s.name, &s.meta))
+                .collect(),
+        ),
+        View::Ecds { .. } => (
+            "extension_config",
+            dump.opaque
+                .iter()
+                .filter_map(|o| {
+                    kept_row("extension_config", o.name.as_deref().unwrap_or(""), &o.meta)
+                })
+                .collect(),
+        ),
+        View::Bootstrap { .. } => {
+            return Err("--state: the bootstrap has no state to choose".into())
+        }
+    };
+    rows.extend(
+        dump.rejected
+            .iter()
+            .filter(|r| r.kind == kind)
+            .filter_map(rejected::lone_row),
+    );
+    Ok(rejected::arrange(rows))
+}
+
+fn rejected_out(rows: Vec<rejected::RejectedRow>, m: Mode) -> Result<Printed, String> {
+    match m {
+        // The whole entry, whose `error_state` holds the rejected configuration.
+        Mode::Raw => Ok(Printed::Resources(
+            spans(&rows, |r| r.span.map(|s| (s, Wrapper::Whole)))?,
+            Shape::Raw,
+        )),
+        Mode::IstioctlTable | Mode::IstioctlResources { .. } => {
+            Err("--state rejected: istioctl has no such view".into())
+        }
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
+        Mode::Table { layout, .. } => {
+            let mut t = Table::new(&rejected::COLUMNS, &[]);
+            for r in &rows {
+                t.row(vec![
+                    dash(&r.name),
+                    r.state.map_or("-", State::name).into(),
+                    r.version_info.clone().unwrap_or_else(|| "-".into()),
+                    r.last_update_attempt.clone().unwrap_or_else(|| "-".into()),
+                    r.details.clone(),
+                ]);
+            }
+            text(t.render(layout))
         }
     }
 }

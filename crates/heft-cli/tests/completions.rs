@@ -53,7 +53,7 @@ fn completions_for_each_shell_offer_every_subcommand_and_the_view_flags() {
         for name in &names {
             assert!(script.contains(name.as_str()), "{shell}: no {name}");
         }
-        for flag in ["istioctl", "raw", "keep-going", "concurrency"] {
+        for flag in ["istioctl", "raw", "state", "keep-going", "concurrency"] {
             assert!(script.contains(flag), "{shell}: no --{flag}");
         }
     }

@@ -529,3 +529,119 @@ fn route_configurations_show_their_whole_cost_once_and_add_up_to_heft_cost() {
     let table = String::from_utf8(ok(&["routes", "--verbose=false", SIDECAR])).unwrap();
     assert_eq!(table.matches("in listener").count(), 4, "{table}");
 }
+
+/// The names `-o json` gives for a view under `--state STATE`, in order.
+fn names_in_state(view: &str, state: &str, input: &str) -> Vec<String> {
+    let rows: Value =
+        serde_json::from_slice(&ok(&[view, "--state", state, "-o", "json", input])).unwrap();
+    let key = match view {
+        "endpoints" => "cluster",
+        _ => "name",
+    };
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[key].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn state_shows_only_the_resources_in_that_state_on_the_real_sidecar() {
+    // testdata/README.md: what each push of the sidecar scenario left in which state.
+    assert_eq!(
+        names_in_state("clusters", "warming", SIDECAR),
+        ["outbound|8080||checkout.shop.svc.cluster.local"]
+    );
+    assert_eq!(
+        names_in_state("clusters", "static", SIDECAR),
+        ["agent", "prometheus_stats", "sds-grpc", "xds-grpc"]
+    );
+    assert_eq!(names_in_state("clusters", "active", SIDECAR).len(), 30);
+    assert_eq!(
+        names_in_state("listeners", "draining", SIDECAR),
+        ["0.0.0.0_27017"]
+    );
+    assert!(names_in_state("listeners", "warming", SIDECAR).is_empty());
+    assert_eq!(
+        names_in_state("secrets", "warming", SIDECAR),
+        [
+            "file-cert:/etc/certs/cert-chain.pem~/etc/certs/key.pem",
+            "file-root:/etc/certs/root-cert.pem"
+        ]
+    );
+    assert_eq!(
+        names_in_state("secrets", "active", SIDECAR),
+        ["default", "ROOTCA"]
+    );
+    // The states add up to the whole view.
+    let all: Value = serde_json::from_slice(&ok(&["clusters", "-o", "json", SIDECAR])).unwrap();
+    let by_state: usize = ["static", "active", "warming", "draining"]
+        .iter()
+        .map(|s| names_in_state("clusters", s, SIDECAR).len())
+        .sum();
+    assert_eq!(by_state, all.as_array().unwrap().len());
+    // The table says which state it shows.
+    let table = String::from_utf8(ok(&["clusters", "--state", "warming", SIDECAR])).unwrap();
+    assert!(table.lines().next().unwrap().contains("STATE"), "{table}");
+    assert!(table.lines().nth(1).unwrap().contains("warming"), "{table}");
+    let wide =
+        String::from_utf8(ok(&["routes", "--state", "static", "-o", "wide", SIDECAR])).unwrap();
+    assert!(wide.lines().skip(1).all(|l| l.contains("static")), "{wide}");
+}
+
+#[test]
+fn state_rejected_lists_what_envoy_refused_and_why() {
+    // Push 3 added a listener on virtualOutbound's address: Envoy NACKed it, and the dump shows
+    // the entry twice (with and without its name); push 2's NACKed cluster left nothing (Envoy
+    // 1.40 gives clusters no error_state).
+    let rows: Value = serde_json::from_slice(&ok(&[
+        "listeners",
+        "--state",
+        "rejected",
+        "-o",
+        "json",
+        SIDECAR,
+    ]))
+    .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["name"], "127.0.0.1_15001");
+    assert_eq!(rows[0]["kind"], "listener");
+    assert_eq!(rows[0]["state"], Value::Null, "nothing of it was kept");
+    assert!(rows[0]["details"]
+        .as_str()
+        .unwrap()
+        .contains("has duplicate address '127.0.0.1:15001'"));
+    assert!(rows[0]["last_update_attempt"]
+        .as_str()
+        .unwrap()
+        .starts_with("20"));
+    let table = String::from_utf8(ok(&["listeners", "--state", "rejected", SIDECAR])).unwrap();
+    assert!(table.starts_with("NAME "), "{table}");
+    assert!(table.contains("127.0.0.1_15001") && table.contains("duplicate address"));
+    for view in ["clusters", "routes", "endpoints", "secrets"] {
+        assert!(
+            names_in_state(view, "rejected", SIDECAR).is_empty(),
+            "{view}"
+        );
+        assert!(
+            names_in_state(view, "rejected", GATEWAY).is_empty(),
+            "{view}"
+        );
+    }
+    assert!(names_in_state("listeners", "rejected", GATEWAY).is_empty());
+    // --raw prints the rejected entry as the dump holds it, error_state and all.
+    let raw = ok(&["listeners", "--state", "rejected", "--raw", SIDECAR]);
+    let elements = raw_elements(&raw);
+    assert_eq!(elements.len(), 1);
+    let entry: Value = serde_json::from_str(&elements[0]).unwrap();
+    assert_eq!(entry["name"], "127.0.0.1_15001");
+    assert!(entry["error_state"]["failed_configuration"].is_object());
+    // istioctl has no --state.
+    let out = heft(
+        &["listeners", "--state", "rejected", "--istioctl", SIDECAR],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
