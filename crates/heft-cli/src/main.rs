@@ -5,6 +5,7 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cost_cmd;
+mod pb_json;
 mod progress;
 mod proto_json;
 mod raw;

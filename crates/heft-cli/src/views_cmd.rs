@@ -3,7 +3,7 @@
 //! The library makes the rows (`heft::views`); this module reads the input, prices the rows,
 //! and prints them: Heft's tables (with COST), `istioctl`'s tables byte for byte
 //! (`--istioctl`), rows as JSON or YAML, `istioctl`'s JSON and YAML of the resources, or the
-//! resources' own text (`--raw`).
+//! resources' own text (`--raw`; YAML and protobuf input is converted to JSON text for these).
 
 use crate::cost_cmd::ModelArgs;
 use crate::proto_json::{istioctl_json, may_hold_secrets, redact};
@@ -28,7 +28,8 @@ use std::path::PathBuf;
 /// What every view takes.
 #[derive(clap::Args)]
 pub struct Common {
-    /// The dump: a file (JSON, gzip or zstd), or `-` for standard input (the default when piped).
+    /// The dump: a file (JSON, YAML or protobuf; plain, gzip or zstd), or `-` for standard input
+    /// (the default when piped).
     file: Option<PathBuf>,
     /// Output: `table` (alias `short`), `wide` (more columns), `json` or `yaml` (one row per
     /// object).
@@ -38,7 +39,8 @@ pub struct Common {
     /// json|yaml` the resources in its proto3 JSON naming.
     #[arg(long)]
     istioctl: bool,
-    /// Print the resources themselves, byte for byte as the dump holds them, as a JSON array.
+    /// Print the resources themselves as a JSON array: from JSON input byte for byte as the dump
+    /// holds them, from YAML or protobuf converted to JSON (a note on stderr says so).
     #[arg(long, conflicts_with = "istioctl")]
     raw: bool,
     /// Only resources in this state: `static` (from the bootstrap), `active`, `warming`
@@ -276,12 +278,40 @@ fn read(common: &Common, need_text: bool, keep: fn(&Resource) -> bool) -> Result
     let d = &input.dump;
     crate::warn_skipped(&d.skipped);
     if need_text && d.source.encoding != "json" {
-        return Err(format!(
-            "--raw and --istioctl -o json|yaml print the dump's own JSON; this input is {}",
-            d.source.encoding
-        ));
+        return as_json(input, &opts, keep);
     }
     Ok(input)
+}
+
+/// YAML or protobuf input for the outputs that print resources: converted whole into JSON text
+/// (YAML as Heft reads it, protobuf with Envoy's API descriptors) and read again from that text,
+/// whose resources are then printed.
+fn as_json(
+    input: Input,
+    opts: &heft::ReadOptions,
+    keep: fn(&Resource) -> bool,
+) -> Result<Input, String> {
+    let source = input
+        .source
+        .as_ref()
+        .ok_or("the input cannot be read again")?;
+    let (encoding, kind) = (input.dump.source.encoding, input.dump.source.format);
+    drop(input.dump);
+    let bytes = source.bytes()?;
+    let json = match encoding {
+        "yaml" => heft::yaml::to_json(&bytes).map_err(|e| e.to_string())?,
+        _ => crate::pb_json::to_json(&bytes, kind)?,
+    };
+    drop(bytes);
+    eprintln!(
+        "heft: note: the input is {encoding}: resources are printed as JSON converted from it"
+    );
+    let dump = Dump::from_slice_keeping(&json, opts, keep)
+        .map_err(|e| format!("the input converted to JSON: {e}"))?;
+    Ok(Input {
+        dump,
+        source: Some(Source::Memory(json)),
+    })
 }
 
 /// How rows are printed, from the flags.
