@@ -238,7 +238,7 @@ fn man_page(cmd: &clap::Command) -> Result<Vec<u8>, String> {
     Ok(page)
 }
 
-/// heft.1, and heft-<subcommand>.1 for each subcommand the top page lists.
+/// `heft.1`, and `heft-<subcommand>.1` for each subcommand the top page lists.
 fn write_man_pages(dir: &std::path::Path) -> Result<(), String> {
     let cmd = man_command();
     let write = |name: &str, page: Vec<u8>| {
