@@ -1,6 +1,6 @@
 //! `heft top`, `heft cost` and `heft calibrate`: the memory model's commands.
 
-use bytesize::ByteSize;
+use crate::size::size;
 use heft::cost::{
     fit, istio_stats_matcher, models, proxy_version, ConcurrencySource, CostModel, Estimate, Kind,
     ModelUsed, Object, Point, Proxy, RollupBy, Settings, StatsSource,
@@ -199,10 +199,6 @@ impl By {
     }
 }
 
-fn size(bytes: u64) -> String {
-    ByteSize(bytes).display().iec().to_string()
-}
-
 fn percent(part: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
@@ -248,16 +244,34 @@ pub fn settings_text(
     )
 }
 
-fn header(e: &Estimate<'_>) -> String {
+/// The header of every report that prices a dump (`summary`, `why`, `cost`, `top`): the
+/// predicted heap and Envoy's own baseline in it, the settings it was priced under
+/// ([`settings_text`]), and what the heap leaves out of a process's memory.
+pub fn heap_header(
+    total: u64,
+    baseline: u64,
+    model: &ModelUsed,
+    proxy: &Proxy,
+    concurrency: u32,
+    source: ConcurrencySource,
+) -> String {
     format!(
-        "Predicted Envoy heap {} (/memory allocated)\n  {}\n",
-        size(e.total()),
-        settings_text(
-            &e.model_used,
-            &e.proxy,
-            e.settings.concurrency,
-            e.settings.concurrency_source
-        )
+        "Predicted Envoy heap {} (/memory allocated), of which {} is Envoy's own baseline\n  {}\n  ({})\n",
+        size(total),
+        size(baseline),
+        settings_text(model, proxy, concurrency, source),
+        model.beyond_the_heap()
+    )
+}
+
+fn header(e: &Estimate<'_>) -> String {
+    heap_header(
+        e.total(),
+        e.baseline.total(),
+        &e.model_used,
+        &e.proxy,
+        e.settings.concurrency,
+        e.settings.concurrency_source,
     )
 }
 

@@ -5,10 +5,12 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cost_cmd;
+mod pb_json;
 mod progress;
 mod proto_json;
 mod raw;
 mod readiness_text;
+mod size;
 mod summary_cmd;
 mod summary_text;
 mod table;
@@ -16,14 +18,14 @@ mod trace_cmd;
 mod views_cmd;
 mod why_cmd;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Reads Envoy configuration dumps and explains what a proxy holds.
 #[derive(Parser)]
-#[command(name = "heft", version, about)]
+#[command(name = "heft", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,6 +94,26 @@ enum Command {
     },
     #[command(flatten)]
     View(views_cmd::View),
+    /// Shell completions for heft (bash, zsh, fish, elvish, powershell).
+    ///
+    /// bash: `heft completions bash > ~/.local/share/bash-completion/completions/heft`; zsh:
+    /// `heft completions zsh > ~/.zfunc/_heft` (a directory in `fpath`); fish: `heft completions
+    /// fish > ~/.config/fish/completions/heft.fish`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page heft(1), in roff.
+    ///
+    /// `heft man | man -l -` reads it; `heft man --dir ~/.local/share/man/man1` writes heft.1 and
+    /// one page per subcommand (heft-summary.1, heft-clusters.1, …) for `man heft`.
+    Man {
+        /// Write heft.1 and every subcommand's page into this directory (`man1/` of a MANPATH
+        /// entry, such as ~/.local/share/man/man1) instead of printing heft.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn parse_kind(name: &str) -> Result<heft::cost::Kind, String> {
@@ -143,10 +165,11 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::from(e.exit_code() as u8);
             }
-            // Bad flags get the same one line as every other error.
+            // clap's whole message: what was wrong, the usage line, and its tips ("a similar
+            // subcommand exists", the possible values), under the prefix every error has.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            eprintln!("heft: error: {}", first.trim_start_matches("error: "));
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("heft: error: {text}");
             return ExitCode::from(EXIT_ERROR);
         }
     };
@@ -217,6 +240,41 @@ pub(crate) fn warn_skipped(skipped: &[heft::model::Skipped]) {
             first.reason
         );
     }
+}
+
+/// The command as the man pages describe it: built, so every subcommand knows its full name.
+fn man_command() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd
+}
+
+fn man_page(cmd: &clap::Command) -> Result<Vec<u8>, String> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut page)
+        .map_err(|e| format!("writing the man page: {e}"))?;
+    Ok(page)
+}
+
+/// `heft.1`, and `heft-<subcommand>.1` for each subcommand the top page lists.
+fn write_man_pages(dir: &std::path::Path) -> Result<(), String> {
+    let cmd = man_command();
+    let write = |name: &str, page: Vec<u8>| {
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("heft", man_page(&cmd)?)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("heft-{}", sub.get_name());
+        let page = sub
+            .clone()
+            .name(name.clone())
+            .display_name(format!("heft-{}", sub.get_name()))
+            .version(env!("CARGO_PKG_VERSION"));
+        write(&name, man_page(&page)?)?;
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -329,6 +387,20 @@ fn run(cli: Cli) -> Result<(), String> {
             out.write_all(text.as_bytes())
         }
         Command::View(view) => views_cmd::run(view, &mut out)?,
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "heft", &mut text);
+            out.write_all(&text)
+        }
+        Command::Man { dir: None } => man_page(&man_command()).map(|page| out.write_all(&page))?,
+        Command::Man { dir: Some(dir) } => {
+            write_man_pages(&dir)?;
+            eprintln!(
+                "heft: wrote heft.1 and its subcommands' pages into {}",
+                dir.display()
+            );
+            Ok(())
+        }
     };
     match written {
         Ok(()) => Ok(()),

@@ -109,6 +109,18 @@ impl Source {
         })
     }
 
+    /// The whole input, decompressed.
+    pub fn bytes(&self) -> Result<Cow<'_, [u8]>, String> {
+        if let Some(whole) = self.whole() {
+            return Ok(Cow::Borrowed(whole));
+        }
+        let mut out = Vec::new();
+        self.reader()?
+            .read_to_end(&mut out)
+            .map_err(|e| format!("reading input again: {e}"))?;
+        Ok(Cow::Owned(out))
+    }
+
     /// The bytes of each span, in the order given.
     pub fn texts(&self, spans: &[Span]) -> Result<Vec<Cow<'_, [u8]>>, String> {
         if let Some(whole) = self.whole() {

@@ -1,14 +1,10 @@
 //! Renders a [`heft::Summary`] as text for people.
 
-use bytesize::ByteSize;
+use crate::size::size;
 use heft::summary_types::{ByState, Counted};
 use heft::views::bootstrap::VersionSummary;
 use heft::Summary;
 use std::fmt::Write;
-
-fn size(bytes: u64) -> String {
-    ByteSize(bytes).display().si().to_string()
-}
 
 fn row(out: &mut String, label: &str, total: u64, s: &ByState) {
     let _ = writeln!(
@@ -128,18 +124,14 @@ pub fn render(s: &Summary) -> String {
 pub fn render_cost(t: &heft::cost::stream::CostTotals) -> String {
     let mut out = String::new();
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Predicted Envoy heap {} (/memory allocated)\n  {}\n  ({})",
-        size(t.total()),
-        crate::cost_cmd::settings_text(
-            &t.model_used,
-            &t.proxy,
-            t.concurrency,
-            t.concurrency_source
-        ),
-        t.model_used.beyond_the_heap()
-    );
+    out.push_str(&crate::cost_cmd::heap_header(
+        t.total(),
+        t.baseline.total(),
+        &t.model_used,
+        &t.proxy,
+        t.concurrency,
+        t.concurrency_source,
+    ));
     let _ = writeln!(out, "  {:<16} {:>10}", "baseline", size(t.baseline.total()));
     for k in &t.by_kind {
         let _ = writeln!(

@@ -3,20 +3,20 @@
 //! The library makes the rows (`heft::views`); this module reads the input, prices the rows,
 //! and prints them: Heft's tables (with COST), `istioctl`'s tables byte for byte
 //! (`--istioctl`), rows as JSON or YAML, `istioctl`'s JSON and YAML of the resources, or the
-//! resources' own text (`--raw`).
+//! resources' own text (`--raw`; YAML and protobuf input is converted to JSON text for these).
 
 use crate::cost_cmd::ModelArgs;
 use crate::proto_json::{istioctl_json, may_hold_secrets, redact};
 use crate::raw::{self, Source, Wrapper};
+use crate::size::size;
 use crate::table::{tabwriter, Layout, Table};
-use bytesize::ByteSize;
 use clap::{Subcommand, ValueEnum};
 use heft::cost::Estimate;
-use heft::model::{Span, State};
+use heft::model::{Meta, Span, State};
 use heft::stream::Resource;
 use heft::views::{
-    bootstrap, cluster, ecds, endpoint, listener, route, secret, EstimatePricing, NoPricing, Order,
-    Pricing,
+    bootstrap, cluster, ecds, endpoint, listener, rejected, route, secret, EstimatePricing,
+    NoPricing, Order, Pricing,
 };
 use heft::Dump;
 use serde::Serialize;
@@ -28,7 +28,8 @@ use std::path::PathBuf;
 /// What every view takes.
 #[derive(clap::Args)]
 pub struct Common {
-    /// The dump: a file (JSON, gzip or zstd), or `-` for standard input (the default when piped).
+    /// The dump: a file (JSON, YAML or protobuf; plain, gzip or zstd), or `-` for standard input
+    /// (the default when piped).
     file: Option<PathBuf>,
     /// Output: `table` (alias `short`), `wide` (more columns), `json` or `yaml` (one row per
     /// object).
@@ -38,14 +39,45 @@ pub struct Common {
     /// json|yaml` the resources in its proto3 JSON naming.
     #[arg(long)]
     istioctl: bool,
-    /// Print the resources themselves, byte for byte as the dump holds them, as a JSON array.
+    /// Print the resources themselves as a JSON array: from JSON input byte for byte as the dump
+    /// holds them, from YAML or protobuf converted to JSON (a note on stderr says so).
     #[arg(long, conflicts_with = "istioctl")]
     raw: bool,
+    /// Only resources in this state: `static` (from the bootstrap), `active`, `warming`
+    /// (received, waiting for what they need: endpoints, a secret), `draining`, or `rejected`
+    /// (updates Envoy refused, each with its reason: a table of its own).
+    #[arg(long, value_enum, conflicts_with = "istioctl")]
+    state: Option<StateFilter>,
     /// Skip resources that fail to decode, and report how many were skipped and why.
     #[arg(long)]
     keep_going: bool,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// `--state`: the model's states, and the rejected updates.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StateFilter {
+    Static,
+    Active,
+    Warming,
+    Draining,
+    Rejected,
+}
+
+impl StateFilter {
+    /// Whether a resource with this metadata is in the state (`rejected` is shown apart).
+    fn keeps(filter: Option<StateFilter>, meta: &Meta) -> bool {
+        let want = match filter {
+            None => return true,
+            Some(StateFilter::Static) => State::Static,
+            Some(StateFilter::Active) => State::Active,
+            Some(StateFilter::Warming) => State::Warming,
+            Some(StateFilter::Draining) => State::Draining,
+            Some(StateFilter::Rejected) => return meta.error.is_some(),
+        };
+        meta.state == want
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,24 +191,37 @@ struct Input {
 fn needed(view: &View, priced: bool) -> fn(&Resource) -> bool {
     use Resource as R;
     match (view, priced) {
-        (View::Clusters { .. }, false) => |r| matches!(r, R::Bootstrap(_) | R::Cluster(_)),
+        (View::Clusters { .. }, false) => {
+            |r| matches!(r, R::Bootstrap(_) | R::Cluster(_) | R::Rejected(_))
+        }
         (View::Clusters { .. } | View::Endpoints { .. }, true) => |r| {
             matches!(
                 r,
-                R::Bootstrap(_) | R::Cluster(_) | R::LoadAssignment(_) | R::ClusterStatus(_)
+                R::Bootstrap(_)
+                    | R::Cluster(_)
+                    | R::LoadAssignment(_)
+                    | R::ClusterStatus(_)
+                    | R::Rejected(_)
             )
         },
         (View::Endpoints { .. }, false) => |r| {
             matches!(
                 r,
-                R::Bootstrap(_) | R::LoadAssignment(_) | R::ClusterStatus(_)
+                R::Bootstrap(_) | R::LoadAssignment(_) | R::ClusterStatus(_) | R::Rejected(_)
             )
         },
-        (View::Listeners { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Listener(_)),
-        (View::Routes { .. }, false) => |r| matches!(r, R::Bootstrap(_) | R::RouteConfig(_)),
-        (View::Routes { .. }, true) => {
-            |r| matches!(r, R::Bootstrap(_) | R::Listener(_) | R::RouteConfig(_))
+        (View::Listeners { .. }, _) => {
+            |r| matches!(r, R::Bootstrap(_) | R::Listener(_) | R::Rejected(_))
         }
+        (View::Routes { .. }, false) => {
+            |r| matches!(r, R::Bootstrap(_) | R::RouteConfig(_) | R::Rejected(_))
+        }
+        (View::Routes { .. }, true) => |r| {
+            matches!(
+                r,
+                R::Bootstrap(_) | R::Listener(_) | R::RouteConfig(_) | R::Rejected(_)
+            )
+        },
         (View::Secrets { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Secret(_)),
         (View::Bootstrap { .. }, _) => |r| matches!(r, R::Bootstrap(_)),
         (View::Ecds { .. }, _) => |r| matches!(r, R::Bootstrap(_) | R::Opaque(_)),
@@ -233,12 +278,40 @@ fn read(common: &Common, need_text: bool, keep: fn(&Resource) -> bool) -> Result
     let d = &input.dump;
     crate::warn_skipped(&d.skipped);
     if need_text && d.source.encoding != "json" {
-        return Err(format!(
-            "--raw and --istioctl -o json|yaml print the dump's own JSON; this input is {}",
-            d.source.encoding
-        ));
+        return as_json(input, &opts, keep);
     }
     Ok(input)
+}
+
+/// YAML or protobuf input for the outputs that print resources: converted whole into JSON text
+/// (YAML as Heft reads it, protobuf with Envoy's API descriptors) and read again from that text,
+/// whose resources are then printed.
+fn as_json(
+    input: Input,
+    opts: &heft::ReadOptions,
+    keep: fn(&Resource) -> bool,
+) -> Result<Input, String> {
+    let source = input
+        .source
+        .as_ref()
+        .ok_or("the input cannot be read again")?;
+    let (encoding, kind) = (input.dump.source.encoding, input.dump.source.format);
+    drop(input.dump);
+    let bytes = source.bytes()?;
+    let json = match encoding {
+        "yaml" => heft::yaml::to_json(&bytes).map_err(|e| e.to_string())?,
+        _ => crate::pb_json::to_json(&bytes, kind)?,
+    };
+    drop(bytes);
+    eprintln!(
+        "heft: note: the input is {encoding}: resources are printed as JSON converted from it"
+    );
+    let dump = Dump::from_slice_keeping(&json, opts, keep)
+        .map_err(|e| format!("the input converted to JSON: {e}"))?;
+    Ok(Input {
+        dump,
+        source: Some(Source::Memory(json)),
+    })
 }
 
 /// How rows are printed, from the flags.
@@ -300,7 +373,13 @@ fn text(s: String) -> Result<Printed, String> {
 }
 
 fn cost(c: Option<u64>) -> String {
-    c.map_or_else(|| "-".into(), |b| ByteSize(b).display().iec().to_string())
+    c.map_or_else(|| "-".into(), size)
+}
+
+/// A route configuration the estimate does not price on its own is a listener's inline one
+/// (the dump lists it again among the static ones): its cost is in its listener's.
+fn route_config_cost(c: Option<u64>) -> String {
+    c.map_or_else(|| "in listener".into(), size)
 }
 
 fn dash(s: &str) -> String {
@@ -503,9 +582,10 @@ pub fn run(view: View, out: &mut dyn Write) -> Result<std::io::Result<()>, Strin
     let printed = if priced {
         let resolved = common.model.resolve()?;
         let estimate = Estimate::of(&dump, resolved.model_for(&dump), &resolved.settings);
-        printed(&view, m, &dump, source, &EstimatePricing::new(&estimate))?
+        let pricing = EstimatePricing::new(&estimate);
+        printed(&view, m, &dump, source, common.state, &pricing)?
     } else {
-        printed(&view, m, &dump, source, &NoPricing)?
+        printed(&view, m, &dump, source, common.state, &NoPricing)?
     };
     // Resources are printed from the input's own text: the model is no longer needed.
     drop(dump);
@@ -522,12 +602,17 @@ fn printed(
     m: Mode,
     dump: &Dump,
     source: Option<&Source>,
+    state: Option<StateFilter>,
     pricing: &dyn Pricing,
 ) -> Result<Printed, String> {
     let order = match m {
         Mode::IstioctlTable | Mode::IstioctlResources { .. } => Order::Istioctl,
         _ => Order::Heft,
     };
+    if state == Some(StateFilter::Rejected) {
+        return rejected_out(rejected_rows(view, dump)?, m);
+    }
+    let keeps = |meta: &Meta| StateFilter::keeps(state, meta);
     match view {
         View::Clusters {
             fqdn,
@@ -545,6 +630,7 @@ fn printed(
             let rows: Vec<_> = dump
                 .clusters
                 .iter()
+                .filter(|c| keeps(&c.meta))
                 .filter_map(|c| cluster::cluster_row(c, &filter, pricing))
                 .collect();
             clusters_out(cluster::arrange(rows, order), m)
@@ -564,6 +650,7 @@ fn printed(
             let rows: Vec<_> = dump
                 .listeners
                 .iter()
+                .filter(|l| keeps(&l.meta))
                 .filter_map(|l| listener::listener_row(l, &filter, pricing))
                 .collect();
             listeners_out(listener::arrange(rows, order), *verbose, m)
@@ -573,6 +660,7 @@ fn printed(
             let rows: Vec<_> = dump
                 .route_configs
                 .iter()
+                .filter(|rc| keeps(&rc.meta))
                 .filter_map(|rc| route::route_rows(rc, &filter, pricing))
                 .collect();
             routes_out(route::arrange(rows, order), *verbose, m)
@@ -594,13 +682,14 @@ fn printed(
                 let rows: Vec<_> = dump
                     .endpoint_configs
                     .iter()
+                    .filter(|la| keeps(&la.meta))
                     .filter_map(|la| endpoint::load_assignment_rows(la, &filter, pricing))
                     .collect();
                 endpoints_out(endpoint::arrange(rows, order), m)
             } else {
                 let mut rows = Vec::new();
                 let mut clusters = Vec::new();
-                for c in &dump.cluster_statuses {
+                for c in dump.cluster_statuses.iter().filter(|c| keeps(&c.meta)) {
                     let hosts = endpoint::host_rows(c, &filter);
                     if !hosts.is_empty() {
                         clusters.extend(c.meta.span);
@@ -617,14 +706,112 @@ fn printed(
             let rows: Vec<_> = dump
                 .secrets
                 .iter()
+                .filter(|s| keeps(&s.meta))
                 .flat_map(|s| secret::secret_rows(s, now, pricing))
                 .collect();
             secrets_out(secret::arrange(rows, order), dump, m, source)
         }
+        View::Bootstrap { .. } if state.is_some() => {
+            Err("--state: the bootstrap has no state to choose".into())
+        }
         View::Bootstrap { .. } => bootstrap_out(dump, m, source),
         View::Ecds { .. } => {
-            let rows: Vec<_> = dump.opaque.iter().filter_map(ecds::ecds_row).collect();
+            let rows: Vec<_> = dump
+                .opaque
+                .iter()
+                .filter(|o| keeps(&o.meta))
+                .filter_map(ecds::ecds_row)
+                .collect();
             ecds_out(ecds::arrange(rows, order), m, source)
+        }
+    }
+}
+
+/// The view's resources whose last update Envoy rejected, and the rejected updates of its kind
+/// that left nothing behind.
+fn rejected_rows(view: &View, dump: &Dump) -> Result<Vec<rejected::RejectedRow>, String> {
+    use rejected::kept_row;
+    let (kind, mut rows): (&str, Vec<_>) = match view {
+        View::Clusters { .. } => (
+            "cluster",
+            dump.clusters
+                .iter()
+                .filter_map(|c| kept_row("cluster", &c.name, &c.meta))
+                .collect(),
+        ),
+        View::Listeners { .. } => (
+            "listener",
+            dump.listeners
+                .iter()
+                .filter_map(|l| kept_row("listener", &l.name, &l.meta))
+                .collect(),
+        ),
+        View::Routes { .. } => (
+            "route_config",
+            dump.route_configs
+                .iter()
+                .filter_map(|rc| kept_row("route_config", &rc.name, &rc.meta))
+                .collect(),
+        ),
+        View::Endpoints { .. } => (
+            "endpoint_config",
+            dump.endpoint_configs
+                .iter()
+                .filter_map(|la| kept_row("endpoint_config", &la.cluster_name, &la.meta))
+                .collect(),
+        ),
+        View::Secrets { .. } => (
+            "secret",
+            dump.secrets
+                .iter()
+                .filter_map(|s| kept_row("secret", &s.name, &s.meta))
+                .collect(),
+        ),
+        View::Ecds { .. } => (
+            "extension_config",
+            dump.opaque
+                .iter()
+                .filter_map(|o| {
+                    kept_row("extension_config", o.name.as_deref().unwrap_or(""), &o.meta)
+                })
+                .collect(),
+        ),
+        View::Bootstrap { .. } => {
+            return Err("--state: the bootstrap has no state to choose".into())
+        }
+    };
+    rows.extend(
+        dump.rejected
+            .iter()
+            .filter(|r| r.kind == kind)
+            .filter_map(rejected::lone_row),
+    );
+    Ok(rejected::arrange(rows))
+}
+
+fn rejected_out(rows: Vec<rejected::RejectedRow>, m: Mode) -> Result<Printed, String> {
+    match m {
+        // The whole entry, whose `error_state` holds the rejected configuration.
+        Mode::Raw => Ok(Printed::Resources(
+            spans(&rows, |r| r.span.map(|s| (s, Wrapper::Whole)))?,
+            Shape::Raw,
+        )),
+        Mode::IstioctlTable | Mode::IstioctlResources { .. } => {
+            Err("--state rejected: istioctl has no such view".into())
+        }
+        Mode::Rows { yaml } => emit_rows(&rows, yaml).map(Printed::Text),
+        Mode::Table { layout, .. } => {
+            let mut t = Table::new(&rejected::COLUMNS, &[]);
+            for r in &rows {
+                t.row(vec![
+                    dash(&r.name),
+                    r.state.map_or("-", State::name).into(),
+                    r.version_info.clone().unwrap_or_else(|| "-".into()),
+                    r.last_update_attempt.clone().unwrap_or_else(|| "-".into()),
+                    r.details.clone(),
+                ]);
+            }
+            text(t.render(layout))
         }
     }
 }
@@ -733,13 +920,19 @@ fn listeners_out(
             if wide {
                 headers.push("NAME");
                 if verbose {
-                    headers.push("CHAIN");
+                    headers.extend(["CHAIN", "CHAIN COST"]);
                 }
             }
-            let mut t = Table::new(&headers, &["COST"]);
+            let mut t = Table::new(&headers, &["COST", "CHAIN COST"]);
             for r in &rows {
                 let addresses = r.addresses.join(",");
-                let lines: Vec<(Vec<String>, Option<u64>, Option<String>)> = if verbose {
+                // Most of a listener's cost is its own (stats, per-worker state), not any one
+                // chain's: COST is the whole listener's, once, on its first line, so the column
+                // adds up to what `heft cost` puts in listeners; wide shows each chain's own.
+                let lines: Vec<(Vec<String>, Vec<String>)> = if verbose && r.chains.is_empty() {
+                    let c = vec![addresses, r.port.to_string(), "-".into(), "-".into()];
+                    vec![(c, vec!["-".into(), "-".into()])]
+                } else if verbose {
                     r.chains
                         .iter()
                         .map(|ch| {
@@ -754,21 +947,20 @@ fn listeners_out(
                                 ch.matches.clone(),
                                 ch.destination.clone(),
                             ];
-                            (c, ch.cost, Some(chain))
+                            (c, vec![chain, cost(ch.cost)])
                         })
                         .collect()
                 } else {
                     vec![(
                         vec![addresses, r.port.to_string(), r.kind.clone()],
-                        r.cost,
-                        None,
+                        Vec::new(),
                     )]
                 };
-                for (mut c, price, chain) in lines {
+                for (i, (mut c, chain)) in lines.into_iter().enumerate() {
                     if state {
                         c.push(state_name(r.state).into());
                     }
-                    c.push(cost(price));
+                    c.push(if i == 0 { cost(r.cost) } else { String::new() });
                     if wide {
                         c.push(r.name.clone());
                         c.extend(chain);
@@ -819,30 +1011,45 @@ fn routes_out(
             headers.push("COST");
             if wide {
                 headers.extend(if verbose {
-                    &["DESTINATION", "STATE"][..]
+                    &["DESTINATION", "STATE", "ROUTE COST"][..]
                 } else {
                     &["STATE"][..]
                 });
             }
-            let mut t = Table::new(&headers, &["COST", "VIRTUAL HOSTS"]);
+            let mut t = Table::new(&headers, &["COST", "VIRTUAL HOSTS", "ROUTE COST"]);
             for c in &configs {
                 if verbose {
-                    for r in &c.routes {
+                    // COST is the whole route configuration's (its virtual hosts' and its own
+                    // share too), once, on its first line, so the column adds up to what
+                    // `heft cost` puts in route configurations; wide shows each route's own.
+                    for (i, r) in c.routes.iter().enumerate() {
                         let mut cells = vec![
                             r.route_config.clone(),
                             r.virtual_host.clone(),
                             r.domains.clone(),
                             r.matches.clone(),
                             dash(&r.virtual_service),
-                            cost(r.cost),
+                            if i == 0 {
+                                route_config_cost(c.cost)
+                            } else {
+                                String::new()
+                            },
                         ];
                         if wide {
-                            cells.extend([dash(&r.destination), state_name(r.state).into()]);
+                            cells.extend([
+                                dash(&r.destination),
+                                state_name(r.state).into(),
+                                cost(r.cost),
+                            ]);
                         }
                         t.row(cells);
                     }
                 } else {
-                    let mut cells = vec![c.name.clone(), c.virtual_hosts.to_string(), cost(c.cost)];
+                    let mut cells = vec![
+                        c.name.clone(),
+                        c.virtual_hosts.to_string(),
+                        route_config_cost(c.cost),
+                    ];
                     if wide {
                         cells.push(state_name(c.state).into());
                     }

@@ -1,6 +1,6 @@
 //! `heft why` and `heft sidecar`: what bloats this proxy, and what a Sidecar resource would save.
 
-use bytesize::ByteSize;
+use crate::size::size;
 use heft::scope::Scope;
 use heft::sidecar::{duration, narrowest_egress, Called, OutboundMode, WhatIf, Workload};
 use heft::usage::Usage;
@@ -59,10 +59,6 @@ impl SidecarArgs {
     }
 }
 
-fn size(bytes: u64) -> String {
-    ByteSize(bytes).display().iec().to_string()
-}
-
 fn pct(part: u64, total: u64) -> String {
     if total == 0 {
         return "0%".into();
@@ -99,19 +95,16 @@ fn who(w: &Workload) -> String {
 pub fn why_text(w: &Why, file: &str, stats: Option<&str>) -> String {
     let t = w.total_bytes;
     let mut o = crate::warnings_text(&w.warnings);
-    let _ = writeln!(
-        o,
-        "{}: predicted Envoy heap {} (/memory allocated), of which {} is Envoy's own baseline",
-        who(&w.workload),
-        size(t),
-        size(w.baseline_bytes)
-    );
-    let _ = writeln!(
-        o,
-        "  {}\n  ({})\n",
-        crate::cost_cmd::settings_text(&w.model, &w.proxy, w.concurrency, w.concurrency_source),
-        w.model.beyond_the_heap()
-    );
+    let _ = writeln!(o, "{}", who(&w.workload));
+    o.push_str(&crate::cost_cmd::heap_header(
+        t,
+        w.baseline_bytes,
+        &w.model,
+        &w.proxy,
+        w.concurrency,
+        w.concurrency_source,
+    ));
+    o.push('\n');
     let readiness = crate::readiness_text::render(&w.rejected, &w.warming);
     if !readiness.is_empty() {
         o.push_str(readiness.trim_start_matches('\n'));

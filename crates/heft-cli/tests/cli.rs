@@ -224,7 +224,58 @@ fn the_text_reports_show_the_prediction_and_the_rows() {
     assert!(text.contains("NAMESPACE") && text.contains("default") && text.contains("TOTAL"));
     let out = heft(&["top", "-n", "3", SIDECAR], None);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 3 + 3, "{text}");
+    assert_eq!(text.lines().count(), 3 + 4, "{text}");
+}
+
+/// The three lines that open every report that prices a dump.
+fn heap_header(text: &str) -> Vec<&str> {
+    let at = text
+        .find("Predicted Envoy heap ")
+        .unwrap_or_else(|| panic!("no heap header in:\n{text}"));
+    text[at..].lines().take(3).collect()
+}
+
+#[test]
+fn every_report_gives_sizes_in_binary_units_and_one_heap_header() {
+    let texts: Vec<(&str, String)> = ["summary", "why", "cost", "top"]
+        .into_iter()
+        .map(|cmd| {
+            let out = heft(&[cmd, SIDECAR], None);
+            assert!(out.status.success(), "{cmd}: {out:?}");
+            (cmd, String::from_utf8(out.stdout).unwrap())
+        })
+        .collect();
+    let total = json_of(&heft(&["cost", "-o", "json", SIDECAR], None))["total_bytes"]
+        .as_u64()
+        .unwrap();
+    let mib = format!("{:.1} MiB", total as f64 / (1u64 << 20) as f64);
+    let want = heap_header(&texts[0].1);
+    assert!(want[0].contains(&format!("heap {mib} ")), "{want:?}");
+    assert!(want[0].contains("Envoy's own baseline"), "{want:?}");
+    assert!(
+        want[1].starts_with("  model: Envoy 1.40.0; 2 workers"),
+        "{want:?}"
+    );
+    assert!(
+        want[2].starts_with("  (this is the heap in use"),
+        "{want:?}"
+    );
+    for (cmd, text) in &texts {
+        assert_eq!(heap_header(text), want, "{cmd}");
+    }
+    let mut views: Vec<(&str, String)> = texts;
+    for view in ["clusters", "listeners", "routes", "endpoints", "secrets"] {
+        views.push((
+            view,
+            String::from_utf8(heft(&[view, SIDECAR], None).stdout).unwrap(),
+        ));
+    }
+    for (cmd, text) in &views {
+        for decimal in [" kB", " MB", " GB"] {
+            assert!(!text.contains(decimal), "{cmd} prints {decimal:?}:\n{text}");
+        }
+        assert!(text.contains("iB"), "{cmd} prints binary units:\n{text}");
+    }
 }
 
 #[test]
@@ -284,4 +335,52 @@ fn summary_prices_the_dump_as_heft_cost_does() {
         }
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// A usage error's stderr, checked for what every usage error has: Heft's prefix, exit code 2,
+/// nothing on stdout, more than the first line of clap's message.
+fn usage_error(args: &[&str]) -> String {
+    let out = heft(args, None);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    assert!(out.stdout.is_empty(), "{args:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("heft: error: "), "{err}");
+    assert!(err.lines().count() > 1, "clap's whole message: {err}");
+    err
+}
+
+#[test]
+fn a_missing_argument_names_it_and_shows_the_usage_line() {
+    let err = usage_error(&["trace", SIDECAR]);
+    assert!(
+        err.contains("the following required arguments were not provided:\n  --port <PORT>"),
+        "{err}"
+    );
+    assert!(err.contains("Usage: heft trace --port <PORT>"), "{err}");
+}
+
+#[test]
+fn a_misspelt_subcommand_gets_a_did_you_mean() {
+    let err = usage_error(&["summery", SIDECAR]);
+    assert!(err.contains("unrecognized subcommand 'summery'"), "{err}");
+    assert!(
+        err.contains("a similar subcommand exists: 'summary'"),
+        "{err}"
+    );
+    assert!(err.contains("Usage: heft <COMMAND>"), "{err}");
+}
+
+#[test]
+fn a_bad_value_lists_the_possible_values() {
+    let err = usage_error(&["summary", "-o", "bogus", SIDECAR]);
+    assert!(
+        err.contains("invalid value 'bogus' for '--output <OUTPUT>'"),
+        "{err}"
+    );
+    assert!(err.contains("[possible values: text, json]"), "{err}");
+    let err = usage_error(&["cost", "--by", "pod", SIDECAR]);
+    assert!(
+        err.contains("[possible values: kind, namespace, service, cluster-type, listener]"),
+        "{err}"
+    );
 }

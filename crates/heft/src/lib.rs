@@ -42,7 +42,7 @@ pub mod trace;
 pub mod usage;
 pub mod views;
 pub mod why;
-mod yaml;
+pub mod yaml;
 
 pub use error::{Error, ErrorKind, PathSegment, Result};
 pub use model::Dump;

@@ -35,6 +35,7 @@ pub mod endpoint;
 mod gosort;
 pub mod listener;
 mod pricing;
+pub mod rejected;
 pub mod route;
 pub mod secret;
 

@@ -91,6 +91,42 @@ pub(crate) fn is_yaml(head: &[u8], whole: bool) -> Result<bool> {
     Ok(true)
 }
 
+/// The JSON text a YAML document is read as: the translation every YAML input goes through,
+/// whole, for a caller that prints the input's resources as JSON. Errors give the YAML line and
+/// column.
+///
+/// ```
+/// let json = heft::yaml::to_json(b"configs:\n- name: a\n  port: 80\n  on: yes\n")?;
+/// let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+/// assert_eq!(v, serde_json::json!({"configs": [{"name": "a", "port": 80, "on": "yes"}]}));
+/// # Ok::<(), heft::Error>(())
+/// ```
+pub fn to_json(yaml: &[u8]) -> Result<Vec<u8>> {
+    let whole = chars::Whole::new(yaml);
+    let parser = saphyr_parser::Parser::new_from_str(whole.text());
+    let (to, from) = std::sync::mpsc::sync_channel::<translate::Chunk>(CHUNKS_IN_FLIGHT);
+    let (json, outcome) = std::thread::scope(|s| {
+        let collect = s.spawn(move || {
+            let mut json = Vec::new();
+            // An error chunk comes with the outcome's error, returned below.
+            for chunk in from.into_iter().flatten() {
+                json.extend_from_slice(&chunk);
+            }
+            json
+        });
+        let outcome = Translator::new(parser, whole).pump(&to);
+        drop(to);
+        match collect.join() {
+            Ok(json) => (json, outcome),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    match outcome.error {
+        Some(e) => Err(e),
+        None => Ok(json),
+    }
+}
+
 /// Reads YAML held in memory (a mapped file or a slice).
 pub(crate) fn fold_slice<F: Fold>(
     bytes: &[u8],
