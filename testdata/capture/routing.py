@@ -57,7 +57,8 @@ HTTP_CLUSTERS = [
     "c-qflag", "c-qabsent", "c-q-default", "c-post", "c-m-default", "c-w1", "c-w2", "c-range",
     "c-present", "c-absent", "c-hdr-ci", "c-multi", "c-rep-one", "c-rep-two", "c-rep-inv-one",
     "c-rep-inv-three", "c-rep-range", "c-rep-regex", "c-grpc", "c-tmh", "c-catchall", "c-wild",
-    "c-wild-deep", "c-prefix-host", "c-default", "c-wild-b", "c-default-b",
+    "c-wild-deep", "c-prefix-host", "c-default", "c-wild-b", "c-default-b", "c-shadow-first",
+    "c-shadow-never", "c-unhealthy",
 ]
 TCP_CLUSTERS = [
     "c-tcp", "c-d1", "c-d2", "c-sni-a", "c-sni-wild", "c-sni-deep", "c-sni-h2", "c-sni-tls",
@@ -65,6 +66,8 @@ TCP_CLUSTERS = [
 ]
 # These get their endpoints inline (STATIC); the rest over EDS.
 STATIC_CLUSTERS = {"c-catchall", "c-tcp"}
+# Its only endpoint is reported UNHEALTHY: Envoy runs it in panic mode and still sends to it.
+UNHEALTHY_CLUSTERS = {"c-unhealthy"}
 
 
 def http_upstream(name, port):
@@ -163,6 +166,9 @@ def routes_a(port):
         route("/tmh", "c-tmh", headers=[header("x-m", string_match={"prefix": "a"}, invert_match=True,
                                                treat_missing_header_as_empty=True)]),
         route("/ghost", "c-ghost"),
+        route("/shadow", "c-shadow-first", name="shadow-first"),
+        route("/shadow/deep", "c-shadow-never", name="shadowed"),
+        route("/unhealthy", "c-unhealthy"),
         route("/", "c-catchall", name="catchall"),
     ]
     config = istio.route_configuration("routes-a", [
@@ -241,8 +247,9 @@ class Routing:
         p = self.ports
         clusters, assignments = [], []
         for name in HTTP_CLUSTERS + TCP_CLUSTERS:
+            health = "UNHEALTHY" if name in UNHEALTHY_CLUSTERS else "HEALTHY"
             endpoints = [istio.locality("local", "zone-a", [
-                istio.lb_endpoint(HOST, self.upstreams[name], health="HEALTHY", tls=False)])]
+                istio.lb_endpoint(HOST, self.upstreams[name], health=health, tls=False)])]
             if name in STATIC_CLUSTERS:
                 clusters.append({"@type": istio.CLUSTER_T, "name": name, "type": "STATIC",
                                  "connect_timeout": "1s",
@@ -350,6 +357,8 @@ class Routing:
         http("missing-header-as-empty", "c-tmh", path="/tmh")
         http("missing-header-as-empty-present", "c-catchall", path="/tmh", headers=[("x-m", "abc")])
         http("route-to-missing-cluster", 503, path="/ghost")
+        http("shadowed-route-goes-to-the-earlier", "c-shadow-first", path="/shadow/deep")
+        http("all-unhealthy-still-takes-traffic", "c-unhealthy", path="/unhealthy")
         http("catch-all", "c-catchall", path="/anything")
         http("host-upper-case", "c-path", host="EXACT.test", path="/exact")
         http("host-with-listed-port", "c-path", host=f"exact.test:{p['http']}", path="/exact")

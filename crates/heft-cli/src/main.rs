@@ -4,6 +4,7 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod check_cmd;
 mod cost_cmd;
 mod pb_json;
 mod progress;
@@ -92,6 +93,15 @@ enum Command {
         #[command(flatten)]
         sidecar: why_cmd::SidecarArgs,
     },
+    /// What is wrong in this dump: rejected and warming resources, routes to missing clusters,
+    /// shadowed routes, duplicate domains, missing secrets, expiring certificates, clusters with
+    /// no or only unhealthy endpoints, unused clusters.
+    Check {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        check: check_cmd::CheckArgs,
+    },
     #[command(flatten)]
     View(views_cmd::View),
     /// Shell completions for heft (bash, zsh, fish, elvish, powershell).
@@ -174,7 +184,7 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(msg) => {
             eprintln!("heft: error: {msg}");
             ExitCode::from(EXIT_ERROR)
@@ -277,9 +287,13 @@ fn write_man_pages(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+/// Exit code when `heft check --fail-on` finds what it was told to fail on.
+const EXIT_FINDINGS: u8 = 1;
+
+fn run(cli: Cli) -> Result<u8, String> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut code = 0;
     let written = match cli.command {
         Command::Summary { input, model } => {
             let text = summary_cmd::run(&input, &model)?;
@@ -386,6 +400,18 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             out.write_all(text.as_bytes())
         }
+        Command::Check { input, check } => {
+            let dump = read(&input)?;
+            let findings = heft::check::check(&dump, &check.options());
+            if check.fails(&findings) {
+                code = EXIT_FINDINGS;
+            }
+            let text = match input.output {
+                Format::Json => check_cmd::json(&findings),
+                Format::Text => check_cmd::text(&findings),
+            };
+            out.write_all(text.as_bytes())
+        }
         Command::View(view) => views_cmd::run(view, &mut out)?,
         Command::Completions { shell } => {
             let mut text = Vec::new();
@@ -403,9 +429,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
     };
     match written {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(code),
         // A closed pipe (`heft summary | head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
         Err(e) => Err(format!("writing output: {e}")),
     }
 }

@@ -8,7 +8,7 @@ const MESSAGE_CHARS: usize = 400;
 
 /// Text from the dump as one safe line: control characters (a terminal's escape sequences,
 /// newlines) shown as `\u{…}`, and cut at `max` characters.
-fn one_line(text: &str, max: usize) -> String {
+pub fn one_line(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
         if i == max {

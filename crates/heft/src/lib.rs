@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod cost;
 mod error;
 mod json;

@@ -576,20 +576,20 @@ fn multipliers(
 }
 
 /// What the listeners and routes of a dump refer to.
-struct References<'a> {
+pub(crate) struct References<'a> {
     /// Every cluster a route, a weighted split or a TCP proxy names.
-    clusters: HashSet<&'a str>,
+    pub(crate) clusters: HashSet<&'a str>,
     /// Every RDS name a listener uses.
-    rds: HashSet<&'a str>,
+    pub(crate) rds: HashSet<&'a str>,
     /// Whether a route picks its cluster from a request header (or a plugin).
-    cluster_header_routes: bool,
+    pub(crate) cluster_header_routes: bool,
 }
 
 fn referenced_clusters(dump: &Dump) -> HashSet<&str> {
     references(dump).clusters
 }
 
-fn references(dump: &Dump) -> References<'_> {
+pub(crate) fn references(dump: &Dump) -> References<'_> {
     let mut referenced: HashSet<&str> = HashSet::new();
     let mut rds: HashSet<&str> = HashSet::new();
     let mut cluster_header_routes = false;

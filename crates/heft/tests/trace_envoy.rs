@@ -173,6 +173,7 @@ fn trace_predicts_where_real_envoy_sends_each_request_and_connection() {
             failures.push(format!("{}: {why}", case["id"].as_str().unwrap()));
         }
     }
+    check_agrees_with_envoy(&dump, cases);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         failures.is_empty(),
@@ -193,6 +194,52 @@ fn trace_predicts_where_real_envoy_sends_each_request_and_connection() {
             statuses.contains(&status),
             "no case made Envoy answer {status}"
         );
+    }
+}
+
+/// What `heft check` predicts of the routing configuration, against what Envoy did with the
+/// cases built for it: the shadowed route's request reaches the route before it, the route to a
+/// missing cluster answers 503, the all-unhealthy cluster still takes traffic.
+fn check_agrees_with_envoy(dump: &Dump, cases: &[Value]) {
+    let findings = heft::check::check(dump, &heft::check::Options::default());
+    let named = |code: &str| -> Vec<(String, String)> {
+        findings
+            .iter()
+            .filter(|f| f.code == code)
+            .map(|f| (f.name.clone(), f.message.clone()))
+            .collect()
+    };
+    let seen = |id: &str| {
+        let case = cases.iter().find(|c| c["id"] == id).expect(id);
+        observed(case)
+    };
+    let shadowed = named("shadowed-route");
+    assert_eq!(shadowed.len(), 1, "{shadowed:?}");
+    assert_eq!(shadowed[0].0, "routes-a/exact/shadowed");
+    assert!(shadowed[0].1.contains("routes-a/exact/shadow-first"));
+    assert_eq!(
+        seen("shadowed-route-goes-to-the-earlier"),
+        Ok("c-shadow-first".to_string())
+    );
+    let missing = named("missing-cluster");
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].1.contains("c-ghost") && missing[0].1.contains("NC"));
+    assert_eq!(seen("route-to-missing-cluster"), Err(503));
+    let unhealthy = named("all-unhealthy");
+    assert_eq!(unhealthy.len(), 1, "{unhealthy:?}");
+    assert_eq!(unhealthy[0].0, "c-unhealthy");
+    assert_eq!(
+        seen("all-unhealthy-still-takes-traffic"),
+        Ok("c-unhealthy".to_string())
+    );
+    for code in [
+        "rejected",
+        "warming",
+        "no-endpoints",
+        "duplicate-domain",
+        "missing-secret",
+    ] {
+        assert!(named(code).is_empty(), "{code}: {:?}", named(code));
     }
 }
 
