@@ -14,7 +14,9 @@ endpoint is a listener of the same Envoy (from the bootstrap) that answers with 
 an HTTP direct response for HTTP clusters, bytes written on connect for TCP clusters.
 
 Then it sends each case (an HTTP request, a TCP connection, or a TLS ClientHello with a server
-name) on 127.0.0.1 and records what came back, and saves Envoy's `/config_dump?include_eds`:
+name) on 127.0.0.1 and records what came back, pushes `routes-b` again with a domain claimed by two
+virtual hosts (which Envoy must NACK: the run fails otherwise; Envoy 1.40's dump then shows the
+version before, with no `error_state`), and saves Envoy's `/config_dump?include_eds`:
 
     DIR/config_dump.json   what Envoy printed
     DIR/cases.json         {"cases": [{id, kind, port, address, request..., intent, observed}]}
@@ -192,6 +194,14 @@ def routes_b():
     ])
 
 
+def routes_b_duplicate_domain():
+    """routes-b with a domain claimed twice: Envoy rejects it and keeps the version before."""
+    config = routes_b()
+    config["virtual_hosts"].insert(1, {"name": "suffix-again", "domains": ["*.wild.test"],
+                                       "routes": [route("/", "c-default-b")]})
+    return config
+
+
 def http_listener(name, port, rds, **manager_options):
     manager = istio.hcm(name, rds_name=rds)
     manager["typed_config"]["merge_slashes"] = True
@@ -264,6 +274,9 @@ class Routing:
              "filters": [istio.tcp_proxy("d1", cluster="c-d1")]},
             {"filter_chain_match": {"destination_port": p["dport-2"]},
              "filters": [istio.tcp_proxy("d2", weighted=[("c-d2", 7)])]},
+            # A port the listener does not listen on, without original destination: unreachable.
+            {"name": "never", "filter_chain_match": {"destination_port": p["tcp"]},
+             "filters": [istio.tcp_proxy("never", cluster="c-d1")]},
         ], additional_addresses=[{"address": istio.socket_address(HOST, p["dport-2"])}])
         sni = istio.listener("sni", HOST, p["sni"], [
             sni_chain("c-sni-a", server_names=["a.sni.test"], name="exact"),
@@ -502,6 +515,12 @@ def run(args):
                 case["observed"] = send_http(case) if case["kind"] == "http" else send_tcp(case)
             except OSError as error:
                 case["observed"] = {"status": None, "body": "", "location": None, "error": str(error)}
+        # After the cases, which need routes-b as first accepted: a push Envoy must reject.
+        rejected = Step(label="duplicate-domain", version="2", resources={
+            ROUTE: [routes_a(routing.ports["http"]), routes_b_duplicate_domain()]},
+            expect={ROUTE: "nack"})
+        push_step(server, rejected)
+        wait_step(server, envoy, rejected, deadline)
         status, body = admin_get(envoy.admin_port, "/config_dump?include_eds", timeout=20)
         if status != 200:
             raise RuntimeError(f"/config_dump answered {status}")

@@ -12,6 +12,7 @@
 //! | `cert-expired` | error | a certificate's validity has ended |
 //! | `warming` | warning | received, not in use until what it waits for arrives |
 //! | `shadowed-route` | warning | an earlier route of its virtual host takes every request it would |
+//! | `unreachable-filter-chain` | warning | a listener's filter chain no connection can select |
 //! | `no-endpoints` | warning | an EDS cluster with no endpoint: 503, `UH` |
 //! | `all-unhealthy` | warning | every endpoint unhealthy: Envoy balances over all of them (panic mode) |
 //! | `cert-expiring` | warning | a certificate ends within the window asked for |
@@ -102,6 +103,7 @@ pub fn check(dump: &Dump, options: &Options) -> Vec<Finding> {
     let mut out = Vec::new();
     readiness(dump, &mut out);
     routes(dump, &mut out);
+    filter_chains(dump, &mut out);
     secrets(dump, options, &mut out);
     endpoints(dump, &mut out);
     unused(dump, &mut out);
@@ -259,6 +261,88 @@ fn routes(dump: &Dump, out: &mut Vec<Finding>) {
                         ));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Filter chains no connection can select: one whose match repeats an earlier chain's; one that
+/// wants a destination port the listener never receives (no original destination, and not one
+/// of its ports); one that wants a server name, TLS or ALPN that no listener filter detects.
+fn filter_chains(dump: &Dump, out: &mut Vec<Finding>) {
+    for l in dump
+        .listeners
+        .iter()
+        .filter(|l| l.meta.state != State::Draining)
+    {
+        if l.filter_chain_matcher.is_some() {
+            // The unified matcher chooses chains: filter_chain_match does not apply.
+            continue;
+        }
+        let has = |filter: &str| l.listener_filters.iter().any(|f| f.ends_with(filter));
+        let tls_inspector = has("tls_inspector");
+        let alpn_inspector = tls_inspector || has("http_inspector");
+        let original_dst = l.use_original_dst || has("original_dst");
+        let ports: Vec<u32> = l
+            .address
+            .iter()
+            .chain(&l.additional_addresses)
+            .filter_map(|a| match a {
+                crate::model::Address::Socket { port, .. } => Some(*port),
+                _ => None,
+            })
+            .collect();
+        let mut unreachable = |i: usize, fc: &crate::model::FilterChain, why: String| {
+            let chain = fc
+                .name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map_or(format!("#{}", i + 1), str::to_string);
+            out.push(finding(
+                Severity::Warning,
+                "unreachable-filter-chain",
+                "listener",
+                format!("{}/{chain}", l.name),
+                format!("no connection reaches this filter chain: {why}"),
+            ));
+        };
+        for (i, fc) in l.filter_chains.iter().enumerate() {
+            let m = &fc.filter_chain_match;
+            if let Some(j) = l.filter_chains[..i]
+                .iter()
+                .position(|e| e.filter_chain_match == *m)
+            {
+                unreachable(
+                    i,
+                    fc,
+                    format!("chain #{} before it matches exactly the same connections (Envoy rejects such a listener)", j + 1),
+                );
+                continue;
+            }
+            if let Some(p) = m.destination_port {
+                if !original_dst && !ports.is_empty() && !ports.contains(&p) {
+                    unreachable(
+                        i,
+                        fc,
+                        format!("it wants destination port {p}, and the listener takes connections only on {ports:?} (no original destination)"),
+                    );
+                    continue;
+                }
+            }
+            let wants_tls =
+                !m.server_names.is_empty() || m.transport_protocol.as_deref() == Some("tls");
+            if wants_tls && !tls_inspector {
+                unreachable(
+                    i,
+                    fc,
+                    "it wants a TLS server name or transport, and no tls_inspector listener filter reads them".to_string(),
+                );
+            } else if !m.application_protocols.is_empty() && !alpn_inspector {
+                unreachable(
+                    i,
+                    fc,
+                    "it wants ALPN values, and no tls_inspector or http_inspector listener filter reads them".to_string(),
+                );
             }
         }
     }
@@ -542,6 +626,47 @@ mod tests {
         );
         assert!(covers(&prefix("/"), &regex("/a.*")));
         assert!(!covers(&prefix("/"), &m(PathMatch::Connect)));
+    }
+
+    #[test]
+    fn filter_chains_no_connection_can_select_are_found() {
+        let dump = crate::Dump::from_slice(
+            br#"{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+            "dynamic_listeners": [{"name": "l", "active_state": {"listener": {"name": "l",
+              "address": {"socket_address": {"address": "0.0.0.0", "port_value": 8080}},
+              "filter_chains": [
+                {"name": "port-ok", "filter_chain_match": {"destination_port": 8080}},
+                {"name": "port-never", "filter_chain_match": {"destination_port": 9090}},
+                {"name": "sni", "filter_chain_match": {"server_names": ["a.test"]}},
+                {"name": "alpn", "filter_chain_match": {"application_protocols": ["h2"]}},
+                {"name": "again", "filter_chain_match": {"destination_port": 8080}}]}}}]}]}"#,
+        )
+        .unwrap();
+        let names: Vec<String> = check(&dump, &Options::default())
+            .into_iter()
+            .filter(|f| f.code == "unreachable-filter-chain")
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["l/again", "l/alpn", "l/port-never", "l/sni"]);
+    }
+
+    #[test]
+    fn a_domain_claimed_twice_is_found_in_any_case() {
+        let dump = crate::Dump::from_slice(
+            br#"{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+            "dynamic_route_configs": [{"route_config": {"name": "80", "virtual_hosts": [
+              {"name": "a", "domains": ["a.example.com", "b.example.com"]},
+              {"name": "b", "domains": ["B.example.com"]},
+              {"name": "c", "domains": ["c.example.com"]}]}}]}]}"#,
+        )
+        .unwrap();
+        let f = check(&dump, &Options::default());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].code, f[0].name.as_str()),
+            ("duplicate-domain", "80/b")
+        );
+        assert!(f[0].message.contains("virtual host a"), "{}", f[0].message);
     }
 
     #[test]

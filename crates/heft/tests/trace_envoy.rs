@@ -232,6 +232,9 @@ fn check_agrees_with_envoy(dump: &Dump, cases: &[Value]) {
         seen("all-unhealthy-still-takes-traffic"),
         Ok("c-unhealthy".to_string())
     );
+    let unreachable = named("unreachable-filter-chain");
+    assert_eq!(unreachable.len(), 1, "{unreachable:?}");
+    assert_eq!(unreachable[0].0, "dport/never");
     for code in [
         "rejected",
         "warming",
@@ -241,6 +244,16 @@ fn check_agrees_with_envoy(dump: &Dump, cases: &[Value]) {
     ] {
         assert!(named(code).is_empty(), "{code}: {:?}", named(code));
     }
+    // routes-b with a domain twice was NACKed (routing.py waits for it): Envoy kept version 1,
+    // which claims each domain once, and its dump says nothing of the rejection.
+    let b = dump
+        .route_configs
+        .iter()
+        .find(|rc| &*rc.name == "routes-b")
+        .unwrap();
+    assert_eq!(b.meta.version_info.as_deref(), Some("1"));
+    assert!(b.meta.error.is_none());
+    assert_eq!(b.virtual_hosts.len(), 2);
 }
 
 fn tls_query(port: u32, sni: &str) -> Query {
