@@ -6,6 +6,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod check_cmd;
 mod cost_cmd;
+mod diff_cmd;
 mod pb_json;
 mod progress;
 mod proto_json;
@@ -92,6 +93,20 @@ enum Command {
         model: cost_cmd::ModelArgs,
         #[command(flatten)]
         sidecar: why_cmd::SidecarArgs,
+    },
+    /// What changed between two dumps: resources added, removed and changed (matched by
+    /// identity, field by field), and what the change does to the predicted heap.
+    Diff {
+        #[command(flatten)]
+        diff: diff_cmd::DiffArgs,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        /// Skip resources that fail to decode, and report how many were skipped and why.
+        #[arg(long)]
+        keep_going: bool,
+        #[command(flatten)]
+        model: cost_cmd::ModelArgs,
     },
     /// What is wrong in this dump: rejected and warming resources, routes to missing clusters,
     /// shadowed routes, duplicate domains, missing secrets, expiring certificates, clusters with
@@ -397,6 +412,37 @@ fn run(cli: Cli) -> Result<u8, String> {
                 (false, Format::Text) => {
                     warnings_text(&warnings) + &why_cmd::sidecar_text(&what_if, &workload)
                 }
+            };
+            out.write_all(text.as_bytes())
+        }
+        Command::Diff {
+            diff,
+            output,
+            keep_going,
+            model,
+        } => {
+            if diff.old.as_os_str() == "-" && diff.new.as_os_str() == "-" {
+                return Err("only one of OLD and NEW can be standard input (-)".into());
+            }
+            let resolved = model.resolve()?;
+            let input = |file: &PathBuf| InputArgs {
+                file: Some(file.clone()),
+                output,
+                keep_going,
+            };
+            let old = read(&input(&diff.old))?;
+            let new = read(&input(&diff.new))?;
+            let d = heft::diff::Diff::of(
+                &old,
+                &new,
+                resolved.model_for(&old),
+                resolved.model_for(&new),
+                &resolved.settings,
+                &heft::diff::Options { all: diff.all },
+            );
+            let text = match output {
+                Format::Json => diff_cmd::json(&d),
+                Format::Text => diff_cmd::text(&d, diff.by),
             };
             out.write_all(text.as_bytes())
         }

@@ -30,6 +30,7 @@
 
 pub mod check;
 pub mod cost;
+pub mod diff;
 mod error;
 mod json;
 pub mod model;
