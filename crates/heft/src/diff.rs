@@ -135,10 +135,10 @@ fn side(dump: &Dump, estimate: &Estimate<'_>) -> Side {
     let mut bytes: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
     for o in &estimate.objects {
         let key = match o.object {
+            Object::RouteConfig(rc) => ("route_config", route_config_name(rc)),
             Object::Cluster(c, _) => ("cluster", c.name.to_string()),
             Object::Endpoints(la) => ("endpoint_config", la.cluster_name.to_string()),
             Object::Listener(l) => ("listener", listener_name(l)),
-            Object::RouteConfig(rc) => ("route_config", rc.name.to_string()),
             Object::Secret(s) => ("secret", s.name.to_string()),
         };
         *bytes.entry(key).or_default() += o.bytes();
@@ -158,7 +158,7 @@ fn side(dump: &Dump, estimate: &Estimate<'_>) -> Side {
         put("listener", listener_name(l), to_value(l));
     }
     for rc in &dump.route_configs {
-        put("route_config", rc.name.to_string(), to_value(rc));
+        put("route_config", route_config_name(rc), to_value(rc));
     }
     for la in &dump.endpoint_configs {
         put("endpoint_config", la.cluster_name.to_string(), to_value(la));
@@ -167,6 +167,23 @@ fn side(dump: &Dump, estimate: &Estimate<'_>) -> Side {
         put("secret", s.name.to_string(), to_value(s));
     }
     out
+}
+
+/// A route configuration's identity: its name, or for the bootstrap's unnamed inline ones (whose
+/// order Envoy does not keep from one run to the next) a digest of their content, so equal ones
+/// match and a changed one reads as removed and added.
+fn route_config_name(rc: &crate::model::RouteConfig) -> String {
+    if !rc.name.is_empty() {
+        return rc.name.to_string();
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut v = normalise(to_value(rc));
+    if let Value::Object(m) = &mut v {
+        m.remove("meta");
+    }
+    v.to_string().hash(&mut h);
+    format!("(unnamed {:016x})", h.finish())
 }
 
 fn listener_name(l: &crate::model::Listener) -> String {
