@@ -128,10 +128,35 @@ const SETS: [&str; 7] = [
 /// Bookkeeping: what changes on every push without changing what Envoy does.
 const BOOKKEEPING: [&str; 2] = ["version_info", "last_updated"];
 
-/// One side's resources by identity: (kind, name) → (model value, bytes).
-type Side = BTreeMap<(&'static str, String), (Value, u64)>;
+/// One resource of a side, borrowed from its dump: turned into a value only to be compared, one
+/// pair at a time, so a diff holds the two models and not a tree of each.
+#[derive(Clone, Copy)]
+enum Held<'d> {
+    Bootstrap(&'d crate::model::Bootstrap),
+    Cluster(&'d crate::model::Cluster),
+    Listener(&'d crate::model::Listener),
+    RouteConfig(&'d crate::model::RouteConfig),
+    Endpoints(&'d crate::model::LoadAssignment),
+    Secret(&'d crate::model::Secret),
+}
 
-fn side(dump: &Dump, estimate: &Estimate<'_>) -> Side {
+impl Held<'_> {
+    fn value(self) -> Value {
+        normalise(match self {
+            Held::Bootstrap(b) => to_value(b),
+            Held::Cluster(c) => to_value(c),
+            Held::Listener(l) => to_value(l),
+            Held::RouteConfig(rc) => to_value(rc),
+            Held::Endpoints(la) => to_value(la),
+            Held::Secret(s) => to_value(s),
+        })
+    }
+}
+
+/// One side's resources by identity: (kind, name) → (the resource, its bytes).
+type Side<'d> = BTreeMap<(&'static str, String), (Held<'d>, u64)>;
+
+fn side<'d>(dump: &'d Dump, estimate: &Estimate<'_>) -> Side<'d> {
     let mut bytes: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
     for o in &estimate.objects {
         let key = match o.object {
@@ -144,27 +169,31 @@ fn side(dump: &Dump, estimate: &Estimate<'_>) -> Side {
         *bytes.entry(key).or_default() += o.bytes();
     }
     let mut out = Side::new();
-    let mut put = |kind: &'static str, name: String, value: Value| {
+    let mut put = |kind: &'static str, name: String, held: Held<'d>| {
         let b = bytes.get(&(kind, name.clone())).copied().unwrap_or(0);
-        out.insert((kind, name), (normalise(value), b));
+        out.insert((kind, name), (held, b));
     };
     if let Some(b) = &dump.bootstrap {
-        put("bootstrap", "bootstrap".into(), to_value(b));
+        put("bootstrap", "bootstrap".into(), Held::Bootstrap(b));
     }
     for c in &dump.clusters {
-        put("cluster", c.name.to_string(), to_value(c));
+        put("cluster", c.name.to_string(), Held::Cluster(c));
     }
     for l in &dump.listeners {
-        put("listener", listener_name(l), to_value(l));
+        put("listener", listener_name(l), Held::Listener(l));
     }
     for rc in &dump.route_configs {
-        put("route_config", route_config_name(rc), to_value(rc));
+        put("route_config", route_config_name(rc), Held::RouteConfig(rc));
     }
     for la in &dump.endpoint_configs {
-        put("endpoint_config", la.cluster_name.to_string(), to_value(la));
+        put(
+            "endpoint_config",
+            la.cluster_name.to_string(),
+            Held::Endpoints(la),
+        );
     }
     for s in &dump.secrets {
-        put("secret", s.name.to_string(), to_value(s));
+        put("secret", s.name.to_string(), Held::Secret(s));
     }
     out
 }
@@ -402,16 +431,16 @@ impl Diff {
         let mut removed = Vec::new();
         let mut changed = Vec::new();
         let (mut bookkeeping_only, mut unchanged) = (0, 0);
-        for ((kind, name), (value, bytes)) in &a {
+        for ((kind, name), (held, bytes)) in &a {
             match b.get(&(*kind, name.clone())) {
                 None => removed.push(Resource {
                     kind,
                     name: name.clone(),
                     bytes: *bytes,
                 }),
-                Some((new_value, new_bytes)) => {
+                Some((new_held, new_bytes)) => {
                     let mut fs = Vec::new();
-                    fields("", value, new_value, &mut fs);
+                    fields("", &held.value(), &new_held.value(), &mut fs);
                     if fs.is_empty() {
                         unchanged += 1;
                         continue;
