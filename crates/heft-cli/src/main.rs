@@ -236,9 +236,15 @@ fn read(args: &InputArgs) -> Result<heft::Dump, String> {
 /// priced.
 fn pricing_warnings(dump: &heft::Dump) -> Result<Vec<heft::summary_types::Warning>, String> {
     let warnings = heft::Summary::of(dump).warnings;
+    refuse_unpriceable(&warnings)?;
+    Ok(warnings)
+}
+
+/// Refuses an input whose warnings say nothing in it can be priced.
+fn refuse_unpriceable(warnings: &[heft::summary_types::Warning]) -> Result<(), String> {
     match warnings.iter().find(|w| w.code == "cluster-statuses") {
         Some(w) => Err(w.message.clone()),
-        None => Ok(warnings),
+        None => Ok(()),
     }
 }
 
@@ -365,13 +371,14 @@ fn run(cli: Cli) -> Result<u8, String> {
         Command::Why { input, model } => {
             let resolved = model.resolve()?;
             let dump = read(&input)?;
-            pricing_warnings(&dump)?;
             let why = heft::why::Why::of(
                 &dump,
                 resolved.model_for(&dump),
                 &resolved.settings,
                 resolved.usage(),
             );
+            // The report carries the input's warnings: refuse on them, not on a second pass.
+            refuse_unpriceable(&why.warnings)?;
             let file = input
                 .file
                 .as_ref()

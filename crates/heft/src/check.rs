@@ -33,11 +33,11 @@
 
 use crate::model::{
     Action, Discovery, Dump, HealthStatus, NetworkFilter, PathMatch, RouteConfig, RouteMatch,
-    RouteSource, RouteTarget, State, TcpTarget, VirtualHost,
+    State, VirtualHost,
 };
 use crate::scope::service_of;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -166,32 +166,11 @@ fn readiness(dump: &Dump, out: &mut Vec<Finding>) {
     }
 }
 
-/// Every route configuration Envoy uses: the RDS ones and those inline in listeners.
-fn route_configs(dump: &Dump) -> Vec<&RouteConfig> {
-    let mut all: Vec<&RouteConfig> = dump
-        .route_configs
-        .iter()
-        .filter(|rc| rc.meta.state != State::Draining)
-        .collect();
-    for l in &dump.listeners {
-        for fc in l.all_filter_chains() {
-            for f in &fc.filters {
-                if let NetworkFilter::HttpConnectionManager { config, .. } = f {
-                    if let RouteSource::Inline(rc) = &config.routes {
-                        all.push(rc);
-                    }
-                }
-            }
-        }
-    }
-    all
-}
-
 fn routes(dump: &Dump, out: &mut Vec<Finding>) {
     let clusters: HashSet<&str> = dump.clusters.iter().map(|c| &*c.name).collect();
     // A dump without clusters (one section, a list of routes) cannot say a cluster is missing.
     let judge_clusters = !clusters.is_empty();
-    for rc in route_configs(dump) {
+    for rc in dump.route_configs_in_use() {
         let mut domains: HashMap<String, &str> = HashMap::new();
         for vh in &rc.virtual_hosts {
             for d in &vh.domains {
@@ -216,12 +195,7 @@ fn routes(dump: &Dump, out: &mut Vec<Finding>) {
             if judge_clusters {
                 for (i, r) in vh.routes.iter().enumerate() {
                     if let Action::Route(a) = &r.action {
-                        let names: Vec<&str> = match &a.target {
-                            RouteTarget::Cluster(c) => vec![c],
-                            RouteTarget::Weighted(ws) => ws.iter().map(|w| &*w.name).collect(),
-                            _ => Vec::new(),
-                        };
-                        for c in names.into_iter().filter(|c| !clusters.contains(c)) {
+                        for c in a.target.clusters().filter(|c| !clusters.contains(c)) {
                             out.push(finding(
                                 Severity::Error,
                                 "missing-cluster",
@@ -244,12 +218,7 @@ fn routes(dump: &Dump, out: &mut Vec<Finding>) {
         for fc in l.all_filter_chains() {
             for f in &fc.filters {
                 if let NetworkFilter::TcpProxy { config, .. } = f {
-                    let names: Vec<&str> = match &config.target {
-                        TcpTarget::Cluster(c) => vec![c],
-                        TcpTarget::Weighted(ws) => ws.iter().map(|(c, _)| &**c).collect(),
-                        TcpTarget::None => Vec::new(),
-                    };
-                    for c in names.into_iter().filter(|c| !clusters.contains(c)) {
+                    for c in config.target.clusters().filter(|c| !clusters.contains(c)) {
                         out.push(finding(
                             Severity::Error,
                             "missing-cluster",
@@ -462,12 +431,8 @@ fn secrets(dump: &Dump, options: &Options, out: &mut Vec<Finding>) {
             }
         }
         for l in &dump.listeners {
-            for fc in l.all_filter_chains() {
-                if let Some(t) = fc.transport_socket.as_ref().and_then(|t| t.tls.as_ref()) {
-                    for s in t.certificate_sds.iter().chain(&t.validation_sds) {
-                        missing("listener", &l.name, s);
-                    }
-                }
+            for s in l.sds_secrets() {
+                missing("listener", &l.name, s);
             }
         }
     }
@@ -571,13 +536,13 @@ fn unused(dump: &Dump, out: &mut Vec<Finding>) {
     } else {
         ""
     };
-    let mut unused: BTreeMap<&str, ()> = BTreeMap::new();
-    for c in &dump.clusters {
-        if service_of(c).is_some() && !refs.clusters.contains(&*c.name) {
-            unused.insert(&c.name, ());
-        }
-    }
-    for name in unused.into_keys() {
+    let unused: BTreeSet<&str> = dump
+        .clusters
+        .iter()
+        .filter(|c| service_of(c).is_some() && !refs.clusters.contains(&*c.name))
+        .map(|c| &*c.name)
+        .collect();
+    for name in unused {
         out.push(finding(
             Severity::Info,
             "unused-cluster",

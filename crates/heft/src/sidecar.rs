@@ -352,12 +352,7 @@ pub fn used_services(dump: &Dump, usage: &Usage) -> BTreeMap<String, Counter> {
     for c in &dump.clusters {
         if let Some((host, _)) = service_of(c) {
             if let Some(counter) = usage.cluster_counter(&c.name) {
-                match out.get(host) {
-                    Some(kept) if kept.value >= counter.value => {}
-                    _ => {
-                        out.insert(host.to_string(), counter.clone());
-                    }
-                }
+                crate::usage::keep(&mut out, host, &*counter.name, counter.value);
             }
         }
     }

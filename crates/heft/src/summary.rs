@@ -496,7 +496,6 @@ impl Counts {
         self.reject("listener", &l.name, &l.meta);
         if l.meta.state == State::Warming {
             let mut rds = Vec::new();
-            let mut sds = Vec::new();
             for fc in l.all_filter_chains() {
                 for f in &fc.filters {
                     if let crate::model::NetworkFilter::HttpConnectionManager { config, .. } = f {
@@ -506,15 +505,8 @@ impl Counts {
                         }
                     }
                 }
-                if let Some(t) = fc.transport_socket.as_ref().and_then(|t| t.tls.as_ref()) {
-                    sds.extend(
-                        t.certificate_sds
-                            .iter()
-                            .chain(&t.validation_sds)
-                            .map(|s| s.to_string()),
-                    );
-                }
             }
+            let sds = l.sds_secrets().map(Into::into).collect();
             self.warming.push(WarmingSeen {
                 kind: "listener",
                 name: l.name.to_string(),

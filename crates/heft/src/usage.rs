@@ -63,9 +63,13 @@ pub struct Counter {
     pub value: u64,
 }
 
-/// Keeps `counter` for `key` unless a larger one is already kept.
-fn keep(map: &mut BTreeMap<String, Counter>, key: &str, name: impl Into<String>, value: f64) {
-    let value = value as u64;
+/// Keeps the stat `name` of `value` as `key`'s counter unless a larger one is already kept.
+pub(crate) fn keep(
+    map: &mut BTreeMap<String, Counter>,
+    key: &str,
+    name: impl Into<String>,
+    value: u64,
+) {
     match map.get_mut(key) {
         Some(c) if c.value >= value => {}
         Some(c) => {
@@ -150,7 +154,7 @@ impl Usage {
                 self.counters_seen += 1;
                 self.service_counters_seen += usize::from(cluster.starts_with("outbound|"));
                 if value > 0.0 {
-                    keep(&mut self.clusters, cluster, name, value);
+                    keep(&mut self.clusters, cluster, name, value as u64);
                 }
                 return;
             }
@@ -167,7 +171,7 @@ impl Usage {
             };
             if value > 0.0 && tag("reporter") == Some("source") {
                 if let Some(service) = tag("destination_service").filter(|s| is_service(s)) {
-                    keep(&mut self.services, service, name, value);
+                    keep(&mut self.services, service, name, value as u64);
                 }
             }
         }
@@ -332,11 +336,11 @@ fn from_prometheus(bytes: &[u8]) -> Result<Usage> {
             if value > 0.0 {
                 let shown = sample_name(line);
                 match label("cluster_name") {
-                    Some(cluster) => keep(&mut usage.clusters, cluster, shown, value),
+                    Some(cluster) => keep(&mut usage.clusters, cluster, shown, value as u64),
                     None => {
                         let folded = &name["envoy_cluster_".len()..name.len() - counter.len()];
                         if let Some(folded) = folded.strip_suffix('_').filter(|f| !f.is_empty()) {
-                            keep(&mut usage.folded_clusters, folded, shown, value);
+                            keep(&mut usage.folded_clusters, folded, shown, value as u64);
                         }
                     }
                 }
@@ -346,7 +350,12 @@ fn from_prometheus(bytes: &[u8]) -> Result<Usage> {
             usage.service_counters_seen += 1;
             if value > 0.0 && label("reporter") == Some("source") {
                 if let Some(service) = label("destination_service").filter(|s| is_service(s)) {
-                    keep(&mut usage.services, service, sample_name(line), value);
+                    keep(
+                        &mut usage.services,
+                        service,
+                        sample_name(line),
+                        value as u64,
+                    );
                 }
             }
         }

@@ -23,7 +23,7 @@
 
 use crate::cost::{istio_stats_matcher, CostModel, Estimate, Object, RollupBy, Settings};
 use crate::model::istio::IstioName;
-use crate::model::{Dump, NetworkFilter, RouteSource, RouteTarget, StatsMatcher, TcpTarget};
+use crate::model::{Dump, NetworkFilter, RouteSource, RouteTarget, StatsMatcher};
 use crate::scope::{service_of, Scope};
 use crate::sidecar::{narrowest_egress, used_services, NoEvidence, WhatIf, Workload};
 use crate::usage::Usage;
@@ -265,6 +265,7 @@ impl Why {
             model,
             settings,
             usage,
+            used.as_ref(),
             &namespace_of,
             &dead_weight,
             &multipliers,
@@ -305,6 +306,7 @@ fn next_step(
     model: &CostModel,
     settings: &Settings,
     usage: Option<&Usage>,
+    used: Option<&BTreeMap<String, crate::usage::Counter>>,
     namespace_of: &BTreeMap<&str, &str>,
     dead: &DeadWeight,
     m: &Multipliers,
@@ -363,15 +365,9 @@ fn next_step(
         combined_settings.stats = Some(istio_stats_matcher());
     }
 
-    if let Some(lever) = hide_namespaces(dump, own, model, settings, usage, namespace_of, total) {
-        let keep: Vec<String> = namespace_of
-            .values()
-            .filter(|ns| !lever.namespaces.iter().any(|h| h == *ns))
-            .map(|ns| format!("{ns}/*"))
-            .chain(std::iter::once("istio-system/*".to_string()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+    if let Some((lever, keep)) =
+        hide_namespaces(dump, own, model, settings, used, namespace_of, total)
+    {
         combined = scoped(&keep, &combined);
         levers.push(lever);
     }
@@ -434,13 +430,13 @@ fn hide_namespaces(
     own: &str,
     model: &CostModel,
     settings: &Settings,
-    usage: Option<&Usage>,
+    used: Option<&BTreeMap<String, crate::usage::Counter>>,
     namespace_of: &BTreeMap<&str, &str>,
     total: u64,
-) -> Option<Lever> {
+) -> Option<(Lever, Vec<String>)> {
     // Hiding namespaces cuts them for every proxy of the mesh: only stats that show calls can
     // say which namespaces this workload does without.
-    let used = used_services(dump, usage?);
+    let used = used?;
     if used.is_empty() {
         return None;
     }
@@ -477,7 +473,7 @@ fn hide_namespaces(
         hidden.len(),
         scoped.removed_services.len()
     );
-    Some(Lever {
+    let lever = Lever {
         kind: "hide_namespaces",
         setting: "export those namespaces' services only where they are called (exportTo on their Services, networking.istio.io/exportTo, or the mesh's defaultServiceExportTo), or leave namespaces no workload needs out of meshConfig.discoverySelectors".to_string(),
         evidence,
@@ -485,7 +481,8 @@ fn hide_namespaces(
         after_bytes: after,
         saving_bytes: total.saturating_sub(after),
         namespaces: hidden,
-    })
+    };
+    Some((lever, keep))
 }
 
 /// `dump` without the service clusters nothing routes to (and their endpoints), as istiod's
@@ -593,44 +590,30 @@ pub(crate) fn references(dump: &Dump) -> References<'_> {
     let mut referenced: HashSet<&str> = HashSet::new();
     let mut rds: HashSet<&str> = HashSet::new();
     let mut cluster_header_routes = false;
-    let inline = dump
+    for f in dump
         .listeners
         .iter()
         .flat_map(|l| l.all_filter_chains())
-        .flat_map(|fc| &fc.filters);
-    let mut route_configs: Vec<&crate::model::RouteConfig> = dump.route_configs.iter().collect();
-    for f in inline {
+        .flat_map(|fc| &fc.filters)
+    {
         match f {
-            NetworkFilter::HttpConnectionManager { config, .. } => match &config.routes {
-                RouteSource::Rds { route_config_name } => {
+            NetworkFilter::HttpConnectionManager { config, .. } => {
+                if let RouteSource::Rds { route_config_name } = &config.routes {
                     rds.insert(route_config_name);
                 }
-                RouteSource::Inline(rc) => route_configs.push(rc),
-                _ => {}
-            },
-            NetworkFilter::TcpProxy { config, .. } => match &config.target {
-                TcpTarget::Cluster(c) => {
-                    referenced.insert(c);
-                }
-                TcpTarget::Weighted(ws) => referenced.extend(ws.iter().map(|(c, _)| &**c)),
-                TcpTarget::None => {}
-            },
+            }
+            NetworkFilter::TcpProxy { config, .. } => referenced.extend(config.target.clusters()),
             NetworkFilter::Other { .. } => {}
         }
     }
-    for rc in route_configs {
+    for rc in dump.route_configs_in_use() {
         for r in rc.virtual_hosts.iter().flat_map(|v| &v.routes) {
             if let crate::model::Action::Route(a) = &r.action {
-                match &a.target {
-                    RouteTarget::Cluster(c) => {
-                        referenced.insert(c);
-                    }
-                    RouteTarget::Weighted(ws) => referenced.extend(ws.iter().map(|w| &*w.name)),
-                    RouteTarget::ClusterHeader(_) | RouteTarget::Plugin(_) => {
-                        cluster_header_routes = true
-                    }
-                    RouteTarget::None => {}
-                }
+                referenced.extend(a.target.clusters());
+                cluster_header_routes |= matches!(
+                    a.target,
+                    RouteTarget::ClusterHeader(_) | RouteTarget::Plugin(_)
+                );
             }
         }
     }
@@ -655,12 +638,7 @@ fn dead_weight(dump: &Dump, e: &Estimate<'_>) -> DeadWeight {
         .clusters
         .iter()
         .flat_map(|c| c.sds_secrets())
-        .chain(dump.listeners.iter().flat_map(|l| {
-            l.all_filter_chains()
-                .filter_map(|fc| fc.transport_socket.as_ref()?.tls.as_ref())
-                .flat_map(|t| t.certificate_sds.iter().chain(t.validation_sds.iter()))
-                .map(|s| &**s)
-        }))
+        .chain(dump.listeners.iter().flat_map(|l| l.sds_secrets()))
         .collect();
     let mut dead: Vec<Row> = Vec::new();
     for o in &e.objects {

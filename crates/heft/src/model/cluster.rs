@@ -152,6 +152,14 @@ pub struct TlsContext {
 }
 
 impl TlsContext {
+    /// The SDS secrets it waits for: its certificates', then its validation context's.
+    pub fn sds_secrets(&self) -> impl Iterator<Item = &str> {
+        self.certificate_sds
+            .iter()
+            .chain(&self.validation_sds)
+            .map(|s| &**s)
+    }
+
     /// A context of this side with nothing set (what a read with
     /// [`Detail::Shape`](crate::stream::Detail::Shape) keeps of every context).
     pub fn empty(side: TlsSide) -> TlsContext {
@@ -261,8 +269,7 @@ impl Cluster {
                     .filter_map(|m| m.socket.as_ref()),
             )
             .filter_map(|s| s.tls.as_ref())
-            .flat_map(|t| t.certificate_sds.iter().chain(t.validation_sds.iter()))
-            .map(|s| &**s)
+            .flat_map(TlsContext::sds_secrets)
     }
 }
 

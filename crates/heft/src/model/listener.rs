@@ -94,6 +94,18 @@ pub enum TcpTarget {
     None,
 }
 
+impl TcpTarget {
+    /// The clusters it sends connections to.
+    pub fn clusters(&self) -> impl Iterator<Item = &str> {
+        let (one, weighted) = match self {
+            TcpTarget::Cluster(c) => (Some(&**c), &[][..]),
+            TcpTarget::Weighted(ws) => (None, &ws[..]),
+            TcpTarget::None => (None, &[][..]),
+        };
+        one.into_iter().chain(weighted.iter().map(|(c, _)| &**c))
+    }
+}
+
 /// A TCP proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TcpProxy {
@@ -190,5 +202,12 @@ impl Listener {
         self.filter_chains
             .iter()
             .chain(self.default_filter_chain.iter())
+    }
+
+    /// Every SDS secret its filter chains' TLS contexts wait for.
+    pub fn sds_secrets(&self) -> impl Iterator<Item = &str> {
+        self.all_filter_chains()
+            .filter_map(|fc| fc.transport_socket.as_ref()?.tls.as_ref())
+            .flat_map(super::TlsContext::sds_secrets)
     }
 }

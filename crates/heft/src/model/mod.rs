@@ -340,6 +340,25 @@ pub struct Dump {
 }
 
 impl Dump {
+    /// Every route configuration Envoy routes with: those over RDS and those inline in a
+    /// listener's HTTP connection managers.
+    pub fn route_configs_in_use(&self) -> Vec<&RouteConfig> {
+        let mut all: Vec<&RouteConfig> = self.route_configs.iter().collect();
+        for f in self
+            .listeners
+            .iter()
+            .flat_map(|l| l.all_filter_chains())
+            .flat_map(|fc| &fc.filters)
+        {
+            if let NetworkFilter::HttpConnectionManager { config, .. } = f {
+                if let RouteSource::Inline(rc) = &config.routes {
+                    all.push(rc);
+                }
+            }
+        }
+        all
+    }
+
     pub(crate) fn empty(source: Source) -> Dump {
         Dump {
             source,

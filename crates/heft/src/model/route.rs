@@ -117,6 +117,18 @@ pub enum RouteTarget {
     None,
 }
 
+impl RouteTarget {
+    /// The clusters it names (none for a header or plugin that picks one per request).
+    pub fn clusters(&self) -> impl Iterator<Item = &str> {
+        let (one, weighted) = match self {
+            RouteTarget::Cluster(c) => (Some(&**c), &[][..]),
+            RouteTarget::Weighted(ws) => (None, &ws[..]),
+            _ => (None, &[][..]),
+        };
+        one.into_iter().chain(weighted.iter().map(|w| &*w.name))
+    }
+}
+
 /// A retry policy.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RetryPolicy {
