@@ -30,15 +30,6 @@ def node():
     return n
 
 
-def virtual_outbound():
-    return istio.listener(
-        "virtualOutbound", "127.0.0.1", 15001,
-        [{"name": "PassthroughFilterChain",
-          "filters": [istio.tcp_proxy("BlackHoleCluster", cluster="BlackHoleCluster")]}],
-        direction="OUTBOUND", listener_filters=("original_dst", "tls_inspector", "http_inspector"),
-        use_original_dst=True, listener_filters_timeout="0s", continue_on_listener_filters_timeout=True)
-
-
 def registry_only(route_configuration):
     """The route configuration with its catch-all as REGISTRY_ONLY writes it: block_all."""
     vhosts = [vh for vh in route_configuration["virtual_hosts"] if vh["name"] not in ("allow_any", "block_all")]
@@ -56,7 +47,7 @@ class RegistryOnly(scenario_sidecar.Sidecar):
     def steps(self):
         outbound, assignments = scenario_sidecar.outbound_clusters_and_endpoints()
         special, special_assignments = scenario_sidecar.special_clusters()
-        listeners = [virtual_outbound(), scenario_sidecar.virtual_inbound(),
+        listeners = [scenario_sidecar.virtual_outbound("BlackHoleCluster"), scenario_sidecar.virtual_inbound(),
                      scenario_sidecar.http_outbound(9080), scenario_sidecar.http_outbound(8080),
                      scenario_sidecar.mongodb_outbound((80, 20))]
         routes = [registry_only(scenario_sidecar.route_9080()), registry_only(scenario_sidecar.route_8080())]

@@ -233,11 +233,13 @@ def virtual_inbound():
                           use_original_dst=True)
 
 
-def virtual_outbound():
+def virtual_outbound(catch_all="PassthroughCluster"):
+    """Istio's capture listener; `catch_all` takes what matches no service (BlackHoleCluster under
+    REGISTRY_ONLY)."""
     return istio.listener(
         "virtualOutbound", "127.0.0.1", 15001,
         [{"name": "PassthroughFilterChain",
-          "filters": [istio.tcp_proxy("PassthroughCluster", cluster="PassthroughCluster")]}],
+          "filters": [istio.tcp_proxy(catch_all, cluster=catch_all)]}],
         direction="OUTBOUND", listener_filters=("original_dst", "tls_inspector", "http_inspector"),
         use_original_dst=True, listener_filters_timeout="0s", continue_on_listener_filters_timeout=True)
 
